@@ -1,0 +1,185 @@
+// stockade: the command line. This file only wires the pieces together:
+// profile::load -> sandbox::plan -> sandbox::launch -> report.
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <iostream>
+
+#include "profile/loader.hpp"
+#include "report/exit_status.hpp"
+#include "report/explain.hpp"
+#include "sandbox/host.hpp"
+#include "sandbox/launch.hpp"
+#include "sandbox/plan.hpp"
+#include "util/error.hpp"
+#include "util/proc_title.hpp"
+#include "util/stdio.hpp"
+
+#ifndef STOCKADE_VERSION
+#define STOCKADE_VERSION "0.0.0"
+#endif
+
+using namespace stockade;
+
+namespace {
+
+constexpr const char* kExamples = R"(Examples:
+  stockade run hello.py                     run a script under the default profile
+  stockade run -c 'print(2 + 2)'            run a code string
+  stockade run -p strict --ro ./data:/data job.py   no network, ./data read-only at /data
+  stockade run --rw out:/work/out job.py     let the script write into ./out
+  stockade exec -- /usr/bin/env              run any program the profile allows
+  stockade explain -p strict                 show exactly what a profile allows
+  stockade check my-profile.toml             validate a profile
+
+Exit status: the program's own; 128+N if it died of signal N; 125 if stockade
+failed; 126 if the program could not be executed; 127 if it was not found.)";
+
+void add_common(CLI::App* sub, profile::CommandLine& cl) {
+    sub->add_option("-p,--profile", cl.profile, "built-in profile name or path to a .toml file (default: python)");
+    sub->add_option("--ro", cl.ro, "bind SRC read-only at DST (default: same path)")->type_name("SRC[:DST]");
+    sub->add_option("--rw", cl.rw, "bind SRC read-write at DST")->type_name("SRC[:DST]");
+    sub->add_option("--env", cl.env, "set a variable in the jail")->type_name("KEY=VALUE");
+    sub->add_option("--env-pass", cl.env_pass, "pass the caller's value of KEY into the jail")->type_name("KEY");
+    sub->add_option("--cwd", cl.cwd, "working directory inside the jail")->type_name("DIR");
+    sub->add_option("--set", cl.sets, "override any profile key, e.g. --set network.mode=none")->type_name("KEY=VALUE");
+}
+
+int print_profile_error(const profile::ProfileError& e, bool all) {
+    for (const auto& d : e.diagnostics) {
+        std::cerr << "stockade: " << d.str() << "\n";
+        if (!all) break;
+    }
+    return report::kExitStockadeFailed;
+}
+
+int do_run(const profile::CommandLine& cl, const sandbox::Invocation& inv, char** envp) {
+    profile::Policy policy = profile::load(cl);
+    sandbox::Plan plan = sandbox::plan(policy, inv, sandbox::gather_host_facts(envp));
+    sandbox::check_sources(plan);
+    sandbox::Outcome outcome = sandbox::launch(plan);
+    std::string line = report::summary_line(outcome);
+    if (!line.empty()) std::cerr << line << "\n";
+    return report::exit_status(outcome);
+}
+
+}  // namespace
+
+int main(int argc, char** argv, char** envp) {
+    remember_process_block(argc, argv, envp);
+    ensure_stdio_open();
+    close_inherited_fds();
+
+    CLI::App app{"stockade: a small, fast, setuid-free Linux jail for untrusted Python", "stockade"};
+    app.set_version_flag("--version", std::string("stockade ") + STOCKADE_VERSION);
+    app.require_subcommand(1);
+    app.footer(kExamples);
+
+    profile::CommandLine cl;
+    std::string code;
+    bool code_given = false;
+
+    CLI::App* run = app.add_subcommand("run", "run a Python script (or -c CODE) in the jail");
+    add_common(run, cl);
+    run->add_option("-c", code, "run CODE instead of a script file")->each([&](const std::string&) { code_given = true; });
+    run->prefix_command();
+    run->footer("  stockade run [options] SCRIPT.py [ARGS...]\n  stockade run [options] -c CODE [ARGS...]");
+
+    CLI::App* exec = app.add_subcommand("exec", "run any program the profile allows: stockade exec [options] -- ARGV...");
+    add_common(exec, cl);
+    exec->prefix_command();
+
+    std::string check_path;
+    CLI::App* check = app.add_subcommand("check", "validate a profile; prints every error");
+    check->add_option("PROFILE", check_path, "built-in name or path to a .toml file")->required();
+    check->add_option("--set", cl.sets, "also apply overrides")->type_name("KEY=VALUE");
+
+    CLI::App* explain = app.add_subcommand("explain", "print the effective, fully resolved policy");
+    add_common(explain, cl);
+
+    CLI::App* profiles = app.add_subcommand("profiles", "list the built-in profiles");
+
+    // Everything after the first "--" belongs to the program, untouched by option
+    // parsing (CLI11 would otherwise try to read "-c" in `exec -- sh -c ...`).
+    std::vector<std::string> args(argv + 1, argv + argc), after_dashes;
+    if (auto dd = std::find(args.begin(), args.end(), "--"); dd != args.end()) {
+        after_dashes.assign(dd + 1, args.end());
+        args.erase(dd, args.end());
+    }
+    std::reverse(args.begin(), args.end());  // CLI11 takes the vector form reversed
+
+    try {
+        app.parse(args);
+    } catch (const CLI::ParseError& e) {
+        int rc = app.exit(e);
+        return rc == 0 ? 0 : report::kExitStockadeFailed;
+    }
+
+    try {
+        if (*profiles) {
+            for (const auto& b : profile::builtins()) {
+                std::string desc;
+                try {
+                    desc = profile::load_text(b.text, std::string("<builtin>/") + b.name + ".toml").description;
+                } catch (const profile::ProfileError&) {
+                    desc = "(invalid)";
+                }
+                std::cout << b.name << (std::string(b.name) == profile::kDefaultProfile ? " (default)" : "") << "\t"
+                          << desc << "\n";
+            }
+            return 0;
+        }
+        if (*check) {
+            cl.profile = check_path;
+            try {
+                profile::Policy p = profile::load(cl);
+                std::cout << p.name << ": ok\n";
+                return 0;
+            } catch (const profile::ProfileError& e) {
+                return print_profile_error(e, true);
+            }
+        }
+
+        sandbox::Invocation inv;
+        std::vector<std::string> rest;
+        if (*run) rest = run->remaining();
+        if (*exec) rest = exec->remaining();
+        if (!rest.empty() && rest.front() == "--") rest.erase(rest.begin());
+        rest.insert(rest.end(), after_dashes.begin(), after_dashes.end());
+
+        if (*explain) {
+            profile::Policy p = profile::load(cl);
+            inv.mode = sandbox::Invocation::Mode::Code;
+            inv.code = "CODE";  // stands for the script or code a run would be given
+            sandbox::Plan plan = sandbox::plan(p, inv, sandbox::gather_host_facts(envp));
+            report::explain(std::cout, p, plan);
+            return 0;
+        }
+        if (*run) {
+            if (code_given) {
+                inv.mode = sandbox::Invocation::Mode::Code;
+                inv.code = code;
+                inv.args = rest;
+            } else {
+                if (rest.empty()) throw Error("run: expected SCRIPT.py or -c CODE (see stockade run --help)");
+                if (rest.front().size() > 1 && rest.front()[0] == '-' && after_dashes.empty())
+                    throw Error("run: unknown option " + rest.front() + " (see stockade run --help)");
+                inv.mode = sandbox::Invocation::Mode::Script;
+                inv.script = rest.front();
+                inv.args.assign(rest.begin() + 1, rest.end());
+            }
+        } else {
+            inv.mode = sandbox::Invocation::Mode::Exec;
+            inv.args = rest;
+        }
+        return do_run(cl, inv, envp);
+    } catch (const profile::ProfileError& e) {
+        return print_profile_error(e, false);
+    } catch (const Error& e) {
+        std::cerr << "stockade: " << e.what() << "\n";
+        return report::kExitStockadeFailed;
+    } catch (const std::exception& e) {
+        std::cerr << "stockade: internal error: " << e.what() << "\n";
+        return report::kExitStockadeFailed;
+    }
+}

@@ -1,0 +1,243 @@
+#include "profile/loader.hpp"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "profile/schema.hpp"
+
+namespace stockade::profile {
+namespace {
+
+[[noreturn]] void fail(std::string file, unsigned line, unsigned col, std::string key, std::string msg) {
+    throw ProfileError{{Diagnostic{std::move(file), line, col, std::move(key), std::move(msg)}}};
+}
+
+toml::table parse(const std::string& text, const std::string& display) {
+    try {
+        return toml::parse(text, display);
+    } catch (const toml::parse_error& e) {
+        fail(display, e.source().begin.line, e.source().begin.column, "", "TOML syntax: " + std::string(e.description()));
+    }
+}
+
+// Moves keeps toml++'s source positions (copies drop them), so the merged table
+// still points every value at the file and line that set it.
+void merge_into(toml::table& base, toml::table&& over) {
+    for (auto&& [k, v] : over) {
+        toml::node* existing = base.get(k);
+        if (existing && existing->is_table() && v.is_table()) {
+            merge_into(*existing->as_table(), std::move(*v.as_table()));
+            continue;
+        }
+        v.visit([&, &key = k](auto&& val) { base.insert_or_assign(key, std::move(val)); });
+    }
+}
+
+bool is_path_ref(const std::string& ref) {
+    return ref.find('/') != std::string::npos || (ref.size() > 5 && ref.compare(ref.size() - 5, 5, ".toml") == 0);
+}
+
+std::vector<std::string> builtin_names() {
+    std::vector<std::string> n;
+    for (const auto& b : builtins()) n.emplace_back(b.name);
+    return n;
+}
+
+struct Resolved {
+    std::string display;  // what errors call it
+    std::string id;       // identity for cycle detection
+    std::string dir;      // where a relative `extends` path is looked up
+    std::string text;
+};
+
+Resolved resolve(const std::string& ref, const std::string& from_dir, const Diagnostic& where) {
+    if (!is_path_ref(ref)) {
+        for (const auto& b : builtins())
+            if (ref == b.name) return {std::string("<builtin>/") + b.name + ".toml", "builtin:" + ref, "", b.text};
+        auto names = builtin_names();
+        std::string msg = "unknown profile '" + ref + "'";
+        std::string hint = did_you_mean(ref, names);
+        if (!hint.empty()) msg += "; did you mean '" + hint + "'?";
+        std::string list;
+        for (auto& n : names) list += (list.empty() ? "" : ", ") + n;
+        msg += " (built-in: " + list + "; or a path to a .toml file)";
+        fail(where.file, where.line, where.column, where.key, msg);
+    }
+    std::string path = ref;
+    if (path[0] != '/' && !from_dir.empty()) path = from_dir + "/" + path;
+    std::ifstream in(path, std::ios::binary);
+    if (!in) fail(where.file, where.line, where.column, where.key, "cannot read profile " + path + ": " + std::strerror(errno));
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    if (ss.str().size() > (1 << 20)) fail(path, 0, 0, "", "profile is larger than 1 MiB");
+    char* real = ::realpath(path.c_str(), nullptr);
+    std::string id = real ? real : path;
+    free(real);
+    size_t slash = path.rfind('/');
+    std::string dir = slash == std::string::npos ? std::string(".") : (slash == 0 ? "/" : path.substr(0, slash));
+    return {path, id, dir, ss.str()};
+}
+
+toml::table load_chain(const Resolved& r, std::vector<std::string>& chain) {
+    if (std::find(chain.begin(), chain.end(), r.id) != chain.end()) {
+        std::string c;
+        for (auto& x : chain) c += x + " -> ";
+        fail(r.display, 0, 0, "extends", "extends cycle: " + c + r.id);
+    }
+    if (chain.size() >= 8) fail(r.display, 0, 0, "extends", "extends chain deeper than 8 profiles");
+    chain.push_back(r.id);
+
+    toml::table t = parse(r.text, r.display);
+    const toml::node* schema = t.get("schema");
+    if (!schema)
+        fail(r.display, 1, 1, "schema", "missing; every profile starts with 'schema = 1'");
+    if (!schema->is_integer() || schema->as_integer()->get() != 1)
+        fail(r.display, schema->source().begin.line, schema->source().begin.column, "schema",
+             "unsupported schema version; this stockade reads schema = 1");
+
+    const toml::node* ext = t.get("extends");
+    if (!ext) return t;
+    if (!ext->is_string())
+        fail(r.display, ext->source().begin.line, ext->source().begin.column, "extends",
+             "expected a profile name or path (a string)");
+    Diagnostic where{r.display, ext->source().begin.line, ext->source().begin.column, "extends", ""};
+    Resolved parent_ref = resolve(ext->as_string()->get(), r.dir, where);
+    toml::table merged = load_chain(parent_ref, chain);
+    merge_into(merged, std::move(t));
+    return merged;
+}
+
+std::string toml_quote(const std::string& v) {
+    std::string q = "\"";
+    for (unsigned char c : v) {
+        if (c == '"' || c == '\\') {
+            q += '\\';
+            q += static_cast<char>(c);
+        } else if (c < 0x20 || c == 0x7f) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            q += buf;
+        } else {
+            q += static_cast<char>(c);
+        }
+    }
+    return q + "\"";
+}
+
+// "--set limits.memory=512M": the value is read as TOML when it parses as TOML,
+// and as a plain string otherwise, so both `--set run.cwd=/data` and
+// `--set 'filesystem.ro=["/usr"]'` work.
+void apply_set(toml::table& root, const std::string& assignment) {
+    size_t eq = assignment.find('=');
+    if (eq == std::string::npos || eq == 0)
+        fail("--set", 0, 0, "", "expected KEY=VALUE (e.g. --set network.mode=none), got \"" + assignment + "\"");
+    std::string key = assignment.substr(0, eq);
+    std::string value = assignment.substr(eq + 1);
+    std::vector<std::string> parts;
+    std::stringstream ks(key);
+    for (std::string seg; std::getline(ks, seg, '.');) {
+        bool ok = !seg.empty() && std::all_of(seg.begin(), seg.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+        });
+        if (!ok) fail("--set", 0, 0, key, "expected a dotted key like run.cwd");
+        parts.push_back(seg);
+    }
+    if (parts.front() == "schema" || parts.front() == "extends")
+        fail("--set", 0, 0, key, "cannot be overridden; use -p to choose the profile");
+
+    toml::table parsed;
+    try {
+        parsed = toml::parse("v = " + value, std::string("--set"));
+    } catch (const toml::parse_error&) {
+        try {
+            parsed = toml::parse("v = " + toml_quote(value), std::string("--set"));
+        } catch (const toml::parse_error& e) {
+            fail("--set", 0, 0, key, "value: " + std::string(e.description()));
+        }
+    }
+    toml::table* cur = &root;
+    for (size_t i = 0; i + 1 < parts.size(); ++i) {
+        toml::node* n = cur->get(parts[i]);
+        if (!n) {
+            cur->insert(parts[i], toml::table{});
+            n = cur->get(parts[i]);
+        }
+        if (!n->is_table()) fail("--set", 0, 0, key, "'" + parts[i] + "' is not a table");
+        cur = n->as_table();
+    }
+    parsed.get("v")->visit([&](auto&& val) { cur->insert_or_assign(parts.back(), std::move(val)); });
+}
+
+void apply_command_line(Policy& p, const CommandLine& cl, std::vector<Diagnostic>& diags) {
+    for (bool writable : {false, true}) {
+        for (const auto& spec : writable ? cl.rw : cl.ro) {
+            Bind b;
+            std::string m = parse_bind_spec(spec, writable, b);
+            if (!m.empty()) {
+                diags.push_back({writable ? "--rw" : "--ro", 0, 0, spec, m});
+                continue;
+            }
+            b.origin = writable ? "--rw" : "--ro";
+            p.binds.push_back(std::move(b));
+        }
+    }
+    auto valid_key = [](const std::string& k) {
+        return !k.empty() && !std::isdigit(static_cast<unsigned char>(k[0])) &&
+               std::all_of(k.begin(), k.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+    };
+    for (const auto& kv : cl.env) {
+        size_t eq = kv.find('=');
+        std::string k = kv.substr(0, eq);
+        if (eq == std::string::npos || !valid_key(k)) {
+            diags.push_back({"--env", 0, 0, kv, "expected KEY=VALUE with KEY like [A-Za-z_][A-Za-z0-9_]*"});
+            continue;
+        }
+        std::erase_if(p.env, [&](auto& e) { return e.first == k; });
+        p.env.emplace_back(k, kv.substr(eq + 1));
+    }
+    for (const auto& k : cl.env_pass) {
+        if (!valid_key(k)) {
+            diags.push_back({"--env-pass", 0, 0, k, "expected a variable name like [A-Za-z_][A-Za-z0-9_]*"});
+            continue;
+        }
+        p.env_pass.push_back(k);
+    }
+    if (!cl.cwd.empty()) {
+        std::string c = normalize_abs_path(cl.cwd);
+        if (c.empty()) diags.push_back({"--cwd", 0, 0, cl.cwd, "expected an absolute path inside the jail"});
+        else p.cwd = c;
+    }
+}
+
+Policy finish(toml::table merged, const CommandLine& cl, const std::string& name) {
+    for (const auto& s : cl.sets) apply_set(merged, s);
+    std::vector<Diagnostic> diags;
+    Policy p = validate(merged, diags);
+    apply_command_line(p, cl, diags);
+    if (!diags.empty()) throw ProfileError{std::move(diags)};
+    p.name = name;
+    return p;
+}
+
+}  // namespace
+
+Policy load(const CommandLine& cl) {
+    std::string ref = cl.profile.empty() ? kDefaultProfile : cl.profile;
+    Resolved top = resolve(ref, "", Diagnostic{"-p", 0, 0, "", ""});
+    std::vector<std::string> chain;
+    toml::table merged = load_chain(top, chain);
+    return finish(std::move(merged), cl, is_path_ref(ref) ? top.display : ref);
+}
+
+Policy load_text(const std::string& text, const std::string& name) {
+    std::vector<std::string> chain;
+    Resolved r{name, name, "", text};
+    return finish(load_chain(r, chain), CommandLine{}, name);
+}
+
+}  // namespace stockade::profile

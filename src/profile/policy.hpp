@@ -1,0 +1,68 @@
+// The validated, immutable result of loading a profile: plain data, no TOML.
+// Everything downstream (plan, explain, launch) reads only this.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace stockade::profile {
+
+enum class NetMode { None, Loopback };
+enum class ProcMode { Pid, Full };
+
+struct Bind {
+    std::string src;     // host path, absolute
+    std::string dst;     // jail path, absolute
+    bool writable = false;
+    std::string origin;  // "profile.toml:12:3" or "--ro": where the user said it
+};
+
+struct Symlink {
+    std::string path;    // jail path
+    std::string target;  // link text, as written
+};
+
+struct Policy {
+    std::string name;         // built-in name or file path of the top profile
+    std::string description;
+
+    // [run]
+    std::string python = "/usr/bin/python3";
+    std::vector<std::string> python_args;
+    std::vector<std::string> exec_allow;  // glob patterns for the program path
+    std::string cwd = "/work";
+    std::string hostname = "stockade";
+
+    // [user]
+    uint32_t uid = 1000;
+    uint32_t gid = 1000;
+    std::string user_name = "sandbox";
+    std::string home = "/home/sandbox";
+    uint32_t root_host_uid = 65534;  // what the jail's uid is on the host when stockade runs as root
+    uint32_t root_host_gid = 65534;
+
+    // [filesystem]
+    std::vector<Bind> binds;
+    std::vector<Symlink> symlinks;
+    ProcMode proc = ProcMode::Pid;
+    uint64_t tmp_size = 128ull << 20;
+    uint64_t home_size = 128ull << 20;
+    uint64_t shm_size = 64ull << 20;
+    bool noexec_writable = true;  // noexec on /tmp, HOME, /dev/shm and --rw binds
+
+    // [env]
+    std::vector<std::pair<std::string, std::string>> env;
+    std::vector<std::string> env_pass;
+
+    // [network]
+    NetMode net = NetMode::Loopback;
+
+    // [namespaces]
+    bool time_ns = false;
+};
+
+const char* to_string(NetMode m);
+const char* to_string(ProcMode m);
+
+}  // namespace stockade::profile

@@ -1,0 +1,365 @@
+#include "profile/schema.hpp"
+
+#include <algorithm>
+#include <functional>
+#include <limits>
+#include <map>
+
+#include "profile/units.hpp"
+
+namespace stockade::profile {
+namespace {
+
+// Walks one table at a time: every key read is marked known, so anything left
+// over is reported as unknown with a suggestion from the table's real keys.
+class Reader {
+public:
+    explicit Reader(std::vector<Diagnostic>& d) : diags_(d) {}
+
+    void error(const toml::node* n, const std::string& key, const std::string& msg) {
+        Diagnostic d;
+        if (n) {
+            const auto& src = n->source();
+            if (src.path) d.file = *src.path;
+            d.line = src.begin.line;
+            d.column = src.begin.column;
+        }
+        d.key = key;
+        d.message = msg;
+        diags_.push_back(std::move(d));
+    }
+
+    void unknown_keys(const toml::table& t, const std::string& prefix, const std::vector<std::string>& known) {
+        for (auto&& [k, v] : t) {
+            std::string name(k.str());
+            if (std::find(known.begin(), known.end(), name) != known.end()) continue;
+            std::string msg = "unknown key";
+            std::string hint = did_you_mean(name, known);
+            if (!hint.empty()) msg += "; did you mean '" + hint + "'?";
+            else msg += "; expected one of: " + join(known);
+            error(&v, prefix + name, msg);
+        }
+    }
+
+    const toml::table* table(const toml::table& parent, const char* key) {
+        const toml::node* n = parent.get(key);
+        if (!n) return nullptr;
+        if (!n->is_table()) {
+            error(n, key, std::string("expected a table ([") + key + "]), got " + type_name(*n));
+            return nullptr;
+        }
+        return n->as_table();
+    }
+
+    template <typename F>
+    void string(const toml::table& t, const std::string& prefix, const char* key, F&& apply) {
+        const toml::node* n = t.get(key);
+        if (!n) return;
+        if (!n->is_string()) return error(n, prefix + key, "expected a string, got " + type_name(*n));
+        std::string v = n->as_string()->get();
+        std::string msg = apply(v);
+        if (!msg.empty()) error(n, prefix + key, msg);
+    }
+
+    void boolean(const toml::table& t, const std::string& prefix, const char* key, bool& out) {
+        const toml::node* n = t.get(key);
+        if (!n) return;
+        if (!n->is_boolean()) return error(n, prefix + key, "expected true or false, got " + type_name(*n));
+        out = n->as_boolean()->get();
+    }
+
+    void id(const toml::table& t, const std::string& prefix, const char* key, uint32_t& out, bool allow_zero) {
+        const toml::node* n = t.get(key);
+        if (!n) return;
+        if (!n->is_integer()) return error(n, prefix + key, "expected an integer id, got " + type_name(*n));
+        int64_t v = n->as_integer()->get();
+        int64_t lo = allow_zero ? 0 : 1;
+        if (v < lo || v > 4294967294LL)
+            return error(n, prefix + key,
+                         "expected an id from " + std::to_string(lo) + " to 4294967294, got " + std::to_string(v) +
+                             (v == 0 ? " (root is never mapped into or out of the jail)" : ""));
+        out = static_cast<uint32_t>(v);
+    }
+
+    void size(const toml::table& t, const std::string& prefix, const char* key, uint64_t& out, uint64_t min,
+              uint64_t max) {
+        const toml::node* n = t.get(key);
+        if (!n) return;
+        std::optional<uint64_t> v;
+        if (n->is_integer()) {
+            int64_t i = n->as_integer()->get();
+            if (i >= 0) v = static_cast<uint64_t>(i);
+        } else if (n->is_string()) {
+            v = parse_size(n->as_string()->get());
+        } else {
+            return error(n, prefix + key, "expected a size like \"512M\", got " + type_name(*n));
+        }
+        if (!v)
+            return error(n, prefix + key,
+                         "expected a size like \"512M\" or \"2G\" (units B, K, M, G, T), got " + repr(*n));
+        if (*v < min || *v > max)
+            return error(n, prefix + key,
+                         "expected a size from " + format_size(min) + " to " + format_size(max) + ", got " + repr(*n));
+        out = *v;
+    }
+
+    // Array of strings; each element validated by apply (returns "" or an error).
+    template <typename F>
+    void strings(const toml::table& t, const std::string& prefix, const char* key, F&& apply) {
+        const toml::node* n = t.get(key);
+        if (!n) return;
+        if (!n->is_array()) return error(n, prefix + key, "expected an array of strings, got " + type_name(*n));
+        size_t i = 0;
+        for (const toml::node& e : *n->as_array()) {
+            std::string k = prefix + key + "[" + std::to_string(i++) + "]";
+            if (!e.is_string()) {
+                error(&e, k, "expected a string, got " + type_name(e));
+                continue;
+            }
+            std::string msg = apply(e.as_string()->get(), e);
+            if (!msg.empty()) error(&e, k, msg);
+        }
+    }
+
+    // Inline table or table of string -> string.
+    template <typename F>
+    void string_map(const toml::table& t, const std::string& prefix, const char* key, F&& apply) {
+        const toml::node* n = t.get(key);
+        if (!n) return;
+        if (!n->is_table()) return error(n, prefix + key, "expected a table of strings, got " + type_name(*n));
+        for (auto&& [k, v] : *n->as_table()) {
+            std::string full = prefix + key + "." + std::string(k.str());
+            if (!v.is_string()) {
+                error(&v, full, "expected a string, got " + type_name(v));
+                continue;
+            }
+            std::string msg = apply(std::string(k.str()), v.as_string()->get());
+            if (!msg.empty()) error(&v, full, msg);
+        }
+    }
+
+    template <typename E>
+    void choice(const toml::table& t, const std::string& prefix, const char* key, E& out,
+                const std::vector<std::pair<std::string, E>>& options) {
+        string(t, prefix, key, [&](const std::string& v) -> std::string {
+            std::vector<std::string> names;
+            for (auto& [name, val] : options) {
+                if (name == v) {
+                    out = val;
+                    return {};
+                }
+                names.push_back(name);
+            }
+            std::string msg = "expected one of " + join(names) + ", got \"" + v + "\"";
+            std::string hint = did_you_mean(v, names);
+            if (!hint.empty()) msg += "; did you mean \"" + hint + "\"?";
+            return msg;
+        });
+    }
+
+    static std::string join(const std::vector<std::string>& v) {
+        std::string s;
+        for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + v[i];
+        return s;
+    }
+
+    static std::string type_name(const toml::node& n) {
+        switch (n.type()) {
+            case toml::node_type::table: return "a table";
+            case toml::node_type::array: return "an array";
+            case toml::node_type::string: return "a string";
+            case toml::node_type::integer: return "an integer";
+            case toml::node_type::floating_point: return "a float";
+            case toml::node_type::boolean: return "a boolean";
+            default: return "a date or time";
+        }
+    }
+
+    static std::string repr(const toml::node& n) {
+        if (n.is_string()) return "\"" + std::string(n.as_string()->get()) + "\"";
+        if (n.is_integer()) return std::to_string(n.as_integer()->get());
+        return type_name(n);
+    }
+
+private:
+    std::vector<Diagnostic>& diags_;
+};
+
+std::string check_abs(const std::string& p, std::string& out) {
+    out = normalize_abs_path(p);
+    if (out.empty()) return "expected an absolute path without '.' or '..' components, got \"" + p + "\"";
+    return {};
+}
+
+bool valid_env_key(const std::string& k) {
+    if (k.empty() || (k[0] >= '0' && k[0] <= '9')) return false;
+    return std::all_of(k.begin(), k.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+}
+
+std::string origin_of(const toml::node& n) {
+    const auto& s = n.source();
+    std::string o = s.path ? *s.path : std::string("profile");
+    return o + ":" + std::to_string(s.begin.line) + ":" + std::to_string(s.begin.column);
+}
+
+}  // namespace
+
+std::string normalize_abs_path(const std::string& p) {
+    if (p.empty() || p[0] != '/' || p.find('\0') != std::string::npos) return {};
+    std::string out;
+    size_t i = 0;
+    while (i < p.size()) {
+        while (i < p.size() && p[i] == '/') ++i;
+        size_t j = p.find('/', i);
+        if (j == std::string::npos) j = p.size();
+        std::string comp = p.substr(i, j - i);
+        if (comp == "." || comp == "..") return {};
+        if (!comp.empty()) out += "/" + comp;
+        i = j;
+    }
+    return out.empty() ? "/" : out;
+}
+
+std::string parse_bind_spec(const std::string& spec, bool writable, Bind& out) {
+    // A single ':' separates SRC and DST; paths with ':' in them can use the long form twice.
+    size_t colon = spec.find(':');
+    std::string src = spec.substr(0, colon);
+    std::string dst = colon == std::string::npos ? src : spec.substr(colon + 1);
+    if (std::string m = check_abs(src, out.src); !m.empty()) return "source: " + m;
+    if (std::string m = check_abs(dst, out.dst); !m.empty()) return "destination: " + m;
+    if (out.dst == "/") return "destination: cannot bind over the jail's root";
+    for (const char* reserved : {"/proc", "/dev"}) {
+        std::string r(reserved);
+        if (out.dst == r || out.dst.rfind(r + "/", 0) == 0)
+            return "destination: " + r + " is built by stockade and cannot be bound over";
+    }
+    out.writable = writable;
+    return {};
+}
+
+Policy validate(const toml::table& root, std::vector<Diagnostic>& diags) {
+    Policy p;
+    Reader r(diags);
+    r.unknown_keys(root, "", {"schema", "extends", "description", "run", "user", "filesystem", "env", "network",
+                              "namespaces"});
+    r.string(root, "", "description", [&](const std::string& v) {
+        p.description = v;
+        return std::string();
+    });
+
+    if (const toml::table* t = r.table(root, "run")) {
+        const std::string pre = "run.";
+        r.unknown_keys(*t, pre, {"python", "python_args", "exec_allow", "cwd", "hostname"});
+        r.string(*t, pre, "python", [&](const std::string& v) { return check_abs(v, p.python); });
+        r.strings(*t, pre, "python_args", [&](const std::string& v, const toml::node&) {
+            p.python_args.push_back(v);
+            return std::string();
+        });
+        r.strings(*t, pre, "exec_allow", [&](const std::string& v, const toml::node&) -> std::string {
+            if (v.empty() || v[0] != '/') return "expected an absolute path or glob (\"/usr/bin/*\"), got \"" + v + "\"";
+            p.exec_allow.push_back(v);
+            return {};
+        });
+        r.string(*t, pre, "cwd", [&](const std::string& v) { return check_abs(v, p.cwd); });
+        r.string(*t, pre, "hostname", [&](const std::string& v) -> std::string {
+            bool ok = !v.empty() && v.size() <= 64 && v.front() != '-' &&
+                      std::all_of(v.begin(), v.end(), [](char c) {
+                          return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.';
+                      });
+            if (!ok) return "expected a hostname of 1 to 64 letters, digits, '-' and '.', got \"" + v + "\"";
+            p.hostname = v;
+            return {};
+        });
+    }
+
+    if (const toml::table* t = r.table(root, "user")) {
+        const std::string pre = "user.";
+        r.unknown_keys(*t, pre, {"uid", "gid", "name", "home", "root_host_uid", "root_host_gid"});
+        r.id(*t, pre, "uid", p.uid, false);
+        r.id(*t, pre, "gid", p.gid, false);
+        r.id(*t, pre, "root_host_uid", p.root_host_uid, false);
+        r.id(*t, pre, "root_host_gid", p.root_host_gid, false);
+        r.string(*t, pre, "name", [&](const std::string& v) -> std::string {
+            bool ok = !v.empty() && v.size() <= 32 && (std::islower(static_cast<unsigned char>(v[0])) || v[0] == '_') &&
+                      std::all_of(v.begin(), v.end(), [](char c) {
+                          return std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
+                                 c == '_' || c == '-';
+                      });
+            if (!ok) return "expected a user name like \"sandbox\" ([a-z_][a-z0-9_-]*, at most 32), got \"" + v + "\"";
+            p.user_name = v;
+            return {};
+        });
+        r.string(*t, pre, "home", [&](const std::string& v) -> std::string {
+            std::string m = check_abs(v, p.home);
+            if (m.empty() && p.home == "/") return "expected a directory below /, got \"/\"";
+            return m;
+        });
+    }
+
+    if (const toml::table* t = r.table(root, "filesystem")) {
+        const std::string pre = "filesystem.";
+        r.unknown_keys(*t, pre, {"ro", "rw", "symlinks", "proc", "tmp_size", "home_size", "shm_size", "noexec_writable"});
+        for (bool writable : {false, true}) {
+            r.strings(*t, pre, writable ? "rw" : "ro", [&](const std::string& v, const toml::node& n) {
+                Bind b;
+                std::string m = parse_bind_spec(v, writable, b);
+                if (m.empty()) {
+                    b.origin = origin_of(n);
+                    p.binds.push_back(std::move(b));
+                }
+                return m;
+            });
+        }
+        r.string_map(*t, pre, "symlinks", [&](const std::string& path, const std::string& target) -> std::string {
+            Symlink s;
+            if (std::string m = check_abs(path, s.path); !m.empty()) return "link path: " + m;
+            if (target.empty() || target.find('\0') != std::string::npos) return "expected a non-empty link target";
+            s.target = target;
+            p.symlinks.push_back(std::move(s));
+            return {};
+        });
+        r.choice(*t, pre, "proc", p.proc, {{"pid", ProcMode::Pid}, {"full", ProcMode::Full}});
+        const uint64_t min = 64 << 10, max = 1ull << 40;
+        r.size(*t, pre, "tmp_size", p.tmp_size, min, max);
+        r.size(*t, pre, "home_size", p.home_size, min, max);
+        r.size(*t, pre, "shm_size", p.shm_size, min, max);
+        r.boolean(*t, pre, "noexec_writable", p.noexec_writable);
+    }
+
+    if (const toml::table* t = r.table(root, "env")) {
+        const std::string pre = "env.";
+        r.unknown_keys(*t, pre, {"set", "pass"});
+        r.string_map(*t, pre, "set", [&](const std::string& k, const std::string& v) -> std::string {
+            if (!valid_env_key(k)) return "expected a variable name ([A-Za-z_][A-Za-z0-9_]*)";
+            if (v.find('\0') != std::string::npos) return "value contains a NUL byte";
+            p.env.emplace_back(k, v);
+            return {};
+        });
+        r.strings(*t, pre, "pass", [&](const std::string& v, const toml::node&) -> std::string {
+            if (!valid_env_key(v)) return "expected a variable name ([A-Za-z_][A-Za-z0-9_]*), got \"" + v + "\"";
+            p.env_pass.push_back(v);
+            return {};
+        });
+    }
+
+    if (const toml::table* t = r.table(root, "network")) {
+        r.unknown_keys(*t, "network.", {"mode"});
+        r.choice(*t, "network.", "mode", p.net, {{"none", NetMode::None}, {"loopback", NetMode::Loopback}});
+    }
+
+    if (const toml::table* t = r.table(root, "namespaces")) {
+        r.unknown_keys(*t, "namespaces.", {"time"});
+        r.boolean(*t, "namespaces.", "time", p.time_ns);
+    }
+
+    // Cross-key rules, reported against the key the user most likely has to change.
+    if (p.home == "/tmp" || p.home.rfind("/tmp/", 0) == 0 || p.home == "/work" || p.home.rfind("/proc", 0) == 0 ||
+        p.home.rfind("/dev", 0) == 0)
+        r.error(root.get("user"), "user.home", "HOME must not be /tmp, /work, /proc or /dev, got \"" + p.home + "\"");
+    return p;
+}
+
+const char* to_string(NetMode m) { return m == NetMode::None ? "none" : "loopback"; }
+const char* to_string(ProcMode m) { return m == ProcMode::Pid ? "pid" : "full"; }
+
+}  // namespace stockade::profile

@@ -1,0 +1,24 @@
+// The TOML schema: which keys exist, what each must hold, and how it maps onto Policy.
+#pragma once
+#include <toml++/toml.h>
+
+#include <vector>
+
+#include "profile/diagnostic.hpp"
+#include "profile/policy.hpp"
+
+namespace stockade::profile {
+
+// Validates a fully merged table (extends and --set applied) into a Policy.
+// Every problem is appended to diags; the Policy is meaningful only when none were.
+Policy validate(const toml::table& root, std::vector<Diagnostic>& diags);
+
+// Keys that may appear at the top of a profile file but are consumed by the loader.
+inline constexpr const char* kLoaderKeys[] = {"schema", "extends"};
+
+// Parses "SRC" or "SRC:DST" into a Bind; returns an error message or "".
+std::string parse_bind_spec(const std::string& spec, bool writable, Bind& out);
+// Absolute, no "." or ".." components; collapses repeated slashes. Returns "" on failure.
+std::string normalize_abs_path(const std::string& p);
+
+}  // namespace stockade::profile

@@ -1,0 +1,24 @@
+// How a run's outcome becomes stockade's exit status and the one line on stderr.
+//
+//   N        the program exited with N
+//   128+N    the program was killed by signal N
+//   125      stockade itself failed (bad profile, bad flag, jail setup)
+//   126      the program could not be executed, or the profile does not allow it
+//   127      the program was not found inside the jail
+#pragma once
+#include <string>
+
+#include "sandbox/launch.hpp"
+
+namespace stockade::report {
+
+constexpr int kExitStockadeFailed = 125;
+constexpr int kExitCannotExecute = 126;
+constexpr int kExitNotFound = 127;
+
+int exit_status(const sandbox::Outcome& o);
+
+// "" when nothing needs saying (the program exited on its own).
+std::string summary_line(const sandbox::Outcome& o);
+
+}  // namespace stockade::report

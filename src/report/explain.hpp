@@ -1,0 +1,12 @@
+// `stockade explain`: the effective policy, fully resolved, for a person to read.
+#pragma once
+#include <ostream>
+
+#include "profile/policy.hpp"
+#include "sandbox/plan.hpp"
+
+namespace stockade::report {
+
+void explain(std::ostream& out, const profile::Policy& policy, const sandbox::Plan& plan);
+
+}  // namespace stockade::report

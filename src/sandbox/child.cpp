@@ -1,0 +1,74 @@
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "sandbox/caps.hpp"
+#include "sandbox/jail.hpp"
+#include "sandbox/mounts.hpp"
+#include "sandbox/net.hpp"
+#include "sandbox/wire.hpp"
+#include "util/error.hpp"
+#include "util/proc_title.hpp"
+
+namespace stockade::sandbox {
+namespace {
+
+// Blocks until the supervisor has written our id maps. EOF means it died first.
+void wait_for_maps(int sync) {
+    char c;
+    ssize_t n;
+    do n = ::read(sync, &c, 1);
+    while (n < 0 && errno == EINTR);
+    if (n != 1) ::_exit(125);
+}
+
+// PDEATHSIG only covers a parent that dies after it is set; the sync pipe's
+// hang-up tells whether the supervisor is already gone.
+void die_with_supervisor(int sync) {
+    check(::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "prctl", "PR_SET_PDEATHSIG");
+    struct pollfd p{sync, POLLIN, 0};
+    if (::poll(&p, 1, 0) == 1 && (p.revents & POLLHUP)) ::_exit(125);
+}
+
+}  // namespace
+
+void child_main(const Plan& plan, const ChildFds& fds) {
+    try {
+        wait_for_maps(fds.sync);
+        // Not before the maps: the supervisor must still be able to open /proc/PID/uid_map.
+        check(::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl", "PR_SET_DUMPABLE");
+        ::umask(0);
+        auto sources = open_sources(plan);
+        switch_ids(plan.uid, plan.gid);
+        // The id switch clears PDEATHSIG, so it is set only now.
+        die_with_supervisor(fds.sync);
+        ::close(fds.sync);
+        check_source_access(plan, sources);
+        scrub_process_block("stockade-init");
+        build_root(plan, sources, fds.script);
+        sources.clear();
+        if (fds.script >= 0) ::close(fds.script);
+        check(::sethostname(plan.hostname.data(), plan.hostname.size()), "sethostname", plan.hostname);
+        if (plan.loopback_up) loopback_up();
+    } catch (const Error& e) {
+        WireMsg m;
+        m.type = WireMsg::SetupError;
+        m.err = e.code();
+        m.set_text(e.what());
+        send(fds.report, m);
+        ::_exit(125);
+    } catch (const std::exception& e) {
+        WireMsg m;
+        m.type = WireMsg::SetupError;
+        m.set_text(std::string("jail setup: ") + e.what());
+        send(fds.report, m);
+        ::_exit(125);
+    }
+    run_init(plan, fds.report);
+}
+
+}  // namespace stockade::sandbox

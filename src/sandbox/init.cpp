@@ -1,0 +1,91 @@
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "sandbox/jail.hpp"
+#include "sandbox/wire.hpp"
+
+namespace stockade::sandbox {
+namespace {
+
+volatile sig_atomic_t g_program = 0;
+
+void forward(int sig) {
+    if (g_program > 0) ::kill(g_program, sig);
+}
+
+constexpr int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+
+}  // namespace
+
+void run_init(const Plan& plan, int report_fd) {
+    // Out of the caller's foreground process group: a Ctrl-C reaches the
+    // supervisor once and comes here through it, not twice.
+    ::setsid();
+
+    sigset_t all, old;
+    ::sigfillset(&all);
+    ::sigprocmask(SIG_BLOCK, &all, &old);
+    struct sigaction sa {};
+    sa.sa_handler = forward;
+    sa.sa_flags = SA_RESTART;
+    ::sigemptyset(&sa.sa_mask);
+    for (int sig : kForwarded) ::sigaction(sig, &sa, nullptr);
+
+    pid_t program = ::fork();
+    if (program == 0) exec_program(plan, report_fd);
+    if (program < 0) {
+        WireMsg m;
+        m.type = WireMsg::SetupError;
+        m.err = errno;
+        m.set_text(std::string("fork program: ") + std::strerror(errno));
+        send(report_fd, m);
+        ::_exit(125);
+    }
+    g_program = program;
+
+    // The init must not keep the caller's stdio open: whoever reads the program's
+    // output sees EOF when the program and its children are done with it.
+    int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        for (int fd = 0; fd < 3; ++fd) ::dup2(null, fd);
+        if (null > 2) ::close(null);
+    }
+    ::sigprocmask(SIG_SETMASK, &old, nullptr);
+    sigset_t fwd;
+    ::sigemptyset(&fwd);
+    for (int sig : kForwarded) ::sigaddset(&fwd, sig);
+    ::sigprocmask(SIG_UNBLOCK, &fwd, nullptr);
+
+    int status = 0;
+    bool done = false;
+    while (true) {
+        int st;
+        pid_t r = ::waitpid(-1, &st, __WALL);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            break;  // ECHILD: nothing left in the jail
+        }
+        if (r == program) {
+            status = st;
+            done = true;
+            g_program = 0;
+        }
+        // Once the program is gone, whatever it left behind (daemons, orphans)
+        // goes too; repeated after each reap in case something forked meanwhile.
+        if (done) ::kill(-1, SIGKILL);
+    }
+
+    WireMsg m;
+    m.type = WireMsg::Exit;
+    m.status = status;
+    m.t_ns = monotonic_ns();
+    send(report_fd, m);
+    ::_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+}
+
+}  // namespace stockade::sandbox

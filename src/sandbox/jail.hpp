@@ -1,0 +1,23 @@
+// The jail side of a run: everything after clone3, in the new namespaces.
+#pragma once
+#include "sandbox/plan.hpp"
+
+namespace stockade::sandbox {
+
+struct ChildFds {
+    int sync = -1;    // read end: one byte once the id maps are written
+    int report = -1;  // write end: WireMsg records to the supervisor
+    int script = -1;  // the caller's script, or -1
+};
+
+// The cloned child: builds the jail, then becomes its init. Never returns.
+[[noreturn]] void child_main(const Plan& plan, const ChildFds& fds);
+
+// PID 1 of the jail: forks the program, reaps everything, forwards signals, and
+// exits when the program does, taking whatever it left behind with it.
+[[noreturn]] void run_init(const Plan& plan, int report_fd);
+
+// The program's last steps: session, fds, env, privileges, then execve.
+[[noreturn]] void exec_program(const Plan& plan, int report_fd);
+
+}  // namespace stockade::sandbox

@@ -1,0 +1,25 @@
+// The supervisor's side of one run: clone the jail, write its id maps, relay
+// signals into it, and collect how it ended.
+#pragma once
+#include <string>
+
+#include "sandbox/plan.hpp"
+
+namespace stockade::sandbox {
+
+struct Outcome {
+    enum class Kind { Exited, Signaled, SetupError, ExecError };
+    Kind kind = Kind::SetupError;
+    int exit_code = 0;  // Exited: the program's code; ExecError: 126 or 127
+    int signal = 0;     // Signaled
+    int err = 0;        // errno behind a SetupError/ExecError, if any
+    std::string message;
+    double setup_ms = -1;  // clone to the program's execve
+    double wall_ms = 0;    // clone to the jail's end
+};
+
+// Throws Error for failures before the jail exists (the script cannot be read,
+// clone3 refused); failures inside the jail come back as an Outcome.
+Outcome launch(const Plan& plan);
+
+}  // namespace stockade::sandbox

@@ -1,0 +1,77 @@
+// Policy + what to run + facts about the caller -> a Plan: every mount, id,
+// variable and argument resolved and checked before any namespace exists.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "profile/policy.hpp"
+
+namespace stockade::sandbox {
+
+struct MountOp {
+    enum class Kind {
+        Bind,     // src (host) -> dst, recursive
+        Tmpfs,    // fresh tmpfs at dst, size bytes
+        Dir,      // mkdir on the root tmpfs
+        File,     // a file on the root tmpfs holding `content`
+        Script,   // a file on the root tmpfs copied from the caller's script fd
+        Symlink,  // dst -> src (link text)
+        Device,   // bind of a host device node (dev allowed on it, unlike everything else)
+        Proc,     // fresh procfs for the jail's PID namespace
+    };
+    Kind kind = Kind::Dir;
+    std::string src;
+    std::string dst;
+    bool writable = false;
+    bool noexec = false;
+    uint64_t size = 0;
+    unsigned mode = 0755;
+    std::string content;
+    std::string origin;  // where the user asked for it, for error messages
+};
+
+struct Invocation {
+    enum class Mode { Script, Code, Exec } mode = Mode::Script;
+    std::string script;             // host path (Script)
+    std::string code;               // (Code)
+    std::vector<std::string> args;  // script/code arguments, or the whole argv (Exec)
+};
+
+// What plan() needs to know about the caller; passed in so plan stays pure.
+struct HostFacts {
+    uint32_t euid = 0, egid = 0;
+    std::map<std::string, std::string> env;  // the caller's environment
+    std::vector<std::string> stdio_ttys;     // tty device paths found on fds 0-2
+};
+
+struct Plan {
+    std::vector<MountOp> mounts;  // in the order they are made
+    std::vector<std::string> argv;
+    std::vector<std::string> envp;  // "KEY=VALUE"
+    std::vector<std::string> exec_allow;  // empty: argv[0] is the profile's python, always allowed
+    std::string path_var;                 // the jail's PATH, for finding argv[0]
+    std::string cwd;
+    std::string hostname;
+    uint32_t uid = 0, gid = 0;            // inside
+    uint32_t host_uid = 0, host_gid = 0;  // what they are outside
+    bool clear_host_groups = false;       // root's supplementary groups must not follow it in
+    bool loopback_up = false;
+    bool time_ns = false;
+    profile::ProcMode proc = profile::ProcMode::Pid;
+    std::string script_host;  // host path of the script to copy in, if any
+};
+
+Plan plan(const profile::Policy& policy, const Invocation& inv, const HostFacts& host);
+
+// The host-side checks plan() cannot do purely: every bind source exists, is not a
+// symlink, and is a directory or a regular file (or a device for Device ops).
+// Throws Error naming the profile line or flag that asked for the path.
+void check_sources(const Plan& p);
+
+// Depth of an absolute path: "/" is 0, "/a/b" is 2.
+size_t path_depth(const std::string& p);
+
+}  // namespace stockade::sandbox

@@ -1,0 +1,121 @@
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+
+#include "sandbox/caps.hpp"
+#include "sandbox/jail.hpp"
+#include "sandbox/wire.hpp"
+#include "util/error.hpp"
+
+namespace stockade::sandbox {
+namespace {
+
+constexpr int kReportFd = 3;
+
+[[noreturn]] void fail(int report_fd, WireMsg::Type type, int err, const std::string& text, int code) {
+    WireMsg m;
+    m.type = type;
+    m.err = err;
+    m.set_text(text);
+    send(report_fd, m);
+    ::_exit(code);
+}
+
+void reset_signals() {
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);  // EINVAL for KILL/STOP is fine
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
+// PATH lookup inside the jail, as execvp would do it, but with the jail's PATH
+// rather than ours.
+std::string find_program(const Plan& plan, const std::string& name) {
+    if (name.find('/') != std::string::npos) return name;
+    size_t pos = 0;
+    const std::string& path = plan.path_var;
+    while (pos <= path.size()) {
+        size_t colon = path.find(':', pos);
+        if (colon == std::string::npos) colon = path.size();
+        std::string dir = path.substr(pos, colon - pos);
+        if (dir.empty()) dir = ".";
+        std::string cand = dir + "/" + name;
+        if (::access(cand.c_str(), X_OK) == 0) return cand;
+        pos = colon + 1;
+    }
+    return {};
+}
+
+bool allowed(const Plan& plan, const std::string& path) {
+    if (plan.exec_allow.empty()) return true;  // the profile's own python
+    char real[PATH_MAX];
+    bool have_real = ::realpath(path.c_str(), real) != nullptr;
+    for (const auto& pat : plan.exec_allow) {
+        if (::fnmatch(pat.c_str(), path.c_str(), FNM_PATHNAME) == 0) return true;
+        if (have_real && ::fnmatch(pat.c_str(), real, FNM_PATHNAME) == 0) return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+void exec_program(const Plan& plan, int report_fd) {
+    // The report pipe moves to fd 3 (close-on-exec), then everything above it is
+    // closed: nothing the caller or stockade had open reaches the program.
+    if (report_fd != kReportFd) {
+        if (::dup3(report_fd, kReportFd, O_CLOEXEC) < 0) ::_exit(125);
+    }
+    ::close_range(kReportFd + 1, ~0U, 0);
+    const int rfd = kReportFd;
+    try {
+        reset_signals();
+        // A new session: no controlling terminal, so TIOCSTI cannot push input
+        // into the caller's shell, and the jail's process group is its own.
+        check(::setsid(), "setsid");
+        ::umask(022);
+        if (::chdir(plan.cwd.c_str()) < 0) throw_sys("working directory", plan.cwd + " (run.cwd / --cwd)");
+
+        std::string path = find_program(plan, plan.argv.at(0));
+        if (path.empty())
+            fail(rfd, WireMsg::ExecError, ENOENT, "exec " + plan.argv[0] + ": not found in the jail's PATH (" + plan.path_var + ")", 127);
+        if (!allowed(plan, path)) {
+            std::string pats;
+            for (auto& p : plan.exec_allow) pats += (pats.empty() ? "" : ", ") + p;
+            fail(rfd, WireMsg::ExecError, EACCES,
+                 "exec " + path + ": not allowed by the profile (run.exec_allow = [" + pats + "])", 126);
+        }
+
+        check(::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl", "PR_SET_NO_NEW_PRIVS");
+        drop_all_capabilities();
+
+        std::vector<char*> argv, envp;
+        for (const auto& a : plan.argv) argv.push_back(const_cast<char*>(a.c_str()));
+        argv.push_back(nullptr);
+        for (const auto& e : plan.envp) envp.push_back(const_cast<char*>(e.c_str()));
+        envp.push_back(nullptr);
+
+        WireMsg ready;
+        ready.type = WireMsg::ExecReady;
+        ready.t_ns = monotonic_ns();
+        send(rfd, ready);
+        ::execve(path.c_str(), argv.data(), envp.data());
+        int err = errno;
+        fail(rfd, WireMsg::ExecError, err, "exec " + path + ": " + std::strerror(err),
+             err == ENOENT ? 127 : 126);
+    } catch (const Error& e) {
+        fail(rfd, WireMsg::SetupError, e.code(), e.what(), 125);
+    } catch (const std::exception& e) {
+        fail(rfd, WireMsg::SetupError, 0, e.what(), 125);
+    }
+}
+
+}  // namespace stockade::sandbox

@@ -1,0 +1,35 @@
+// Messages from the jail (its init and the program before exec) to the supervisor.
+// Fixed-size records below PIPE_BUF, so each write is atomic and never interleaves.
+#pragma once
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+namespace stockade::sandbox {
+
+struct WireMsg {
+    enum Type : uint32_t {
+        SetupError = 1,  // the jail could not be built; text says what failed
+        ExecReady = 2,   // the program is about to execve; t_ns is when
+        ExecError = 3,   // execve failed (err) or the profile refused the program
+        Exit = 4,        // the program ended; status is its wait status
+    };
+    uint32_t type = 0;
+    int32_t err = 0;
+    int32_t status = 0;
+    uint32_t pad = 0;
+    uint64_t t_ns = 0;  // CLOCK_MONOTONIC
+    char text[480] = {};
+
+    void set_text(const std::string& s) {
+        std::strncpy(text, s.c_str(), sizeof text - 1);
+        text[sizeof text - 1] = '\0';
+    }
+};
+static_assert(sizeof(WireMsg) <= 512);
+
+uint64_t monotonic_ns();
+// Best effort: the jail side has nowhere else to report a failure to report.
+void send(int fd, const WireMsg& m) noexcept;
+
+}  // namespace stockade::sandbox

@@ -1,0 +1,22 @@
+#include "util/error.hpp"
+
+#include <cstring>
+
+namespace stockade {
+
+void throw_sys_errno(int err, const std::string& op, const std::string& object) {
+    std::string msg = op;
+    if (!object.empty()) msg += " " + object;
+    msg += ": ";
+    msg += std::strerror(err);
+    throw Error(msg, err);
+}
+
+void throw_sys(const std::string& op, const std::string& object) { throw_sys_errno(errno, op, object); }
+
+std::string errno_name(int err) {
+    const char* n = strerrorname_np(err);
+    return n ? n : std::to_string(err);
+}
+
+}  // namespace stockade
