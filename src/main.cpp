@@ -37,12 +37,12 @@ failed; 126 if the program could not be executed; 127 if it was not found.)";
 
 void add_common(CLI::App* sub, profile::CommandLine& cl) {
     sub->add_option("-p,--profile", cl.profile, "built-in profile name or path to a .toml file (default: python)");
-    sub->add_option("--ro", cl.ro, "bind SRC read-only at DST (default: same path)")->type_name("SRC[:DST]");
-    sub->add_option("--rw", cl.rw, "bind SRC read-write at DST")->type_name("SRC[:DST]");
-    sub->add_option("--env", cl.env, "set a variable in the jail")->type_name("KEY=VALUE");
-    sub->add_option("--env-pass", cl.env_pass, "pass the caller's value of KEY into the jail")->type_name("KEY");
+    sub->add_option("--ro", cl.ro, "bind SRC read-only at DST (default: same path)")->type_name("SRC[:DST]")->allow_extra_args(false);
+    sub->add_option("--rw", cl.rw, "bind SRC read-write at DST")->type_name("SRC[:DST]")->allow_extra_args(false);
+    sub->add_option("--env", cl.env, "set a variable in the jail")->type_name("KEY=VALUE")->allow_extra_args(false);
+    sub->add_option("--env-pass", cl.env_pass, "pass the caller's value of KEY into the jail")->type_name("KEY")->allow_extra_args(false);
     sub->add_option("--cwd", cl.cwd, "working directory inside the jail")->type_name("DIR");
-    sub->add_option("--set", cl.sets, "override any profile key, e.g. --set network.mode=none")->type_name("KEY=VALUE");
+    sub->add_option("--set", cl.sets, "override any profile key, e.g. --set network.mode=none")->type_name("KEY=VALUE")->allow_extra_args(false);
 }
 
 int print_profile_error(const profile::ProfileError& e, bool all) {
@@ -92,7 +92,7 @@ int main(int argc, char** argv, char** envp) {
     std::string check_path;
     CLI::App* check = app.add_subcommand("check", "validate a profile; prints every error");
     check->add_option("PROFILE", check_path, "built-in name or path to a .toml file")->required();
-    check->add_option("--set", cl.sets, "also apply overrides")->type_name("KEY=VALUE");
+    check->add_option("--set", cl.sets, "also apply overrides")->type_name("KEY=VALUE")->allow_extra_args(false);
 
     CLI::App* explain = app.add_subcommand("explain", "print the effective, fully resolved policy");
     add_common(explain, cl);

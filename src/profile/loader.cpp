@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include "profile/schema.hpp"
 
@@ -219,7 +220,13 @@ Policy finish(toml::table merged, const CommandLine& cl, const std::string& name
     std::vector<Diagnostic> diags;
     Policy p = validate(merged, diags);
     apply_command_line(p, cl, diags);
-    if (!diags.empty()) throw ProfileError{std::move(diags)};
+    if (!diags.empty()) {
+        // Reading order: a person fixes a file top to bottom.
+        std::stable_sort(diags.begin(), diags.end(), [](const Diagnostic& a, const Diagnostic& b) {
+            return std::tie(a.file, a.line, a.column) < std::tie(b.file, b.line, b.column);
+        });
+        throw ProfileError{std::move(diags)};
+    }
     p.name = name;
     return p;
 }

@@ -1,0 +1,96 @@
+"""Bad profiles and flags: one clear line (file:line:col, key, what was expected),
+exit 125, and nothing started."""
+import os
+
+from harness import JailTest, main
+
+
+class ProfileErrorTest(JailTest):
+    def profile(self, name, text):
+        return self.write(name, text)
+
+    def expect_error(self, args, *needles):
+        r = self.stockade(*args)
+        self.assertEqual(r.returncode, 125, r.stdout + r.stderr)
+        self.assertEqual(r.stdout, "")
+        for n in needles:
+            self.assertIn(n, r.stderr)
+        return r
+
+    def test_unknown_key_with_suggestion(self):
+        p = self.profile("typo.toml", 'schema = 1\nextends = "python"\n\n[filesystem]\ntmp_sise = "1M"\n')
+        r = self.expect_error(["run", "-p", p, "-c", "pass"],
+                              f"{p}:5:12: filesystem.tmp_sise: unknown key; did you mean 'tmp_size'?")
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1)
+
+    def test_bad_size(self):
+        p = self.profile("size.toml", 'schema = 1\n[filesystem]\ntmp_size = "512X"\n')
+        self.expect_error(["run", "-p", p, "-c", "pass"], f"{p}:3:12: filesystem.tmp_size: expected a size like")
+
+    def test_wrong_type(self):
+        p = self.profile("type.toml", 'schema = 1\n[user]\nuid = "1000"\n')
+        self.expect_error(["run", "-p", p, "-c", "pass"], f"{p}:3:7: user.uid: expected an integer id, got a string")
+
+    def test_relative_path(self):
+        p = self.profile("rel.toml", 'schema = 1\n[filesystem]\nro = ["usr"]\n')
+        self.expect_error(["run", "-p", p, "-c", "pass"], f"{p}:3:7: filesystem.ro[0]: source: expected an absolute path")
+
+    def test_out_of_range(self):
+        p = self.profile("range.toml", 'schema = 1\n[user]\nuid = 0\n')
+        self.expect_error(["run", "-p", p, "-c", "pass"], "user.uid: expected an id from 1 to 4294967294, got 0")
+
+    def test_bad_enum_value(self):
+        p = self.profile("enum.toml", 'schema = 1\n[network]\nmode = "loopbak"\n')
+        self.expect_error(["run", "-p", p, "-c", "pass"], 'did you mean "loopback"?')
+
+    def test_toml_syntax(self):
+        p = self.profile("syntax.toml", 'schema = 1\n[run\n')
+        self.expect_error(["run", "-p", p, "-c", "pass"], f"{p}:2:", "TOML syntax")
+
+    def test_missing_schema(self):
+        p = self.profile("noschema.toml", '[run]\ncwd = "/work"\n')
+        self.expect_error(["check", p], "schema: missing")
+
+    def test_unknown_builtin(self):
+        self.expect_error(["run", "-p", "pyhton", "-c", "pass"], "unknown profile 'pyhton'; did you mean 'python'?")
+
+    def test_extends_cycle(self):
+        a = self.profile("a.toml", 'schema = 1\nextends = "b.toml"\n')
+        self.profile("b.toml", 'schema = 1\nextends = "a.toml"\n')
+        self.expect_error(["check", a], "extends cycle")
+
+    def test_check_prints_every_error(self):
+        p = self.profile("many.toml", 'schema = 1\n[run]\ncwd = "rel"\nhostnme = "x"\n[filesystem]\nshm_size = -1\n')
+        r = self.expect_error(["check", p])
+        lines = r.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 3, r.stderr)
+
+    def test_set_errors_name_the_flag(self):
+        self.expect_error(["run", "--set", "filesystem.tmp_size=lots", "-c", "pass"],
+                          "--set: filesystem.tmp_size: expected a size")
+        self.expect_error(["run", "--set", "nosuch.key=1", "-c", "pass"], "unknown key")
+        self.expect_error(["run", "--set", "novalue", "-c", "pass"], "expected KEY=VALUE")
+
+    def test_bad_flags(self):
+        self.expect_error(["run", "--ro", "relative:/x", "-c", "pass"], "--ro: relative:/x: source: expected an absolute path")
+        self.expect_error(["run", "--env", "1BAD=x", "-c", "pass"], "--env")
+        self.expect_error(["run", "--cwd", "rel", "-c", "pass"], "--cwd")
+
+    def test_extends_and_set_apply(self):
+        p = self.profile("child.toml", 'schema = 1\nextends = "strict"\n[run]\nhostname = "child"\n')
+        r = self.stockade("run", "-p", p, "--set", "filesystem.tmp_size=2M", "-c",
+                          "import socket, os; s = os.statvfs('/tmp'); print(socket.gethostname(), s.f_blocks * s.f_frsize)")
+        self.assertOk(r)
+        self.assertEqual(r.stdout, f"child {2 << 20}\n")
+
+    def test_shipped_profiles_check(self):
+        here = os.path.dirname(os.path.abspath(__file__))
+        profiles = os.path.join(here, "..", "..", "profiles")
+        for name in sorted(os.listdir(profiles)):
+            r = self.run_cmd([self.bin, "check", os.path.join(profiles, name)]) if not self.drop else \
+                self.stockade("check", name[:-5])
+            self.assertOk(r, name)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+#include <doctest/doctest.h>
+
+#include <algorithm>
+
+#include "profile/loader.hpp"
+#include "sandbox/plan.hpp"
+#include "util/error.hpp"
+
+using namespace stockade;
+using sandbox::Invocation;
+using sandbox::MountOp;
+
+namespace {
+
+profile::Policy policy(std::vector<std::string> sets = {}, std::vector<std::string> rw = {}) {
+    profile::CommandLine cl;
+    cl.sets = std::move(sets);
+    cl.rw = std::move(rw);
+    return profile::load(cl);
+}
+
+const MountOp* find(const sandbox::Plan& p, const std::string& dst) {
+    for (const auto& m : p.mounts)
+        if (m.dst == dst) return &m;
+    return nullptr;
+}
+
+size_t index_of(const sandbox::Plan& p, const std::string& dst) {
+    for (size_t i = 0; i < p.mounts.size(); ++i)
+        if (p.mounts[i].dst == dst) return i;
+    return SIZE_MAX;
+}
+
+}  // namespace
+
+TEST_CASE("ids: the caller maps to the jail user; root maps to an unprivileged host user") {
+    sandbox::HostFacts user;
+    user.euid = 1234;
+    user.egid = 1235;
+    Invocation inv{Invocation::Mode::Code, "", "pass", {}};
+    auto p = sandbox::plan(policy(), inv, user);
+    CHECK(p.uid == 1000);
+    CHECK(p.host_uid == 1234);
+    CHECK(p.host_gid == 1235);
+    CHECK_FALSE(p.clear_host_groups);
+
+    sandbox::HostFacts root;
+    auto r = sandbox::plan(policy(), inv, root);
+    CHECK(r.host_uid == 65534);
+    CHECK(r.host_gid == 65534);
+    CHECK(r.clear_host_groups);
+}
+
+TEST_CASE("argv for scripts, code and exec") {
+    sandbox::HostFacts h;
+    auto s = sandbox::plan(policy({"run.python_args=[\"-X\", \"utf8\"]"}),
+                           Invocation{Invocation::Mode::Script, "/home/me/job.py", "", {"a", "b"}}, h);
+    CHECK(s.argv == std::vector<std::string>{"/usr/bin/python3", "-X", "utf8", "/work/job.py", "a", "b"});
+    CHECK(s.script_host == "/home/me/job.py");
+    const MountOp* script = find(s, "/work/job.py");
+    REQUIRE(script);
+    CHECK(script->kind == MountOp::Kind::Script);
+    CHECK(s.exec_allow.empty());
+
+    auto c = sandbox::plan(policy(), Invocation{Invocation::Mode::Code, "", "print(1)", {"x"}}, h);
+    CHECK(c.argv == std::vector<std::string>{"/usr/bin/python3", "-c", "print(1)", "x"});
+    CHECK(c.script_host.empty());
+
+    auto e = sandbox::plan(policy(), Invocation{Invocation::Mode::Exec, "", "", {"env", "-i"}}, h);
+    CHECK(e.argv == std::vector<std::string>{"env", "-i"});
+    CHECK_FALSE(e.exec_allow.empty());
+    CHECK_THROWS_AS(sandbox::plan(policy(), Invocation{Invocation::Mode::Exec, "", "", {}}, h), Error);
+    CHECK_THROWS_AS(sandbox::plan(policy({"run.exec_allow=[]"}), Invocation{Invocation::Mode::Exec, "", "", {"sh"}}, h),
+                    Error);
+}
+
+TEST_CASE("mount order puts parents before children, whatever the flag order") {
+    sandbox::HostFacts h;
+    auto p = sandbox::plan(policy({}, {"/srv/out:/home/sandbox/out"}), Invocation{Invocation::Mode::Code, "", "", {}}, h);
+    CHECK(index_of(p, "/home/sandbox") < index_of(p, "/home/sandbox/out"));
+    CHECK(index_of(p, "/dev") < index_of(p, "/dev/null"));
+    CHECK(index_of(p, "/dev") < index_of(p, "/dev/shm"));
+    CHECK(p.mounts.back().kind == MountOp::Kind::Proc);
+    const MountOp* out = find(p, "/home/sandbox/out");
+    REQUIRE(out);
+    CHECK(out->writable);
+    CHECK(out->noexec);  // writable binds are noexec under the default profile
+    CHECK(out->origin == "--rw");
+    CHECK_FALSE(find(p, "/usr")->writable);
+    CHECK(find(p, "/tmp")->size == 128ull << 20);
+    CHECK(find(p, "/dev/null")->kind == MountOp::Kind::Device);
+    CHECK_FALSE(find(p, "/dev")->writable);  // frozen after it is populated
+}
+
+TEST_CASE("synthesized /etc files") {
+    sandbox::HostFacts h;
+    auto p = sandbox::plan(policy({"user.name=alice", "user.uid=1500", "run.hostname=box"}),
+                           Invocation{Invocation::Mode::Code, "", "", {}}, h);
+    const MountOp* passwd = find(p, "/etc/passwd");
+    REQUIRE(passwd);
+    CHECK(passwd->content.find("alice:x:1500:1000:stockade sandbox:/home/sandbox:/bin/sh\n") != std::string::npos);
+    CHECK(find(p, "/etc/hosts")->content.find("localhost box") != std::string::npos);
+    CHECK(find(p, "/etc/hostname")->content == "box\n");
+    // A profile that binds /etc itself gets the host's files, not synthesized ones on top.
+    auto q = sandbox::plan(policy({"filesystem.ro=[\"/usr\", \"/etc\"]"}), Invocation{Invocation::Mode::Code, "", "", {}}, h);
+    CHECK_FALSE(find(q, "/etc/passwd"));
+}
+
+TEST_CASE("environment: defaults, profile, --env, then passed-through values") {
+    sandbox::HostFacts h;
+    h.env = {{"TERM", "xterm"}, {"SECRET", "s3cr3t"}, {"KEEP", "kept"}};
+    profile::CommandLine cl;
+    cl.env = {"A=1"};
+    cl.env_pass = {"KEEP", "ABSENT"};
+    auto pol = profile::load(cl);
+    auto p = sandbox::plan(pol, Invocation{Invocation::Mode::Code, "", "", {}}, h);
+    auto has = [&](const std::string& kv) { return std::find(p.envp.begin(), p.envp.end(), kv) != p.envp.end(); };
+    CHECK(has("HOME=/home/sandbox"));
+    CHECK(has("USER=sandbox"));
+    CHECK(has("A=1"));
+    CHECK(has("KEEP=kept"));
+    CHECK(has("TERM=xterm"));  // the python profile passes TERM
+    CHECK(has("PATH=/usr/local/bin:/usr/bin:/bin"));
+    for (const auto& e : p.envp) {
+        CHECK(e.find("SECRET") == std::string::npos);
+        CHECK(e.find("ABSENT") == std::string::npos);
+    }
+    CHECK(p.path_var == "/usr/local/bin:/usr/bin:/bin");
+}
+
+TEST_CASE("ttys appear only when passed in") {
+    sandbox::HostFacts h;
+    auto p = sandbox::plan(policy(), Invocation{Invocation::Mode::Code, "", "", {}}, h);
+    CHECK_FALSE(find(p, "/dev/pts/3"));
+    h.stdio_ttys = {"/dev/pts/3"};
+    auto q = sandbox::plan(policy(), Invocation{Invocation::Mode::Code, "", "", {}}, h);
+    REQUIRE(find(q, "/dev/pts/3"));
+    CHECK(find(q, "/dev/pts/3")->kind == MountOp::Kind::Device);
+    CHECK(index_of(q, "/dev/pts") < index_of(q, "/dev/pts/3"));
+}

@@ -1,0 +1,176 @@
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <unistd.h>
+
+#include "profile/loader.hpp"
+
+using namespace stockade::profile;
+
+namespace {
+
+std::vector<Diagnostic> errors_of(const std::string& text) {
+    try {
+        load_text(text, "t.toml");
+    } catch (const ProfileError& e) {
+        return e.diagnostics;
+    }
+    return {};
+}
+
+std::string first_error(const std::string& text) {
+    auto d = errors_of(text);
+    return d.empty() ? std::string() : d.front().str();
+}
+
+}  // namespace
+
+TEST_CASE("built-in profiles load and the default is the python allowlist") {
+    CommandLine cl;
+    Policy p = load(cl);
+    CHECK(p.name == "python");
+    CHECK(p.python == "/usr/bin/python3");
+    CHECK(p.net == NetMode::Loopback);
+    CHECK(p.proc == ProcMode::Pid);
+    CHECK(p.uid == 1000);
+    CHECK(p.root_host_uid == 65534);
+    REQUIRE(p.binds.size() == 2);
+    CHECK(p.binds[0].src == "/usr");
+    CHECK_FALSE(p.binds[0].writable);
+    CHECK(p.noexec_writable);
+    for (const auto& b : builtins()) {
+        CommandLine c;
+        c.profile = b.name;
+        CHECK_NOTHROW(load(c));
+    }
+}
+
+TEST_CASE("extends merges tables and replaces arrays") {
+    Policy p = load_text("schema = 1\nextends = \"python\"\n[run]\nhostname = \"child\"\n[filesystem]\nro = [\"/usr\"]\n",
+                         "t.toml");
+    CHECK(p.hostname == "child");
+    CHECK(p.python == "/usr/bin/python3");  // inherited from python
+    CHECK(p.binds.size() == 1);             // arrays replace, they do not append
+    CHECK(p.net == NetMode::Loopback);
+    Policy s = load_text("schema = 1\nextends = \"strict\"\n", "t.toml");
+    CHECK(s.net == NetMode::None);
+    CHECK(s.tmp_size == 64ull << 20);
+}
+
+TEST_CASE("--set overrides any key, typed or as a string") {
+    CommandLine cl;
+    cl.sets = {"network.mode=none", "filesystem.tmp_size=1M", "user.uid=2000", "filesystem.ro=[\"/usr\"]",
+               "run.cwd=/tmp"};
+    Policy p = load(cl);
+    CHECK(p.net == NetMode::None);
+    CHECK(p.tmp_size == 1 << 20);
+    CHECK(p.uid == 2000);
+    CHECK(p.binds.size() == 1);
+    CHECK(p.cwd == "/tmp");
+
+    cl.sets = {"user.uid=abc"};
+    try {
+        load(cl);
+        FAIL("expected an error");
+    } catch (const ProfileError& e) {
+        CHECK(e.diagnostics.front().str() == "--set: user.uid: expected an integer id, got a string");
+    }
+    cl.sets = {"schema=2"};
+    CHECK_THROWS_AS(load(cl), ProfileError);
+}
+
+TEST_CASE("command-line binds, env and cwd") {
+    CommandLine cl;
+    cl.ro = {"/srv/data:/data"};
+    cl.rw = {"/srv/out"};
+    cl.env = {"A=1", "PATH=/x"};
+    cl.env_pass = {"TOKEN"};
+    cl.cwd = "/data";
+    Policy p = load(cl);
+    REQUIRE(p.binds.size() == 4);
+    CHECK(p.binds[2].dst == "/data");
+    CHECK(p.binds[2].origin == "--ro");
+    CHECK(p.binds[3].writable);
+    CHECK(p.cwd == "/data");
+    bool path_overridden = false;
+    for (auto& [k, v] : p.env) path_overridden |= (k == "PATH" && v == "/x");
+    CHECK(path_overridden);
+    CHECK(p.env_pass.back() == "TOKEN");
+
+    cl = {};
+    cl.rw = {"relative"};
+    cl.env = {"=x"};
+    try {
+        load(cl);
+        FAIL("expected errors");
+    } catch (const ProfileError& e) {
+        CHECK(e.diagnostics.size() == 2);
+    }
+}
+
+TEST_CASE("schema errors carry file, line, column, key and expectation") {
+    CHECK(first_error("schema = 1\n[filesystem]\ntmp_size = \"512X\"\n").find("t.toml:3:12: filesystem.tmp_size: expected a size") == 0);
+    CHECK(first_error("schema = 1\n[user]\nuid = \"x\"\n") == "t.toml:3:7: user.uid: expected an integer id, got a string");
+    CHECK(first_error("schema = 1\n[user]\nuid = 0\n").find("user.uid: expected an id from 1") != std::string::npos);
+    CHECK(first_error("schema = 1\n[user]\nroot_host_uid = 0\n").find("root is never mapped") != std::string::npos);
+    CHECK(first_error("schema = 1\n[runn]\n").find("unknown key; did you mean 'run'?") != std::string::npos);
+    CHECK(first_error("schema = 1\n[run]\nexec_allow = [\"python3\"]\n").find("run.exec_allow[0]") != std::string::npos);
+    CHECK(first_error("schema = 1\n[run]\nhostname = \"bad host\"\n").find("run.hostname") != std::string::npos);
+    CHECK(first_error("schema = 1\n[network]\nmode = \"hots\"\n").find("expected one of none, loopback") != std::string::npos);
+    CHECK(first_error("schema = 1\n[env]\nset = { \"1X\" = \"v\" }\n").find("env.set.1X") != std::string::npos);
+    CHECK(first_error("schema = 1\n[user]\nhome = \"/tmp\"\n").find("user.home") != std::string::npos);
+    CHECK(first_error("schema = 1\nrun = 3\n").find("expected a table") != std::string::npos);
+    CHECK(first_error("[run]\n").find("schema: missing") != std::string::npos);
+    CHECK(first_error("schema = 2\n").find("unsupported schema") != std::string::npos);
+    CHECK(first_error("schema = 1\n[run\n").find("TOML syntax") != std::string::npos);
+    CHECK(first_error("schema = 1\nextends = \"nope\"\n").find("unknown profile 'nope'") != std::string::npos);
+}
+
+TEST_CASE("all errors are collected, in reading order") {
+    auto d = errors_of("schema = 1\n[run]\ncwd = \"rel\"\nhostnme = \"x\"\n[filesystem]\nshm_size = -1\n");
+    REQUIRE(d.size() == 3);
+    CHECK(d[0].line == 3);
+    CHECK(d[1].line == 4);
+    CHECK(d[2].line == 6);
+}
+
+TEST_CASE("extends from files, relative to the including file, with cycle detection") {
+    char tmpl[] = "/tmp/stockade-unit-XXXXXX";
+    REQUIRE(mkdtemp(tmpl));
+    std::string dir = tmpl;
+    auto write = [&](const std::string& name, const std::string& text) {
+        std::ofstream(dir + "/" + name) << text;
+        return dir + "/" + name;
+    };
+    write("base.toml", "schema = 1\nextends = \"python\"\n[run]\nhostname = \"base\"\n");
+    std::string child = write("child.toml", "schema = 1\nextends = \"base.toml\"\n[network]\nmode = \"none\"\n");
+    std::string a = write("a.toml", "schema = 1\nextends = \"b.toml\"\n");
+    write("b.toml", "schema = 1\nextends = \"a.toml\"\n");
+    std::string bad = write("bad.toml", "schema = 1\nextends = \"base.toml\"\n[run]\nhostname = 5\n");
+
+    CommandLine cl;
+    cl.profile = child;
+    Policy p = load(cl);
+    CHECK(p.hostname == "base");
+    CHECK(p.net == NetMode::None);
+
+    cl.profile = a;
+    try {
+        load(cl);
+        FAIL("expected a cycle");
+    } catch (const ProfileError& e) {
+        CHECK(e.diagnostics.front().message.find("extends cycle") == 0);
+    }
+    cl.profile = bad;
+    try {
+        load(cl);
+        FAIL("expected an error");
+    } catch (const ProfileError& e) {
+        CHECK(e.diagnostics.front().file == bad);  // the error points at the child, not the base
+        CHECK(e.diagnostics.front().line == 4);
+    }
+    for (auto n : {"base.toml", "child.toml", "a.toml", "b.toml", "bad.toml"}) std::remove((dir + "/" + n).c_str());
+    rmdir(dir.c_str());
+}
