@@ -11,6 +11,7 @@
 #include "sandbox/host.hpp"
 #include "sandbox/launch.hpp"
 #include "sandbox/plan.hpp"
+#include "sandbox/wire.hpp"
 #include "util/error.hpp"
 #include "util/proc_title.hpp"
 #include "util/stdio.hpp"
@@ -53,19 +54,24 @@ int print_profile_error(const profile::ProfileError& e, bool all) {
     return report::kExitStockadeFailed;
 }
 
-int do_run(const profile::CommandLine& cl, const sandbox::Invocation& inv, char** envp) {
+int do_run(const profile::CommandLine& cl, const sandbox::Invocation& inv, char** envp, bool timings,
+           uint64_t t_main) {
     profile::Policy policy = profile::load(cl);
     sandbox::Plan plan = sandbox::plan(policy, inv, sandbox::gather_host_facts(envp));
     sandbox::check_sources(plan);
+    plan.timings = timings;
+    const double before_launch = (sandbox::monotonic_ns() - t_main) / 1e6;
     sandbox::Outcome outcome = sandbox::launch(plan);
     std::string line = report::summary_line(outcome);
     if (!line.empty()) std::cerr << line << "\n";
+    if (timings) report::print_timings(std::cerr, before_launch, outcome);
     return report::exit_status(outcome);
 }
 
 }  // namespace
 
 int main(int argc, char** argv, char** envp) {
+    const uint64_t t_main = sandbox::monotonic_ns();
     remember_process_block(argc, argv, envp);
     ensure_stdio_open();
     close_inherited_fds();
@@ -88,6 +94,10 @@ int main(int argc, char** argv, char** envp) {
     CLI::App* exec = app.add_subcommand("exec", "run any program the profile allows: stockade exec [options] -- ARGV...");
     add_common(exec, cl);
     exec->prefix_command();
+
+    bool timings = false;
+    for (CLI::App* sub : {run, exec})
+        sub->add_flag("--timings", timings, "print how long each setup step took (stderr)")->group("");
 
     std::string check_path;
     CLI::App* check = app.add_subcommand("check", "validate a profile; prints every error");
@@ -172,7 +182,7 @@ int main(int argc, char** argv, char** envp) {
             inv.mode = sandbox::Invocation::Mode::Exec;
             inv.args = rest;
         }
-        return do_run(cl, inv, envp);
+        return do_run(cl, inv, envp, timings, t_main);
     } catch (const profile::ProfileError& e) {
         return print_profile_error(e, false);
     } catch (const Error& e) {

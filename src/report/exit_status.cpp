@@ -1,5 +1,6 @@
 #include "report/exit_status.hpp"
 
+#include <cstdio>
 #include <cstring>
 
 namespace stockade::report {
@@ -29,4 +30,17 @@ std::string summary_line(const sandbox::Outcome& o) {
     return {};
 }
 
+void print_timings(std::ostream& out, double before_launch_ms, const sandbox::Outcome& o) {
+    char line[160];
+    std::snprintf(line, sizeof line, "stockade: timing %-40s %8.3f ms\n", "cli, profile, plan", before_launch_ms);
+    out << line;
+    double prev = 0;
+    for (const auto& [name, t] : o.phases) {
+        std::snprintf(line, sizeof line, "stockade: timing %-40s %8.3f ms  (at %.3f)\n", name.c_str(), t - prev, t);
+        out << line;
+        prev = t;
+    }
+    std::snprintf(line, sizeof line, "stockade: timing %-40s %8.3f ms\n", "setup (launch to execve)", o.setup_ms);
+    out << line;
+}
 }  // namespace stockade::report

@@ -6,6 +6,7 @@
 //   126      the program could not be executed, or the profile does not allow it
 //   127      the program was not found inside the jail
 #pragma once
+#include <ostream>
 #include <string>
 
 #include "sandbox/launch.hpp"
@@ -20,5 +21,8 @@ int exit_status(const sandbox::Outcome& o);
 
 // "" when nothing needs saying (the program exited on its own).
 std::string summary_line(const sandbox::Outcome& o);
+
+// The setup steps of one run and how long each took, for `--timings`.
+void print_timings(std::ostream& out, double before_launch_ms, const sandbox::Outcome& o);
 
 }  // namespace stockade::report

@@ -39,6 +39,7 @@ void die_with_supervisor(int sync) {
 void child_main(const Plan& plan, const ChildFds& fds) {
     try {
         wait_for_maps(fds.sync);
+        phase(fds.report, plan.timings, "child: id maps received");
         // Not before the maps: the supervisor must still be able to open /proc/PID/uid_map.
         check(::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl", "PR_SET_DUMPABLE");
         ::umask(0);
@@ -48,12 +49,15 @@ void child_main(const Plan& plan, const ChildFds& fds) {
         die_with_supervisor(fds.sync);
         ::close(fds.sync);
         check_source_access(plan, sources);
+        phase(fds.report, plan.timings, "child: sources opened, ids switched");
         scrub_process_block("stockade-init");
         build_root(plan, sources, fds.script);
         sources.clear();
+        phase(fds.report, plan.timings, "child: root built and pivoted");
         if (fds.script >= 0) ::close(fds.script);
         check(::sethostname(plan.hostname.data(), plan.hostname.size()), "sethostname", plan.hostname);
         if (plan.loopback_up) loopback_up();
+        phase(fds.report, plan.timings, "child: hostname, network");
     } catch (const Error& e) {
         WireMsg m;
         m.type = WireMsg::SetupError;

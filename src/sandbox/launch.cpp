@@ -119,24 +119,29 @@ Outcome launch(const Plan& plan) {
     // the jail, and after setgroups=deny the jail could never shed them.
     if (plan.clear_host_groups) check(::setgroups(0, nullptr), "setgroups", "(clear root's groups)");
 
+    Outcome out;
     const uint64_t t0 = monotonic_ns();
     int pidfd = -1;
     pid_t pid = clone_jail(plan, &pidfd);
+    auto mark = [&](const char* name) {
+        if (plan.timings) out.phases.emplace_back(name, ms_between(t0, monotonic_ns()));
+    };
     if (pid == 0) {
         sync.write.reset();
         report.read.reset();
         child_main(plan, ChildFds{sync.read.get(), report.write.get(), script.get()});
     }
     Child child(pid, pidfd);
+    mark("supervisor: clone3");
     sync.read.reset();
     report.write.reset();
     script.reset();
 
     write_id_maps(plan, pid);
     check(static_cast<int>(::write(sync.write.get(), "1", 1)), "write", "sync pipe");
+    mark("supervisor: id maps written");
 
     UniqueFd sigfd(check(::signalfd(-1, &relayed, SFD_CLOEXEC), "signalfd"));
-    Outcome out;
     bool have_exit = false;
     int program_status = 0;
     uint64_t t_end = 0;
@@ -166,7 +171,11 @@ Outcome launch(const Plan& plan) {
                     out.err = m.err;
                     out.message = m.text;
                     break;
-                case WireMsg::ExecReady: out.setup_ms = ms_between(t0, m.t_ns); break;
+                case WireMsg::ExecReady:
+                    out.setup_ms = ms_between(t0, m.t_ns);
+                    if (plan.timings) out.phases.emplace_back("program: privileges dropped, execve", out.setup_ms);
+                    break;
+                case WireMsg::Phase: out.phases.emplace_back(m.text, ms_between(t0, m.t_ns)); break;
                 case WireMsg::ExecError:
                     out.kind = Outcome::Kind::ExecError;
                     out.err = m.err;

@@ -2,6 +2,8 @@
 // signals into it, and collect how it ended.
 #pragma once
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "sandbox/plan.hpp"
 
@@ -16,6 +18,8 @@ struct Outcome {
     std::string message;
     double setup_ms = -1;  // clone to the program's execve
     double wall_ms = 0;    // clone to the jail's end
+    // Setup steps and when each ended, in ms since launch() began (with Plan::timings).
+    std::vector<std::pair<std::string, double>> phases;
 };
 
 // Throws Error for failures before the jail exists (the script cannot be read,

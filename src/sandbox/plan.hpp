@@ -62,6 +62,7 @@ struct Plan {
     bool time_ns = false;
     profile::ProcMode proc = profile::ProcMode::Pid;
     std::string script_host;  // host path of the script to copy in, if any
+    bool timings = false;     // report each setup step's time (for bench/ and --timings)
 };
 
 Plan plan(const profile::Policy& policy, const Invocation& inv, const HostFacts& host);

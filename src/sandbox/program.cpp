@@ -94,6 +94,7 @@ void exec_program(const Plan& plan, int report_fd) {
                  "exec " + path + ": not allowed by the profile (run.exec_allow = [" + pats + "])", 126);
         }
 
+        phase(rfd, plan.timings, "program: session, fds, cwd, lookup");
         check(::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl", "PR_SET_NO_NEW_PRIVS");
         drop_all_capabilities();
 

@@ -19,4 +19,13 @@ void send(int fd, const WireMsg& m) noexcept {
     while (n < 0 && errno == EINTR);
 }
 
+void phase(int fd, bool enabled, const char* name) noexcept {
+    if (!enabled) return;
+    WireMsg m;
+    m.type = WireMsg::Phase;
+    m.t_ns = monotonic_ns();
+    std::strncpy(m.text, name, sizeof m.text - 1);
+    send(fd, m);
+}
+
 }  // namespace stockade::sandbox

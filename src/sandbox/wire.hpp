@@ -13,6 +13,7 @@ struct WireMsg {
         ExecReady = 2,   // the program is about to execve; t_ns is when
         ExecError = 3,   // execve failed (err) or the profile refused the program
         Exit = 4,        // the program ended; status is its wait status
+        Phase = 5,       // a setup step finished at t_ns (only when the plan asks for timings)
     };
     uint32_t type = 0;
     int32_t err = 0;
@@ -31,5 +32,7 @@ static_assert(sizeof(WireMsg) <= 512);
 uint64_t monotonic_ns();
 // Best effort: the jail side has nowhere else to report a failure to report.
 void send(int fd, const WireMsg& m) noexcept;
+// Marks the end of a setup step, when timings were asked for.
+void phase(int fd, bool enabled, const char* name) noexcept;
 
 }  // namespace stockade::sandbox

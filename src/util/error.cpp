@@ -6,9 +6,8 @@ namespace stockade {
 
 void throw_sys_errno(int err, const std::string& op, const std::string& object) {
     std::string msg = op;
-    if (!object.empty()) msg += " " + object;
-    msg += ": ";
-    msg += std::strerror(err);
+    if (!object.empty()) msg.append(" ").append(object);
+    msg.append(": ").append(std::strerror(err));
     throw Error(msg, err);
 }
 
