@@ -1,6 +1,6 @@
 #include "profile/loader.hpp"
 
-#include <toml++/toml.h>
+#include "profile/toml.hpp"
 
 #include <algorithm>
 #include <cstdio>

@@ -1,6 +1,6 @@
 // The TOML schema: which keys exist, what each must hold, and how it maps onto Policy.
 #pragma once
-#include <toml++/toml.h>
+#include "profile/toml.hpp"
 
 #include <vector>
 

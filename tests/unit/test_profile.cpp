@@ -174,3 +174,12 @@ TEST_CASE("extends from files, relative to the including file, with cycle detect
     for (auto n : {"base.toml", "child.toml", "a.toml", "b.toml", "bad.toml"}) std::remove((dir + "/" + n).c_str());
     rmdir(dir.c_str());
 }
+
+TEST_CASE("non-ASCII outside strings is a syntax error, not undefined behaviour in toml++") {
+    // Found by fuzz/profile_fuzz: toml++ 3.3.0 reached __builtin_unreachable() here.
+    CHECK(first_error("schema = 1\n\xc3\xa9 = 1\n").find("TOML syntax") != std::string::npos);
+    CHECK(first_error("schema = 1\n[run]\nhostname = \xd0\x9f\xd1\x80\xd0\xb8\n").find("t.toml:3:12") == 0);
+    CHECK(first_error("\"\"\" d+y\\\n\"  =wd\n\xd2\x9b l\n").find("TOML syntax") != std::string::npos);
+    // Inside strings and comments it is fine.
+    CHECK(first_error("schema = 1\n# \xc3\xa9t\xc3\xa9\ndescription = \"caf\xc3\xa9\"\n").empty());
+}
