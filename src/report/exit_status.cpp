@@ -40,7 +40,8 @@ void print_timings(std::ostream& out, double before_launch_ms, const sandbox::Ou
         out << line;
         prev = t;
     }
-    std::snprintf(line, sizeof line, "stockade: timing %-40s %8.3f ms\n", "setup (launch to execve)", o.setup_ms);
+    std::snprintf(line, sizeof line, "stockade: timing %-40s %8.3f ms\n", "setup (launch to program's execve)",
+                  o.setup_ms);
     out << line;
 }
 }  // namespace stockade::report

@@ -190,7 +190,13 @@ Outcome launch(const Plan& plan) {
             }
         }
     }
+    const uint64_t t_eof = monotonic_ns();
     siginfo_t init = child.wait();
+    if (plan.timings) {
+        if (t_end) out.phases.emplace_back("jail: program ran, init reported exit", ms_between(t0, t_end));
+        out.phases.emplace_back("supervisor: report pipe closed", ms_between(t0, t_eof));
+        out.phases.emplace_back("supervisor: init reaped (namespaces gone)", ms_between(t0, monotonic_ns()));
+    }
     if (!t_end) t_end = monotonic_ns();
     out.wall_ms = ms_between(t0, t_end);
 

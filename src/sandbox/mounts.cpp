@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <set>
 
 #include "util/error.hpp"
@@ -62,23 +63,31 @@ private:
         throw Error(op.origin + ": mount target " + op.dst + ": " + why);
     }
 
-    // Opens the parent of op.dst, creating missing directories, but only on our
-    // own tmpfs mounts: stockade never creates paths inside a host bind.
-    UniqueFd open_parent(const MountOp& op, std::string& leaf) {
-        UniqueFd dir(check(::openat(root_.get(), ".", O_PATH | O_DIRECTORY | O_CLOEXEC), "open", "(new root)"));
-        std::string path;
-        size_t pos = 1;
-        const std::string& dst = op.dst;
-        while (true) {
-            size_t slash = dst.find('/', pos);
-            if (slash == std::string::npos) {
-                leaf = dst.substr(pos);
-                return dir;
-            }
-            std::string comp = dst.substr(pos, slash - pos);
-            path += "/" + comp;
-            pos = slash + 1;
-            dir = open_component(op, dir.get(), comp, path, true);
+    // The directory that will hold op.dst's last component, creating missing
+    // directories, but only on our own tmpfs mounts: stockade never creates paths
+    // inside a bind from the host. Directory fds are cached by jail path; a
+    // mount on a path drops the cache below it, since the old fds now point
+    // under the mount.
+    int open_parent(const MountOp& op, std::string& leaf) {
+        size_t slash = op.dst.rfind('/');
+        leaf = op.dst.substr(slash + 1);
+        return dir_fd(op, slash == 0 ? "/" : op.dst.substr(0, slash));
+    }
+
+    int dir_fd(const MountOp& op, const std::string& path) {
+        if (path == "/") return root_.get();
+        auto it = dirs_.find(path);
+        if (it != dirs_.end()) return it->second.get();
+        size_t slash = path.rfind('/');
+        int parent = dir_fd(op, slash == 0 ? "/" : path.substr(0, slash));
+        UniqueFd fd = open_component(op, parent, path.substr(slash + 1), path, true);
+        return dirs_.emplace(path, std::move(fd)).first->second.get();
+    }
+
+    void mounted_on(const std::string& path) {
+        for (auto it = dirs_.lower_bound(path); it != dirs_.end();) {
+            if (it->first != path && it->first.compare(0, path.size() + 1, path + "/") != 0) break;
+            it = dirs_.erase(it);
         }
     }
 
@@ -133,8 +142,8 @@ private:
         struct stat st;
         check(::fstat(src, &st), "stat", op.src);
         std::string leaf;
-        UniqueFd parent = open_parent(op, leaf);
-        UniqueFd target = open_leaf(op, parent.get(), leaf, S_ISDIR(st.st_mode));
+        int parent = open_parent(op, leaf);
+        UniqueFd target = open_leaf(op, parent, leaf, S_ISDIR(st.st_mode));
         const std::string what = op.src + " -> " + op.dst;
         // A recursive clone: a non-recursive bind of a tree with locked submounts
         // would be refused, and the submounts must stay covered anyway.
@@ -147,36 +156,38 @@ private:
         set_attr(tree.get(), attrs, true, what);
         if (::move_mount(tree.get(), "", target.get(), "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
             throw_sys("mount", what);
+        mounted_on(op.dst);
     }
 
     void tmpfs(const MountOp& op) {
         std::string leaf;
-        UniqueFd parent = open_parent(op, leaf);
-        UniqueFd target = open_leaf(op, parent.get(), leaf, true);
+        int parent = open_parent(op, leaf);
+        UniqueFd target = open_leaf(op, parent, leaf, true);
         char data[96];
         std::snprintf(data, sizeof data, "mode=%o,size=%llu", op.mode, static_cast<unsigned long long>(op.size));
         unsigned long flags = MS_NOSUID | MS_NODEV | (op.noexec ? MS_NOEXEC : 0);
         if (::mount("tmpfs", magic(target.get()).c_str(), "tmpfs", flags, data) < 0) throw_sys("mount tmpfs", op.dst);
-        UniqueFd mounted(check(::openat(parent.get(), leaf.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC),
-                               "open", op.dst));
-        own_devs_.insert(dev_of(mounted.get(), op.dst));
-        if (!op.writable) freeze_.push_back(std::move(mounted));
+        mounted_on(op.dst);
+        int mounted = dir_fd(op, op.dst);
+        own_devs_.insert(dev_of(mounted, op.dst));
+        if (!op.writable) freeze_.push_back(UniqueFd(check(::dup(mounted), "dup", op.dst)));
     }
 
     void proc(const MountOp& op) {
         std::string leaf;
-        UniqueFd parent = open_parent(op, leaf);
-        UniqueFd target = open_leaf(op, parent.get(), leaf, true);
+        int parent = open_parent(op, leaf);
+        UniqueFd target = open_leaf(op, parent, leaf, true);
         // subset=pid: only the jail's processes, none of /proc/sys, /proc/kcore & co.
         const char* data = plan_.proc == profile::ProcMode::Pid ? "subset=pid" : nullptr;
         if (::mount("proc", magic(target.get()).c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, data) < 0)
             throw_sys("mount proc", op.dst);
+        mounted_on(op.dst);
     }
 
     void make_file(const MountOp& op) {
         std::string leaf;
-        UniqueFd parent = open_parent(op, leaf);
-        UniqueFd f(::openat(parent.get(), leaf.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, op.mode));
+        int parent = open_parent(op, leaf);
+        UniqueFd f(::openat(parent, leaf.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, op.mode));
         if (!f) throw_sys(op.origin + ": create", op.dst);
         if (op.kind == Kind::File) {
             write_all(f.get(), op.content.data(), op.content.size(), op.dst.c_str());
@@ -200,15 +211,13 @@ private:
             case Kind::File:
             case Kind::Script: return make_file(op);
             case Kind::Dir: {
-                std::string leaf;
-                UniqueFd parent = open_parent(op, leaf);
-                open_component(op, parent.get(), leaf, op.dst, true);
+                dir_fd(op, op.dst);
                 return;
             }
             case Kind::Symlink: {
                 std::string leaf;
-                UniqueFd parent = open_parent(op, leaf);
-                if (::symlinkat(op.src.c_str(), parent.get(), leaf.c_str()) < 0)
+                int parent = open_parent(op, leaf);
+                if (::symlinkat(op.src.c_str(), parent, leaf.c_str()) < 0)
                     throw_sys(op.origin + ": symlink", op.dst + " -> " + op.src);
                 return;
             }
@@ -219,6 +228,7 @@ private:
     const std::vector<UniqueFd>& sources_;
     int script_fd_;
     UniqueFd root_;
+    std::map<std::string, UniqueFd> dirs_;
     std::set<dev_t> own_devs_;
     std::vector<UniqueFd> freeze_;
 };
