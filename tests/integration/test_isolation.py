@@ -37,7 +37,7 @@ class IsolationTest(JailTest):
         self.assertOk(r)
         self.assertEqual(r.stdout.strip(),
                          "['bin', 'dev', 'etc', 'home', 'lib', 'lib64', 'proc', 'sbin', 'tmp', 'usr', 'work'] "
-                         "['group', 'hostname', 'hosts', 'ld.so.cache', 'passwd'] "
+                         "['alternatives', 'group', 'hostname', 'hosts', 'ld.so.cache', 'passwd'] "
                          "['fd', 'full', 'null', 'random', 'shm', 'stderr', 'stdin', 'stdout', 'urandom', 'zero']")
 
     def test_environment_secrets_absent(self):

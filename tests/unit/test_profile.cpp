@@ -36,7 +36,7 @@ TEST_CASE("built-in profiles load and the default is the python allowlist") {
     CHECK(p.proc == ProcMode::Pid);
     CHECK(p.uid == 1000);
     CHECK(p.root_host_uid == 65534);
-    REQUIRE(p.binds.size() == 2);
+    REQUIRE(p.binds.size() == 3);
     CHECK(p.binds[0].src == "/usr");
     CHECK_FALSE(p.binds[0].writable);
     CHECK(p.noexec_writable);
@@ -89,10 +89,10 @@ TEST_CASE("command-line binds, env and cwd") {
     cl.env_pass = {"TOKEN"};
     cl.cwd = "/data";
     Policy p = load(cl);
-    REQUIRE(p.binds.size() == 4);
-    CHECK(p.binds[2].dst == "/data");
-    CHECK(p.binds[2].origin == "--ro");
-    CHECK(p.binds[3].writable);
+    REQUIRE(p.binds.size() == 5);
+    CHECK(p.binds[3].dst == "/data");
+    CHECK(p.binds[3].origin == "--ro");
+    CHECK(p.binds[4].writable);
     CHECK(p.cwd == "/data");
     bool path_overridden = false;
     for (auto& [k, v] : p.env) path_overridden |= (k == "PATH" && v == "/x");
