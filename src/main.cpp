@@ -12,6 +12,7 @@
 #include "sandbox/launch.hpp"
 #include "sandbox/plan.hpp"
 #include "sandbox/wire.hpp"
+#include "seccomp/notify.hpp"
 #include "util/error.hpp"
 #include "util/proc_title.hpp"
 #include "util/stdio.hpp"
@@ -64,6 +65,7 @@ int do_run(const profile::CommandLine& cl, const sandbox::Invocation& inv, char*
     sandbox::Outcome outcome = sandbox::launch(plan);
     std::string line = report::summary_line(outcome);
     if (!line.empty()) std::cerr << line << "\n";
+    if (std::string v = seccomp::summarize(outcome.violations); !v.empty()) std::cerr << "stockade: " << v << "\n";
     if (timings) report::print_timings(std::cerr, before_launch, outcome);
     return report::exit_status(outcome);
 }

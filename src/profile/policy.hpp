@@ -23,6 +23,18 @@ struct Symlink {
     std::string target;  // link text, as written
 };
 
+// [seccomp] and [unsafe], validated but not yet resolved to numbers.
+struct SeccompPolicy {
+    enum class Default { Errno, Kill, Log } default_action = Default::Errno;
+    int default_errno = 1;  // EPERM
+    int deny_errno = 1;
+    std::vector<std::string> allow;            // syscall names and @groups
+    std::vector<std::string> deny;
+    std::vector<int> socket_families;          // empty: any family the core allows
+    std::vector<std::string> unsafe_allow;     // core syscalls lifted by [unsafe]
+    std::vector<std::string> notes;            // names skipped on this architecture
+};
+
 struct Policy {
     std::string name;         // built-in name or file path of the top profile
     std::string description;
@@ -60,6 +72,8 @@ struct Policy {
 
     // [namespaces]
     bool time_ns = false;
+
+    SeccompPolicy seccomp;
 };
 
 const char* to_string(NetMode m);

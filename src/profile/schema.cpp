@@ -6,6 +6,9 @@
 #include <map>
 
 #include "profile/units.hpp"
+#include "seccomp/catalog.hpp"
+
+#include <cstring>
 
 namespace stockade::profile {
 namespace {
@@ -202,6 +205,98 @@ std::string origin_of(const toml::node& n) {
     return o + ":" + std::to_string(s.begin.line) + ":" + std::to_string(s.begin.column);
 }
 
+std::optional<int> errno_by_name(const std::string& name) {
+    for (int e = 1; e < 134; ++e) {
+        const char* n = strerrorname_np(e);
+        if (n && name == n) return e;
+    }
+    return std::nullopt;
+}
+
+// Syscall names and @groups: unknown ones are errors (with a suggestion), names
+// that exist only on other architectures are noted and skipped.
+std::string check_syscall_name(const std::string& v, SeccompPolicy& sp) {
+    if (!v.empty() && v[0] == '@') {
+        if (seccomp::find_group(v)) return {};
+        std::vector<std::string> names = {"@python"};
+        for (const auto& g : seccomp::groups()) names.emplace_back(g.name);
+        std::string hint = did_you_mean(v, names);
+        return "unknown syscall group \"" + v + "\"" + (hint.empty() ? "; groups: " + Reader::join(names)
+                                                                       : "; did you mean \"" + hint + "\"?");
+    }
+    if (seccomp::resolve(v) >= 0) return {};
+    if (seccomp::known_elsewhere(v)) {
+        sp.notes.push_back(v + " is not a syscall on " + seccomp::native_arch_name() + "; skipped");
+        return {};
+    }
+    std::string hint = did_you_mean(v, seccomp::native_names());
+    return "unknown syscall \"" + v + "\"" + (hint.empty() ? std::string() : "; did you mean \"" + hint + "\"?");
+}
+
+void validate_seccomp(Reader& r, const toml::table& root, SeccompPolicy& sp) {
+    std::vector<std::string> unsafe;
+    const toml::node* unsafe_node = nullptr;
+    if (const toml::table* t = r.table(root, "unsafe")) {
+        r.unknown_keys(*t, "unsafe.", {"allow_syscalls"});
+        unsafe_node = t->get("allow_syscalls");
+        r.strings(*t, "unsafe.", "allow_syscalls", [&](const std::string& v, const toml::node&) -> std::string {
+            if (!seccomp::find_core(v))
+                return "\"" + v + "\" is not in the hard-deny core; allow it in seccomp.allow instead";
+            unsafe.push_back(v);
+            return {};
+        });
+    }
+    (void)unsafe_node;
+    sp.unsafe_allow = unsafe;
+    const toml::table* t = r.table(root, "seccomp");
+    if (!t) return;
+    const std::string pre = "seccomp.";
+    r.unknown_keys(*t, pre, {"default_action", "default_errno", "allow", "deny", "deny_errno", "socket_families"});
+    using D = SeccompPolicy::Default;
+    r.choice(*t, pre, "default_action", sp.default_action, {{"errno", D::Errno}, {"kill", D::Kill}, {"log", D::Log}});
+    for (const char* key : {"default_errno", "deny_errno"}) {
+        r.string(*t, pre, key, [&](const std::string& v) -> std::string {
+            auto e = errno_by_name(v);
+            if (!e) return "expected an errno name like \"EPERM\" or \"ENOSYS\", got \"" + v + "\"";
+            (std::string(key) == "default_errno" ? sp.default_errno : sp.deny_errno) = *e;
+            return {};
+        });
+    }
+    r.strings(*t, pre, "allow", [&](const std::string& v, const toml::node&) -> std::string {
+        std::string m = check_syscall_name(v, sp);
+        if (!m.empty()) return m;
+        if (seccomp::find_core(v) && !seccomp::core_is_conditional(v) &&
+            std::find(unsafe.begin(), unsafe.end(), v) == unsafe.end())
+            return "\"" + v + "\" is in stockade's hard-deny core (" + seccomp::find_core(v)->why +
+                   "); allowing it needs [unsafe] allow_syscalls = [\"" + v + "\"]";
+        sp.allow.push_back(v);
+        return {};
+    });
+    r.strings(*t, pre, "deny", [&](const std::string& v, const toml::node&) -> std::string {
+        std::string m = check_syscall_name(v, sp);
+        if (m.empty()) sp.deny.push_back(v);
+        return m;
+    });
+    r.strings(*t, pre, "socket_families", [&](const std::string& v, const toml::node&) -> std::string {
+        static const std::vector<std::pair<std::string, int>> fams = {
+            {"unix", 1}, {"inet", 2}, {"inet6", 10}, {"key", 15}, {"rds", 21}, {"can", 29},
+            {"tipc", 30}, {"bluetooth", 31}, {"alg", 38}};
+        if (v == "netlink" || v == "packet" || v == "vsock")
+            return "\"" + v + "\" sockets are in stockade's hard-deny core";
+        std::vector<std::string> names;
+        for (auto& [n, f] : fams) {
+            if (n == v) {
+                sp.socket_families.push_back(f);
+                return {};
+            }
+            names.push_back(n);
+        }
+        std::string hint = did_you_mean(v, names);
+        return "unknown socket family \"" + v + "\"; expected one of " + Reader::join(names) +
+               (hint.empty() ? std::string() : "; did you mean \"" + hint + "\"?");
+    });
+}
+
 }  // namespace
 
 std::string normalize_abs_path(const std::string& p) {
@@ -241,7 +336,7 @@ Policy validate(const toml::table& root, std::vector<Diagnostic>& diags) {
     Policy p;
     Reader r(diags);
     r.unknown_keys(root, "", {"schema", "extends", "description", "run", "user", "filesystem", "env", "network",
-                              "namespaces"});
+                              "namespaces", "seccomp", "unsafe"});
     r.string(root, "", "description", [&](const std::string& v) {
         p.description = v;
         return std::string();
@@ -351,6 +446,8 @@ Policy validate(const toml::table& root, std::vector<Diagnostic>& diags) {
         r.unknown_keys(*t, "namespaces.", {"time"});
         r.boolean(*t, "namespaces.", "time", p.time_ns);
     }
+
+    validate_seccomp(r, root, p.seccomp);
 
     // Cross-key rules, reported against the key the user most likely has to change.
     if (p.home == "/tmp" || p.home.rfind("/tmp/", 0) == 0 || p.home == "/work" || p.home.rfind("/proc", 0) == 0 ||

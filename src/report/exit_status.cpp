@@ -21,6 +21,7 @@ std::string summary_line(const sandbox::Outcome& o) {
     switch (o.kind) {
         case Kind::Exited: return {};
         case Kind::Signaled: {
+            if (o.seccomp_killed) return "stockade: program killed: a refused syscall under seccomp.default_action = \"kill\"";
             const char* name = sigabbrev_np(o.signal);
             return "stockade: program killed by signal " + std::to_string(o.signal) + (name ? std::string(" (SIG") + name + ")" : "");
         }

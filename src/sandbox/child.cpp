@@ -72,7 +72,7 @@ void child_main(const Plan& plan, const ChildFds& fds) {
         send(fds.report, m);
         ::_exit(125);
     }
-    run_init(plan, fds.report);
+    run_init(plan, fds);
 }
 
 }  // namespace stockade::sandbox

@@ -24,29 +24,29 @@ constexpr int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2
 
 struct SpawnArgs {
     const Plan* plan;
-    int report_fd;
+    const ChildFds* fds;
 };
 
 int program_entry(void* arg) {
     auto* a = static_cast<SpawnArgs*>(arg);
-    exec_program(*a->plan, a->report_fd);
+    exec_program(*a->plan, *a->fds);
 }
 
 // The program is started the way posix_spawn does it: CLONE_VM|CLONE_VFORK on
 // a stack of its own, so no page tables are copied and no page is faulted in
 // twice; the init sleeps until the program has called execve (or failed).
-pid_t spawn_program(const Plan& plan, int report_fd) {
+pid_t spawn_program(const Plan& plan, const ChildFds& fds) {
 #if defined(__SANITIZE_ADDRESS__)
     // ASan cannot follow a switch to a stack it did not allocate; sanitizer
     // builds pay for a plain fork instead.
     pid_t child = ::fork();
-    if (child == 0) exec_program(plan, report_fd);
+    if (child == 0) exec_program(plan, fds);
     return child;
 #endif
     constexpr size_t kStack = 512 << 10;
     void* stack = ::mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (stack == MAP_FAILED) return -1;
-    SpawnArgs args{&plan, report_fd};
+    SpawnArgs args{&plan, &fds};
     pid_t pid = ::clone(program_entry, static_cast<char*>(stack) + kStack, CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
     int err = errno;
     ::munmap(stack, kStack);
@@ -56,7 +56,8 @@ pid_t spawn_program(const Plan& plan, int report_fd) {
 
 }  // namespace
 
-void run_init(const Plan& plan, int report_fd) {
+void run_init(const Plan& plan, const ChildFds& fds) {
+    const int report_fd = fds.report;
     // Out of the caller's foreground process group: a Ctrl-C reaches the
     // supervisor once and comes here through it, not twice.
     ::setsid();
@@ -70,7 +71,7 @@ void run_init(const Plan& plan, int report_fd) {
     ::sigemptyset(&sa.sa_mask);
     for (int sig : kForwarded) ::sigaction(sig, &sa, nullptr);
 
-    pid_t program = spawn_program(plan, report_fd);
+    pid_t program = spawn_program(plan, fds);
     if (program < 0) {
         WireMsg m;
         m.type = WireMsg::SetupError;
@@ -80,6 +81,7 @@ void run_init(const Plan& plan, int report_fd) {
         ::_exit(125);
     }
     g_program = program;
+    if (fds.filter >= 0) ::close(fds.filter);
 
     // The init must not keep the caller's stdio open: whoever reads the program's
     // output sees EOF when the program and its children are done with it.

@@ -8,6 +8,7 @@ struct ChildFds {
     int sync = -1;    // read end: one byte once the id maps are written
     int report = -1;  // write end: WireMsg records to the supervisor
     int script = -1;  // the caller's script, or -1
+    int filter = -1;  // read end: the compiled seccomp filters, from the supervisor
 };
 
 // The cloned child: builds the jail, then becomes its init. Never returns.
@@ -15,9 +16,9 @@ struct ChildFds {
 
 // PID 1 of the jail: forks the program, reaps everything, forwards signals, and
 // exits when the program does, taking whatever it left behind with it.
-[[noreturn]] void run_init(const Plan& plan, int report_fd);
+[[noreturn]] void run_init(const Plan& plan, const ChildFds& fds);
 
 // The program's last steps: session, fds, env, privileges, then execve.
-[[noreturn]] void exec_program(const Plan& plan, int report_fd);
+[[noreturn]] void exec_program(const Plan& plan, const ChildFds& fds);
 
 }  // namespace stockade::sandbox

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -16,6 +17,7 @@
 
 #include "sandbox/jail.hpp"
 #include "sandbox/wire.hpp"
+#include "seccomp/filter.hpp"
 #include "util/error.hpp"
 #include "util/fd.hpp"
 
@@ -114,7 +116,11 @@ Outcome launch(const Plan& plan) {
     ::signal(SIGPIPE, SIG_IGN);
 
     Pipe sync = make_pipe("sync pipe");
-    Pipe report = make_pipe("report pipe");
+    Pipe filter = make_pipe("seccomp filter pipe");
+    // A socket rather than a pipe: the seccomp listener fds travel on it.
+    int sp[2];
+    check(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp), "socketpair", "report socket");
+    Pipe report{UniqueFd(sp[0]), UniqueFd(sp[1])};
     // Root's supplementary groups (0 and friends) would otherwise follow it into
     // the jail, and after setgroups=deny the jail could never shed them.
     if (plan.clear_host_groups) check(::setgroups(0, nullptr), "setgroups", "(clear root's groups)");
@@ -129,28 +135,47 @@ Outcome launch(const Plan& plan) {
     if (pid == 0) {
         sync.write.reset();
         report.read.reset();
-        child_main(plan, ChildFds{sync.read.get(), report.write.get(), script.get()});
+        filter.write.reset();
+        child_main(plan, ChildFds{sync.read.get(), report.write.get(), script.get(), filter.read.get()});
     }
     Child child(pid, pidfd);
     mark("supervisor: clone3");
     sync.read.reset();
     report.write.reset();
+    filter.read.reset();
     script.reset();
 
     write_id_maps(plan, pid);
     check(static_cast<int>(::write(sync.write.get(), "1", 1)), "write", "sync pipe");
     mark("supervisor: id maps written");
 
+    // Compiled here, on the supervisor's core, while the child builds the root.
+    std::string bpf = seccomp::serialize(seccomp::compile(plan.seccomp));
+    // EPIPE: the jail failed before it wanted the filter; its report says why.
+    if (::write(filter.write.get(), bpf.data(), bpf.size()) != static_cast<ssize_t>(bpf.size()) && errno != EPIPE)
+        throw_sys("write", "seccomp filter pipe");
+    filter.write.reset();
+    mark("supervisor: seccomp filters compiled");
+    seccomp::Notifier notifier(plan.seccomp);
+
     UniqueFd sigfd(check(::signalfd(-1, &relayed, SFD_CLOEXEC), "signalfd"));
     bool have_exit = false;
     int program_status = 0;
     uint64_t t_end = 0;
-    struct pollfd fds[2] = {{report.read.get(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
     bool open = true;
     while (open) {
-        if (::poll(fds, 2, -1) < 0) {
+        // report socket, signals, then one slot per live seccomp listener
+        struct pollfd fds[4] = {{report.read.get(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
+        nfds_t n = 2;
+        for (const auto& l : notifier.listeners())
+            if (l && n < 4) fds[n++] = {l.get(), POLLIN, 0};
+        if (::poll(fds, n, -1) < 0) {
             if (errno == EINTR) continue;
             throw_sys("poll");
+        }
+        for (nfds_t i = 2; i < n; ++i) {
+            if (fds[i].revents & POLLIN) notifier.handle(fds[i].fd);
+            if (fds[i].revents & (POLLHUP | POLLERR | POLLNVAL)) notifier.close_listener(fds[i].fd);
         }
         if (fds[1].revents & POLLIN) {
             struct signalfd_siginfo si;
@@ -158,13 +183,13 @@ Outcome launch(const Plan& plan) {
         }
         if (fds[0].revents & (POLLIN | POLLHUP)) {
             WireMsg m;
-            ssize_t n = ::read(report.read.get(), &m, sizeof m);
-            if (n < 0 && errno == EINTR) continue;
-            if (n != static_cast<ssize_t>(sizeof m)) {
+            int passed[2], npassed = 0;
+            if (!receive(report.read.get(), m, passed, 2, &npassed)) {
+                for (int i = 0; i < npassed; ++i) ::close(passed[i]);
                 open = false;  // EOF: the init and the program's pre-exec copy are gone
                 continue;
             }
-            m.text[sizeof m.text - 1] = '\0';
+            for (int i = 0; i < npassed; ++i) notifier.add_listener(passed[i]);
             switch (m.type) {
                 case WireMsg::SetupError:
                     out.kind = Outcome::Kind::SetupError;
@@ -173,7 +198,7 @@ Outcome launch(const Plan& plan) {
                     break;
                 case WireMsg::ExecReady:
                     out.setup_ms = ms_between(t0, m.t_ns);
-                    if (plan.timings) out.phases.emplace_back("program: privileges dropped, execve", out.setup_ms);
+                    if (plan.timings) out.phases.emplace_back("program: privileges dropped, filters in", out.setup_ms);
                     break;
                 case WireMsg::Phase: out.phases.emplace_back(m.text, ms_between(t0, m.t_ns)); break;
                 case WireMsg::ExecError:
@@ -192,6 +217,9 @@ Outcome launch(const Plan& plan) {
     }
     const uint64_t t_eof = monotonic_ns();
     siginfo_t init = child.wait();
+    out.violations = notifier.violations();
+    out.seccomp_killed = notifier.killed_a_process();
+    out.learned = notifier.learned();
     if (plan.timings) {
         if (t_end) out.phases.emplace_back("jail: program ran, init reported exit", ms_between(t0, t_end));
         out.phases.emplace_back("supervisor: report pipe closed", ms_between(t0, t_eof));
@@ -217,6 +245,9 @@ Outcome launch(const Plan& plan) {
     if (WIFSIGNALED(program_status)) {
         out.kind = Outcome::Kind::Signaled;
         out.signal = WTERMSIG(program_status);
+        // The filter's "kill" is carried out by the supervisor with SIGKILL;
+        // report it as the kernel's own seccomp kill would appear.
+        if (out.signal == SIGKILL && out.seccomp_killed) out.signal = SIGSYS;
     } else {
         out.kind = Outcome::Kind::Exited;
         out.exit_code = WEXITSTATUS(program_status);

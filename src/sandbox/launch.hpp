@@ -1,11 +1,13 @@
 // The supervisor's side of one run: clone the jail, write its id maps, relay
 // signals into it, and collect how it ended.
 #pragma once
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "sandbox/plan.hpp"
+#include "seccomp/notify.hpp"
 
 namespace stockade::sandbox {
 
@@ -20,6 +22,9 @@ struct Outcome {
     double wall_ms = 0;    // clone to the jail's end
     // Setup steps and when each ended, in ms since launch() began (with Plan::timings).
     std::vector<std::pair<std::string, double>> phases;
+    std::vector<seccomp::Violation> violations;  // refused syscalls, by call
+    bool seccomp_killed = false;                 // default_action = "kill" ended a process
+    std::set<std::string> learned;               // --learn: syscalls let through
 };
 
 // Throws Error for failures before the jail exists (the script cannot be read,

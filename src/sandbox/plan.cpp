@@ -78,6 +78,7 @@ Plan plan(const Policy& p, const Invocation& inv, const HostFacts& host) {
     out.loopback_up = p.net == profile::NetMode::Loopback;
     out.time_ns = p.time_ns;
     out.proc = p.proc;
+    out.seccomp = seccomp::make_spec(p.seccomp);
 
     // Filesystem: ops that occupy a path in the tree are ordered parents-first, so
     // "--rw /data:/home/sandbox/data" lands inside HOME, not under it.

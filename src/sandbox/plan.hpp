@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "profile/policy.hpp"
+#include "seccomp/spec.hpp"
 
 namespace stockade::sandbox {
 
@@ -63,6 +64,7 @@ struct Plan {
     profile::ProcMode proc = profile::ProcMode::Pid;
     std::string script_host;  // host path of the script to copy in, if any
     bool timings = false;     // report each setup step's time (for bench/ and --timings)
+    seccomp::Spec seccomp;
 };
 
 Plan plan(const profile::Policy& policy, const Invocation& inv, const HostFacts& host);

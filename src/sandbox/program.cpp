@@ -12,12 +12,14 @@
 #include "sandbox/caps.hpp"
 #include "sandbox/jail.hpp"
 #include "sandbox/wire.hpp"
+#include "seccomp/filter.hpp"
 #include "util/error.hpp"
 
 namespace stockade::sandbox {
 namespace {
 
 constexpr int kReportFd = 3;
+constexpr int kFilterFd = 4;
 
 [[noreturn]] void fail(int report_fd, WireMsg::Type type, int err, const std::string& text, int code) {
     WireMsg m;
@@ -68,13 +70,15 @@ bool allowed(const Plan& plan, const std::string& path) {
 
 }  // namespace
 
-void exec_program(const Plan& plan, int report_fd) {
-    // The report pipe moves to fd 3 (close-on-exec), then everything above it is
-    // closed: nothing the caller or stockade had open reaches the program.
-    if (report_fd != kReportFd) {
-        if (::dup3(report_fd, kReportFd, O_CLOEXEC) < 0) ::_exit(125);
-    }
-    ::close_range(kReportFd + 1, ~0U, 0);
+void exec_program(const Plan& plan, const ChildFds& fds) {
+    // The report socket moves to fd 3 and the filter pipe to 4 (both
+    // close-on-exec), then everything above is closed: nothing the caller or
+    // stockade had open reaches the program. Via high fds first, so neither
+    // move can land on the other.
+    int r = ::fcntl(fds.report, F_DUPFD_CLOEXEC, 10);
+    int f = ::fcntl(fds.filter, F_DUPFD_CLOEXEC, 10);
+    if (r < 0 || f < 0 || ::dup3(r, kReportFd, O_CLOEXEC) < 0 || ::dup3(f, kFilterFd, O_CLOEXEC) < 0) ::_exit(125);
+    ::close_range(kFilterFd + 1, ~0U, 0);
     const int rfd = kReportFd;
     try {
         reset_signals();
@@ -97,6 +101,9 @@ void exec_program(const Plan& plan, int report_fd) {
         phase(rfd, plan.timings, "program: session, fds, cwd, lookup");
         check(::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl", "PR_SET_NO_NEW_PRIVS");
         drop_all_capabilities();
+        // Compiled by the supervisor while this jail was being built.
+        seccomp::Compiled filters = seccomp::read_from(kFilterFd);
+        ::close(kFilterFd);
 
         std::vector<char*> argv, envp;
         for (const auto& a : plan.argv) argv.push_back(const_cast<char*>(a.c_str()));
@@ -104,10 +111,14 @@ void exec_program(const Plan& plan, int report_fd) {
         for (const auto& e : plan.envp) envp.push_back(const_cast<char*>(e.c_str()));
         envp.push_back(nullptr);
 
+        // The filter goes in last: from here on only the profile's syscalls (and
+        // this sendmsg, close and execve) pass. The listener goes to the supervisor.
         WireMsg ready;
         ready.type = WireMsg::ExecReady;
         ready.t_ns = monotonic_ns();
-        send(rfd, ready);
+        int listener = seccomp::install(filters);
+        send(rfd, ready, &listener, 1);
+        ::close(listener);
         ::execve(path.c_str(), argv.data(), envp.data());
         int err = errno;
         fail(rfd, WireMsg::ExecError, err, "exec " + path + ": " + std::strerror(err),

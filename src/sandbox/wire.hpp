@@ -14,6 +14,7 @@ struct WireMsg {
         ExecError = 3,   // execve failed (err) or the profile refused the program
         Exit = 4,        // the program ended; status is its wait status
         Phase = 5,       // a setup step finished at t_ns (only when the plan asks for timings)
+        Listeners = 6,   // the seccomp listener fds ride along as SCM_RIGHTS
     };
     uint32_t type = 0;
     int32_t err = 0;
@@ -31,7 +32,12 @@ static_assert(sizeof(WireMsg) <= 512);
 
 uint64_t monotonic_ns();
 // Best effort: the jail side has nowhere else to report a failure to report.
-void send(int fd, const WireMsg& m) noexcept;
+// Always sendmsg(2), the one call the seccomp filter lets through on this
+// socket whatever the profile allows.
+void send(int fd, const WireMsg& m, const int* fds = nullptr, int nfds = 0) noexcept;
+// Receives one record (and up to max_fds passed fds, close-on-exec). Returns
+// false at EOF or on a short record.
+bool receive(int fd, WireMsg& m, int* fds, int max_fds, int* nfds);
 // Marks the end of a setup step, when timings were asked for.
 void phase(int fd, bool enabled, const char* name) noexcept;
 

@@ -1,0 +1,225 @@
+#include "seccomp/filter.hpp"
+
+#include <fcntl.h>
+#include <linux/seccomp.h>
+#include <seccomp.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+#include "seccomp/catalog.hpp"
+#include "util/error.hpp"
+#include "util/fd.hpp"
+
+namespace stockade::seccomp {
+namespace {
+
+using Ctx = std::unique_ptr<void, void (*)(scmp_filter_ctx)>;
+
+// The program's own last steps after the filter is in: report the listeners
+// (sendmsg on fd 3), close them, execve. They must pass whatever the profile says.
+constexpr int kReportFd = 3;
+
+void lib_check(int rc, const std::string& what) {
+    if (rc < 0) throw_sys_errno(-rc, "seccomp: " + what);
+}
+
+Ctx new_ctx(uint32_t default_action) {
+    Ctx ctx(seccomp_init(default_action), seccomp_release);
+    if (!ctx) throw Error("seccomp: cannot initialise a filter");
+    // Any other ABI (i386 via int 0x80, x32) kills the process outright.
+    lib_check(seccomp_attr_set(ctx.get(), SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS), "bad-arch action");
+    // A binary search over syscall numbers instead of a linear chain.
+    lib_check(seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_OPTIMIZE, 2), "optimize");
+    return ctx;
+}
+
+std::vector<sock_filter> export_bpf(scmp_filter_ctx ctx) {
+    // libseccomp 2.5 exports only to an fd; a memfd keeps it in memory.
+    UniqueFd fd(::memfd_create("stockade-bpf", MFD_CLOEXEC));
+    if (!fd) throw_sys("memfd_create", "(seccomp export)");
+    lib_check(seccomp_export_bpf(ctx, fd.get()), "export");
+    off_t size = ::lseek(fd.get(), 0, SEEK_END);
+    if (size <= 0 || size % sizeof(sock_filter)) throw Error("seccomp: exported filter has a bad size");
+    std::vector<sock_filter> insns(static_cast<size_t>(size) / sizeof(sock_filter));
+    if (::pread(fd.get(), insns.data(), static_cast<size_t>(size), 0) != size) throw_sys("read", "(seccomp export)");
+    return insns;
+}
+
+bool lifted(const Spec& spec, const std::string& name) {
+    for (const auto& u : spec.unsafe)
+        if (u == name) return true;
+    return false;
+}
+
+void add(scmp_filter_ctx ctx, uint32_t action, int nr, const std::string& what, unsigned n = 0,
+         scmp_arg_cmp cmp = {}) {
+    int rc = n ? seccomp_rule_add(ctx, action, nr, 1, cmp) : seccomp_rule_add(ctx, action, nr, 0);
+    lib_check(rc, what);
+}
+
+scmp_arg_cmp low32_eq(unsigned arg, uint64_t value) { return SCMP_CMP(arg, SCMP_CMP_MASKED_EQ, 0xffffffffu, value); }
+
+// "Any 32-bit value but these" as a union of masked equalities, since a rule
+// can hold one comparison per argument and libseccomp drops conditional rules
+// next to an unconditional one. For excluded values E: a value is allowed when
+// it differs from E[0] in a bit where all of E agree (one rule per such bit),
+// or agrees on all those bits but its remaining bits match no member of E.
+void allow_all_but(scmp_filter_ctx ctx, int nr, unsigned arg, const std::vector<uint32_t>& excluded,
+                   const std::string& what) {
+    uint32_t differ = 0;
+    for (uint32_t e : excluded) differ |= e ^ excluded[0];
+    for (int b = 0; b < 32; ++b) {
+        uint32_t bit = 1u << b;
+        if (differ & bit) continue;
+        add(ctx, SCMP_ACT_ALLOW, nr, what, 1, SCMP_CMP(arg, SCMP_CMP_MASKED_EQ, bit, ~excluded[0] & bit));
+    }
+    // The free bits take every pattern not used by an excluded value.
+    std::vector<uint32_t> free_bits;
+    for (int b = 0; b < 32; ++b)
+        if (differ & (1u << b)) free_bits.push_back(1u << b);
+    for (uint32_t pattern = 0; pattern < (1u << free_bits.size()); ++pattern) {
+        uint32_t v = excluded[0] & ~differ;
+        for (size_t i = 0; i < free_bits.size(); ++i)
+            if (pattern & (1u << i)) v |= free_bits[i];
+        if (std::find(excluded.begin(), excluded.end(), v) == excluded.end())
+            add(ctx, SCMP_ACT_ALLOW, nr, what, 1, low32_eq(arg, v));
+    }
+}
+
+// Socket families stockade knows; "any" means these, minus the core's.
+const std::vector<int>& all_families() {
+    static const std::vector<int> f = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 18, 19, 20, 21, 22, 23,
+                                       24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 41, 42, 43, 44, 45};
+    return f;
+}
+
+uint32_t default_action(const Spec& spec) {
+    return spec.default_action == DefaultAction::Log && !spec.learn ? SCMP_ACT_LOG : SCMP_ACT_NOTIFY;
+}
+
+void build(scmp_filter_ctx ctx, const Spec& spec) {
+    const std::vector<int> no_allow;
+    const std::vector<int>& allow = spec.learn ? no_allow : spec.allow;
+    auto allowed = [&](const std::string& name) {
+        int nr = resolve(name);
+        return nr >= 0 && std::binary_search(allow.begin(), allow.end(), nr);
+    };
+
+    // The core, explicitly, so it is refused even under default_action = "log"
+    // (libseccomp rejects rules that repeat the default action, hence the check).
+    const bool notify_by_default = default_action(spec) == SCMP_ACT_NOTIFY;
+    // clone3 is answered in the kernel: its ENOSYS is glibc's cue to fall back
+    // to clone, whose flags the filter can read, so it is routine, not a violation.
+    if (int nr = resolve("clone3"); nr >= 0 && !lifted(spec, "clone3"))
+        add(ctx, SCMP_ACT_ERRNO(ENOSYS), nr, "core clone3");
+    for (const auto& rule : core()) {
+        if (notify_by_default) break;
+        if (std::string(rule.syscall) == "clone3") continue;
+        if (lifted(spec, rule.syscall)) continue;
+        int nr = resolve(rule.syscall);
+        if (nr < 0) continue;
+        if (!core_is_conditional(rule.syscall)) {
+            add(ctx, SCMP_ACT_NOTIFY, nr, std::string("core ") + rule.syscall);
+            continue;
+        }
+        for (const auto& a : core_arg_rules())
+            if (a.syscall == std::string(rule.syscall))
+                add(ctx, SCMP_ACT_NOTIFY, nr, std::string("core ") + rule.syscall + " " + a.what, 1,
+                    SCMP_CMP(a.arg, SCMP_CMP_MASKED_EQ, a.mask, a.value));
+    }
+
+    // What the profile allows. The core's conditional syscalls get positive
+    // rules for their harmless forms only.
+    for (int nr : allow) {
+        std::string name = name_of(nr);
+        if (!core_is_conditional(name) || lifted(spec, name)) {
+            add(ctx, SCMP_ACT_ALLOW, nr, "allow " + name);
+        } else if (name == "clone") {
+            uint64_t ns = 0;
+            for (const auto& a : core_arg_rules())
+                if (name == a.syscall) ns |= a.mask;
+            add(ctx, SCMP_ACT_ALLOW, nr, "allow clone", 1, SCMP_A0(SCMP_CMP_MASKED_EQ, ns, 0));
+        } else if (name == "socket" || name == "socketpair") {
+            const std::vector<int>& fams = spec.socket_families.empty() ? all_families() : spec.socket_families;
+            for (int f : fams) add(ctx, SCMP_ACT_ALLOW, nr, "allow " + name, 1, low32_eq(0, static_cast<uint64_t>(f)));
+        } else if (name == "ioctl") {
+            std::vector<uint32_t> ex;
+            for (const auto& a : core_arg_rules())
+                if (name == a.syscall) ex.push_back(static_cast<uint32_t>(a.value));
+            allow_all_but(ctx, nr, 1, ex, "allow ioctl");
+        } else if (name == "personality") {
+            for (uint64_t v : {0x0ull, 0xffffffffull}) add(ctx, SCMP_ACT_ALLOW, nr, "allow personality", 1, low32_eq(0, v));
+        }
+    }
+
+    // The program's own last steps after the filter is in.
+    for (const char* own : {"execve", "close", "exit_group", "exit"})
+        if (!allowed(own)) add(ctx, SCMP_ACT_ALLOW, resolve(own), std::string("allow ") + own);
+    if (!allowed("sendmsg"))
+        add(ctx, SCMP_ACT_ALLOW, resolve("sendmsg"), "allow sendmsg to the report socket", 1,
+            SCMP_A0(SCMP_CMP_EQ, kReportFd));
+}
+
+}  // namespace
+
+Compiled compile(const Spec& spec) {
+    Ctx ctx = new_ctx(default_action(spec));
+    build(ctx.get(), spec);
+    return Compiled{export_bpf(ctx.get())};
+}
+
+std::string serialize(const Compiled& c) {
+    uint32_t n = static_cast<uint32_t>(c.insns.size());
+    std::string s(reinterpret_cast<const char*>(&n), sizeof n);
+    s.append(reinterpret_cast<const char*>(c.insns.data()), n * sizeof(sock_filter));
+    return s;
+}
+
+Compiled read_from(int fd) {
+    auto read_exact = [&](void* buf, size_t len) {
+        auto* p = static_cast<char*>(buf);
+        while (len) {
+            ssize_t n = ::read(fd, p, len);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) throw_sys("read", "seccomp filter from the supervisor");
+            if (n == 0) throw Error("seccomp filter from the supervisor: the supervisor sent none");
+            p += n;
+            len -= static_cast<size_t>(n);
+        }
+    };
+    Compiled c;
+    uint32_t n = 0;
+    read_exact(&n, sizeof n);
+    if (n == 0 || n > BPF_MAXINSNS) throw Error("seccomp filter from the supervisor: bad length");
+    c.insns.resize(n);
+    read_exact(c.insns.data(), n * sizeof(sock_filter));
+    return c;
+}
+
+int install(const Compiled& c) {
+    struct sock_fprog fp {};
+    fp.len = static_cast<unsigned short>(c.insns.size());
+    fp.filter = const_cast<sock_filter*>(c.insns.data());
+    long fd = ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &fp);
+    if (fd < 0) throw_sys("seccomp", "install filter");
+    return static_cast<int>(fd);
+}
+
+std::string describe_pfc(const Spec& spec) {
+    Ctx ctx = new_ctx(default_action(spec));
+    build(ctx.get(), spec);
+    UniqueFd fd(::memfd_create("stockade-pfc", MFD_CLOEXEC));
+    if (!fd) throw_sys("memfd_create", "(seccomp pfc)");
+    lib_check(seccomp_export_pfc(ctx.get(), fd.get()), "export pfc");
+    off_t size = ::lseek(fd.get(), 0, SEEK_END);
+    std::string text(static_cast<size_t>(size), '\0');
+    if (::pread(fd.get(), text.data(), text.size(), 0) != size) throw_sys("read", "(seccomp pfc)");
+    return text;
+}
+
+}  // namespace stockade::seccomp

@@ -1,0 +1,36 @@
+// Compiling a Spec into BPF (in the supervisor, with libseccomp, while the
+// jail builds its root) and installing it (in the program, as the very last
+// step before execve: one syscall per filter, no library code in the jail).
+#pragma once
+#include <linux/filter.h>
+
+#include <string>
+#include <vector>
+
+#include "seccomp/spec.hpp"
+
+namespace stockade::seccomp {
+
+// One filter. Refusals (the core's and the profile's) are SECCOMP_RET_USER_NOTIF,
+// answered by the supervisor; allowed calls never leave the kernel. There is a
+// single listener per filter tree, which is why it is one filter and why
+// "allow ioctl except TIOCSTI" is spelt as positive rules (see filter.cpp).
+struct Compiled {
+    std::vector<sock_filter> insns;
+};
+
+Compiled compile(const Spec& spec);
+
+// Wire format for the filter pipe: [u32 n][n insns].
+std::string serialize(const Compiled& c);
+// Reads one serialized Compiled from fd; throws Error on EOF or a short read.
+Compiled read_from(int fd);
+
+// Installs the filter with SECCOMP_FILTER_FLAG_NEW_LISTENER (needs
+// no_new_privs) and returns the listener fd.
+int install(const Compiled& c);
+
+// For explain: the filter in libseccomp's pseudo-code.
+std::string describe_pfc(const Spec& spec);
+
+}  // namespace stockade::seccomp

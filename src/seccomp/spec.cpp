@@ -1,0 +1,108 @@
+#include "seccomp/spec.hpp"
+
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/personality.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "seccomp/catalog.hpp"
+
+#ifndef TIOCLINUX
+#define TIOCLINUX 0x541C
+#endif
+
+namespace stockade::seccomp {
+
+const std::vector<ArgRule>& core_arg_rules() {
+    // Compared on the low 32 bits where the kernel truncates the argument to an
+    // int (ioctl's request, socket's domain, personality), so a value with high
+    // bits set cannot slip past (CVE-2019-10063).
+    static const std::vector<ArgRule> rules = {
+        {"clone", 0, CLONE_NEWNS, CLONE_NEWNS, "CLONE_NEWNS"},
+        {"clone", 0, CLONE_NEWCGROUP, CLONE_NEWCGROUP, "CLONE_NEWCGROUP"},
+        {"clone", 0, CLONE_NEWUTS, CLONE_NEWUTS, "CLONE_NEWUTS"},
+        {"clone", 0, CLONE_NEWIPC, CLONE_NEWIPC, "CLONE_NEWIPC"},
+        {"clone", 0, CLONE_NEWUSER, CLONE_NEWUSER, "CLONE_NEWUSER"},
+        {"clone", 0, CLONE_NEWPID, CLONE_NEWPID, "CLONE_NEWPID"},
+        {"clone", 0, CLONE_NEWNET, CLONE_NEWNET, "CLONE_NEWNET"},
+        {"socket", 0, 0xffffffffu, AF_NETLINK, "AF_NETLINK"},
+        {"socket", 0, 0xffffffffu, AF_PACKET, "AF_PACKET"},
+        {"socket", 0, 0xffffffffu, AF_VSOCK, "AF_VSOCK"},
+        {"socketpair", 0, 0xffffffffu, AF_NETLINK, "AF_NETLINK"},
+        {"socketpair", 0, 0xffffffffu, AF_PACKET, "AF_PACKET"},
+        {"socketpair", 0, 0xffffffffu, AF_VSOCK, "AF_VSOCK"},
+        {"ioctl", 1, 0xffffffffu, TIOCSTI, "TIOCSTI"},
+        {"ioctl", 1, 0xffffffffu, TIOCLINUX, "TIOCLINUX"},
+        {"personality", 0, ADDR_NO_RANDOMIZE, ADDR_NO_RANDOMIZE, "ADDR_NO_RANDOMIZE"},
+        {"personality", 0, READ_IMPLIES_EXEC, READ_IMPLIES_EXEC, "READ_IMPLIES_EXEC"},
+        {"personality", 0, MMAP_PAGE_ZERO, MMAP_PAGE_ZERO, "MMAP_PAGE_ZERO"},
+        {"personality", 0, ADDR_COMPAT_LAYOUT, ADDR_COMPAT_LAYOUT, "ADDR_COMPAT_LAYOUT"},
+    };
+    return rules;
+}
+
+namespace {
+bool has_arg_rules(const std::string& name) {
+    for (const auto& r : core_arg_rules())
+        if (name == r.syscall) return true;
+    return false;
+}
+}  // namespace
+
+Spec make_spec(const profile::SeccompPolicy& p) {
+    Spec s;
+    using D = profile::SeccompPolicy::Default;
+    s.default_action = p.default_action == D::Kill ? DefaultAction::Kill
+                       : p.default_action == D::Log ? DefaultAction::Log
+                                                    : DefaultAction::Errno;
+    s.default_errno = p.default_errno;
+    s.deny_errno = p.deny_errno;
+    s.socket_families = p.socket_families;
+    s.unsafe = p.unsafe_allow;
+    auto expand = [](const std::vector<std::string>& names, std::vector<int>& out) {
+        auto add = [&](const std::string& n) {
+            int nr = resolve(n);
+            if (nr >= 0) out.push_back(nr);
+        };
+        for (const auto& n : names) {
+            if (const Group* g = find_group(n)) {
+                for (const char* m : g->syscalls) add(m);
+            } else {
+                add(n);
+            }
+        }
+        std::sort(out.begin(), out.end());
+        out.erase(std::unique(out.begin(), out.end()), out.end());
+    };
+    expand(p.allow, s.allow);
+    expand(p.deny, s.deny);
+    std::erase_if(s.allow, [&](int nr) {
+        if (std::binary_search(s.deny.begin(), s.deny.end(), nr)) return true;
+        std::string n = name_of(nr);
+        return find_core(n) && !core_is_conditional(n) &&
+               std::find(s.unsafe.begin(), s.unsafe.end(), n) == s.unsafe.end();
+    });
+    return s;
+}
+
+Decision decide(const Spec& spec, int nr, const uint64_t args[6]) {
+    std::string name = name_of(nr);
+    bool lifted = std::find(spec.unsafe.begin(), spec.unsafe.end(), name) != spec.unsafe.end();
+    if (const CoreRule* core = find_core(name); core && !lifted) {
+        if (!has_arg_rules(name)) return {core->err, true, false};
+        for (const auto& r : core_arg_rules())
+            if (name == r.syscall && (args[r.arg] & r.mask) == r.value) return {core->err, true, false};
+        // A form the core allows but the profile's argument rules do not
+        // (a socket family outside socket_families, say).
+        if (name == "socket" || name == "socketpair") return {EAFNOSUPPORT, false, spec.default_action == DefaultAction::Kill};
+    }
+    if (spec.learn) return {-1, false, false};
+    bool kill = spec.default_action == DefaultAction::Kill;
+    if (std::binary_search(spec.deny.begin(), spec.deny.end(), nr)) return {spec.deny_errno, false, kill};
+    return {spec.default_errno, false, kill};
+}
+
+}  // namespace stockade::seccomp

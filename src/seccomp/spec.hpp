@@ -1,0 +1,51 @@
+// The resolved syscall policy of one run: numbers, not names. Built by plan()
+// from the profile, compiled into BPF by filter.*, enforced for refusals by
+// the supervisor (notify.*).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "profile/policy.hpp"
+
+namespace stockade::seccomp {
+
+enum class DefaultAction { Errno, Kill, Log };
+
+struct Spec {
+    bool enabled = true;
+    DefaultAction default_action = DefaultAction::Errno;
+    int default_errno = 0;  // for Errno
+    int deny_errno = 0;
+    std::vector<int> allow;            // sorted, unique; the core's unconditional syscalls never appear
+    std::vector<int> deny;             // sorted, unique: refused with deny_errno
+    std::vector<int> socket_families;  // socket()/socketpair() domains allowed; empty = any the core allows
+    std::vector<std::string> unsafe;   // core rules lifted by [unsafe]
+    bool learn = false;                // refusals other than the core's are recorded and let through
+};
+
+// Names and groups to numbers: groups expanded, names absent on this
+// architecture dropped, deny taking precedence over allow, and the core's
+// unconditional syscalls removed unless [unsafe] lifted them.
+Spec make_spec(const profile::SeccompPolicy& p);
+
+// An argument condition of the core: the call is refused when (arg & mask) == value.
+struct ArgRule {
+    const char* syscall;
+    unsigned arg;
+    uint64_t mask;
+    uint64_t value;
+    const char* what;  // "CLONE_NEWUSER", "AF_NETLINK", "TIOCSTI"
+};
+const std::vector<ArgRule>& core_arg_rules();
+
+// The errno the supervisor answers a refused call with, and whether the core
+// (rather than the profile) refused it. -1: let it through (learn mode).
+struct Decision {
+    int err = 0;
+    bool core = false;
+    bool kill = false;
+};
+Decision decide(const Spec& spec, int nr, const uint64_t args[6]);
+
+}  // namespace stockade::seccomp
