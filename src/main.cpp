@@ -8,6 +8,7 @@
 #include "profile/loader.hpp"
 #include "report/exit_status.hpp"
 #include "report/explain.hpp"
+#include "report/learn.hpp"
 #include "sandbox/host.hpp"
 #include "sandbox/launch.hpp"
 #include "sandbox/plan.hpp"
@@ -56,17 +57,25 @@ int print_profile_error(const profile::ProfileError& e, bool all) {
 }
 
 int do_run(const profile::CommandLine& cl, const sandbox::Invocation& inv, char** envp, bool timings,
-           uint64_t t_main) {
+           const std::string& learn, uint64_t t_main) {
     profile::Policy policy = profile::load(cl);
     sandbox::Plan plan = sandbox::plan(policy, inv, sandbox::gather_host_facts(envp));
     sandbox::check_sources(plan);
     plan.timings = timings;
+    plan.seccomp.learn = !learn.empty();
     const double before_launch = (sandbox::monotonic_ns() - t_main) / 1e6;
     sandbox::Outcome outcome = sandbox::launch(plan);
     std::string line = report::summary_line(outcome);
     if (!line.empty()) std::cerr << line << "\n";
     if (std::string v = seccomp::summarize(outcome.violations); !v.empty()) std::cerr << "stockade: " << v << "\n";
     if (timings) report::print_timings(std::cerr, before_launch, outcome);
+    if (!learn.empty()) {
+        std::string command;
+        for (const auto& a : plan.argv) command += (command.empty() ? "" : " ") + a;
+        report::write_learned_profile(learn, cl.profile.empty() ? profile::kDefaultProfile : cl.profile, command,
+                                      outcome.learned);
+        std::cerr << "stockade: --learn: " << outcome.learned.size() << " syscalls used; wrote " << learn << "\n";
+    }
     return report::exit_status(outcome);
 }
 
@@ -98,8 +107,14 @@ int main(int argc, char** argv, char** envp) {
     exec->prefix_command();
 
     bool timings = false;
-    for (CLI::App* sub : {run, exec})
+    std::string learn;
+    for (CLI::App* sub : {run, exec}) {
         sub->add_flag("--timings", timings, "print how long each setup step took (stderr)")->group("");
+        sub->add_option("--learn", learn,
+                        "record every syscall the run uses (letting through all but the hard-deny core) and write "
+                        "a profile that allows exactly those")
+            ->type_name("FILE");
+    }
 
     std::string check_path;
     CLI::App* check = app.add_subcommand("check", "validate a profile; prints every error");
@@ -184,7 +199,7 @@ int main(int argc, char** argv, char** envp) {
             inv.mode = sandbox::Invocation::Mode::Exec;
             inv.args = rest;
         }
-        return do_run(cl, inv, envp, timings, t_main);
+        return do_run(cl, inv, envp, timings, learn, t_main);
     } catch (const profile::ProfileError& e) {
         return print_profile_error(e, false);
     } catch (const Error& e) {

@@ -3,6 +3,11 @@
 #include <iomanip>
 
 #include "profile/units.hpp"
+#include "seccomp/catalog.hpp"
+#include "seccomp/filter.hpp"
+
+#include <algorithm>
+#include <cstring>
 
 namespace stockade::report {
 
@@ -34,6 +39,65 @@ std::string describe(const MountOp& m) {
     return {};
 }
 
+std::string errno_str(int e) {
+    const char* n = strerrorname_np(e);
+    return n ? n : std::to_string(e);
+}
+
+void explain_seccomp(std::ostream& out, const profile::Policy& p, const sandbox::Plan& plan) {
+    const seccomp::Spec& s = plan.seccomp;
+    seccomp::Compiled c = seccomp::compile_or_precompiled(s);
+    out << "seccomp:     allowlist, " << seccomp::native_arch_name() << " only (any other ABI kills the process), "
+        << c.insns.size() << " BPF instructions\n";
+    const char* dflt = s.default_action == seccomp::DefaultAction::Kill  ? "the process is killed"
+                       : s.default_action == seccomp::DefaultAction::Log ? "ALLOWED and logged (log mode)"
+                                                                         : nullptr;
+    out << "  anything else: " << (dflt ? dflt : "fails with " + errno_str(s.default_errno))
+        << "; every refusal is reported by name\n";
+    for (const auto& u : s.unsafe) {
+        const seccomp::CoreRule* r = seccomp::find_core(u);
+        out << "  !!! UNSAFE: [unsafe] lifts the hard-deny core for " << u << " (" << (r ? r->why : "") << ")\n";
+    }
+    // Allowed, by group, in the order the groups are defined.
+    std::vector<int> left = s.allow;
+    auto take = [&](const seccomp::Group& g) {
+        std::string names;
+        for (const char* n : g.syscalls) {
+            int nr = seccomp::resolve(n);
+            auto it = std::find(left.begin(), left.end(), nr);
+            if (nr < 0 || it == left.end()) continue;
+            left.erase(it);
+            names += std::string(names.empty() ? "" : " ") + n;
+        }
+        if (!names.empty()) out << "  allow " << g.name << ": " << names << "\n";
+    };
+    for (const auto& g : seccomp::groups()) take(g);
+    if (!left.empty()) {
+        out << "  allow (named):";
+        for (int nr : left) out << " " << seccomp::name_of(nr);
+        out << "\n";
+    }
+    if (!s.socket_families.empty()) {
+        out << "  socket families:";
+        for (int f : s.socket_families)
+            out << " " << (f == 1 ? "unix" : f == 2 ? "inet" : f == 10 ? "inet6" : std::to_string(f).c_str());
+        out << " (others: EAFNOSUPPORT)\n";
+    }
+    if (!s.deny.empty()) {
+        out << "  deny (" << errno_str(s.deny_errno) << "):";
+        for (int nr : s.deny) out << " " << seccomp::name_of(nr);
+        out << "\n";
+    }
+    out << "  hard-deny core (no profile can allow these without [unsafe]):\n";
+    for (const auto& r : seccomp::core()) {
+        if (std::find(s.unsafe.begin(), s.unsafe.end(), r.syscall) != s.unsafe.end()) continue;
+        out << "    " << std::left << std::setw(18) << r.syscall << std::setw(13) << errno_str(r.err) << r.why;
+        if (seccomp::resolve(r.syscall) < 0) out << " (not on this architecture)";
+        out << "\n";
+    }
+    for (const auto& n : p.seccomp.notes) out << "  note: " << n << "\n";
+}
+
 }  // namespace
 
 void explain(std::ostream& out, const profile::Policy& p, const sandbox::Plan& plan) {
@@ -62,6 +126,7 @@ void explain(std::ostream& out, const profile::Policy& p, const sandbox::Plan& p
     for (const auto& m : plan.mounts) w = std::max(w, m.dst.size());
     for (const auto& m : plan.mounts)
         out << "  " << std::left << std::setw(static_cast<int>(w)) << m.dst << "  " << describe(m) << "\n";
+    explain_seccomp(out, p, plan);
     out << "environment (nothing else of the caller's):\n";
     for (const auto& e : plan.envp) {
         std::string key = e.substr(0, e.find('='));

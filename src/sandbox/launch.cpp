@@ -150,7 +150,7 @@ Outcome launch(const Plan& plan) {
     mark("supervisor: id maps written");
 
     // Compiled here, on the supervisor's core, while the child builds the root.
-    std::string bpf = seccomp::serialize(seccomp::compile(plan.seccomp));
+    std::string bpf = seccomp::serialize(seccomp::compile_or_precompiled(plan.seccomp));
     // EPIPE: the jail failed before it wanted the filter; its report says why.
     if (::write(filter.write.get(), bpf.data(), bpf.size()) != static_cast<ssize_t>(bpf.size()) && errno != EPIPE)
         throw_sys("write", "seccomp filter pipe");

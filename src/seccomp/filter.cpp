@@ -173,6 +173,18 @@ Compiled compile(const Spec& spec) {
     return Compiled{export_bpf(ctx.get())};
 }
 
+__attribute__((weak)) const std::vector<Precompiled>& precompiled_filters() {
+    static const std::vector<Precompiled> none;
+    return none;
+}
+
+Compiled compile_or_precompiled(const Spec& spec) {
+    const std::string key = canonical(spec);
+    for (const auto& p : precompiled_filters())
+        if (key == p.canonical) return Compiled{std::vector<sock_filter>(p.insns, p.insns + p.count)};
+    return compile(spec);
+}
+
 std::string serialize(const Compiled& c) {
     uint32_t n = static_cast<uint32_t>(c.insns.size());
     std::string s(reinterpret_cast<const char*>(&n), sizeof n);

@@ -21,6 +21,20 @@ struct Compiled {
 
 Compiled compile(const Spec& spec);
 
+// The filter for spec: compiled at build time for the built-in profiles
+// (tools/bpfgen.cpp), so the common case costs no libseccomp work per run;
+// compiled now otherwise.
+Compiled compile_or_precompiled(const Spec& spec);
+
+struct Precompiled {
+    const char* canonical;
+    const sock_filter* insns;
+    size_t count;
+};
+// Defined by the generated precompiled_filters.cpp in the stockade binary;
+// the weak default (none) serves the tests and tools.
+const std::vector<Precompiled>& precompiled_filters();
+
 // Wire format for the filter pipe: [u32 n][n insns].
 std::string serialize(const Compiled& c);
 // Reads one serialized Compiled from fd; throws Error on EOF or a short read.

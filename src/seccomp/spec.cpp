@@ -88,6 +88,19 @@ Spec make_spec(const profile::SeccompPolicy& p) {
     return s;
 }
 
+std::string canonical(const Spec& s) {
+    std::string c = "v1 action=" + std::to_string(static_cast<int>(s.default_action)) +
+                    " learn=" + std::to_string(s.learn) + " allow=";
+    for (int n : s.allow) c += std::to_string(n) + ",";
+    c += " deny=";
+    for (int n : s.deny) c += std::to_string(n) + ",";
+    c += " families=";
+    for (int n : s.socket_families) c += std::to_string(n) + ",";
+    c += " unsafe=";
+    for (const auto& u : s.unsafe) c += u + ",";
+    return c;
+}
+
 Decision decide(const Spec& spec, int nr, const uint64_t args[6]) {
     std::string name = name_of(nr);
     bool lifted = std::find(spec.unsafe.begin(), spec.unsafe.end(), name) != spec.unsafe.end();

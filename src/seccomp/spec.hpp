@@ -29,6 +29,10 @@ struct Spec {
 // unconditional syscalls removed unless [unsafe] lifted them.
 Spec make_spec(const profile::SeccompPolicy& p);
 
+// Everything about a Spec that shapes its BPF, as one string: the key under
+// which build-time compiled filters are found.
+std::string canonical(const Spec& s);
+
 // An argument condition of the core: the call is refused when (arg & mask) == value.
 struct ArgRule {
     const char* syscall;

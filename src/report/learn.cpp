@@ -1,0 +1,27 @@
+#include "report/learn.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "util/error.hpp"
+#include "util/fd.hpp"
+
+namespace stockade::report {
+
+void write_learned_profile(const std::string& path, const std::string& base, const std::string& command,
+                           const std::set<std::string>& used) {
+    std::set<std::string> all = used;
+    for (const char* own : {"execve", "close", "exit_group", "exit"}) all.insert(own);
+    std::string text = "# Written by `stockade --learn` for: " + command + "\n" +
+                       "# The syscalls that run used, and no others. Review it before trusting it:\n"
+                       "# a run only shows the paths it took.\n"
+                       "schema = 1\n"
+                       "extends = \"" + base + "\"\n\n[seccomp]\nallow = [\n";
+    for (const auto& n : all) text += "    \"" + n + "\",\n";
+    text += "]\n";
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644));
+    if (!fd) throw_sys("--learn: write", path);
+    write_all(fd.get(), text.data(), text.size(), path.c_str());
+}
+
+}  // namespace stockade::report

@@ -1,0 +1,13 @@
+// `--learn FILE`: the profile fragment that allows exactly the syscalls a run used.
+#pragma once
+#include <set>
+#include <string>
+
+namespace stockade::report {
+
+// Writes a profile that extends `base` with seccomp.allow set to `used` (plus
+// the few calls stockade itself needs to start the program). Throws Error.
+void write_learned_profile(const std::string& path, const std::string& base, const std::string& command,
+                           const std::set<std::string>& used);
+
+}  // namespace stockade::report
