@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <cstring>
 #include <iostream>
 
 #include "profile/loader.hpp"
@@ -57,7 +58,7 @@ int print_profile_error(const profile::ProfileError& e, bool all) {
 }
 
 int do_run(const profile::CommandLine& cl, const sandbox::Invocation& inv, char** envp, bool timings,
-           const std::string& learn, uint64_t t_main) {
+           bool verbose, const std::string& learn, uint64_t t_main) {
     profile::Policy policy = profile::load(cl);
     sandbox::Plan plan = sandbox::plan(policy, inv, sandbox::gather_host_facts(envp));
     sandbox::check_sources(plan);
@@ -68,6 +69,14 @@ int do_run(const profile::CommandLine& cl, const sandbox::Invocation& inv, char*
     std::string line = report::summary_line(outcome);
     if (!line.empty()) std::cerr << line << "\n";
     if (std::string v = seccomp::summarize(outcome.violations); !v.empty()) std::cerr << "stockade: " << v << "\n";
+    if (verbose) {
+        for (const auto& v : outcome.violations) {
+            const char* e = strerrorname_np(v.err);
+            std::cerr << "stockade: refused " << v.call << " -> " << (v.killed ? "process killed" : e ? e : "?")
+                      << (v.core ? " [hard-deny core]" : "") << (v.count > 1 ? " x" + std::to_string(v.count) : "")
+                      << "\n";
+        }
+    }
     if (timings) report::print_timings(std::cerr, before_launch, outcome);
     if (!learn.empty()) {
         std::string command;
@@ -106,9 +115,10 @@ int main(int argc, char** argv, char** envp) {
     add_common(exec, cl);
     exec->prefix_command();
 
-    bool timings = false;
+    bool timings = false, verbose = false;
     std::string learn;
     for (CLI::App* sub : {run, exec}) {
+        sub->add_flag("-v,--verbose", verbose, "list every refused syscall, one per line");
         sub->add_flag("--timings", timings, "print how long each setup step took (stderr)")->group("");
         sub->add_option("--learn", learn,
                         "record every syscall the run uses (letting through all but the hard-deny core) and write "
@@ -199,7 +209,7 @@ int main(int argc, char** argv, char** envp) {
             inv.mode = sandbox::Invocation::Mode::Exec;
             inv.args = rest;
         }
-        return do_run(cl, inv, envp, timings, learn, t_main);
+        return do_run(cl, inv, envp, timings, verbose, learn, t_main);
     } catch (const profile::ProfileError& e) {
         return print_profile_error(e, false);
     } catch (const Error& e) {

@@ -113,6 +113,14 @@ static long run(const char* n) {
         unsigned long req = TIOCSTI | (!strcmp(n, "tiocsti_highbits") ? (1UL << 32) : 0);
         return syscall(SYS_ioctl, slave, req, "x");
     }
+    if (!strcmp(n, "tiocsti_stdin") || !strcmp(n, "tiocsti_stdin_highbits")) {
+        /* The terminal on stdin, made our controlling one if we can. */
+        setsid();
+        ioctl(0, TIOCSCTTY, 0);
+        unsigned long req = TIOCSTI | (!strcmp(n, "tiocsti_stdin_highbits") ? (1UL << 32) : 0);
+        return syscall(SYS_ioctl, 0, req, "x");
+    }
+    if (!strcmp(n, "set_mempolicy")) return syscall(SYS_set_mempolicy, 0 /* MPOL_DEFAULT */, NULL, 0);
     if (!strcmp(n, "ioctl_fionread")) {
         int fds[2], avail = 0;
         if (pipe(fds) < 0) return -1;

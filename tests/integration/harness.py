@@ -39,6 +39,11 @@ class JailTest(unittest.TestCase):
         self.bin = os.path.join(self.ws, "stockade")
         shutil.copy2(BIN, self.bin)
         os.chmod(self.bin, 0o755)
+        self.try_syscall = None
+        if os.environ.get("STOCKADE_TRY_SYSCALL"):
+            self.try_syscall = os.path.join(self.ws, "try-syscall")
+            shutil.copy2(os.environ["STOCKADE_TRY_SYSCALL"], self.try_syscall)
+            os.chmod(self.try_syscall, 0o755)
         self.home = self.mkdir("home")
         self.as_user = AS == "user"
         self.drop = self.as_user and os.geteuid() == 0
