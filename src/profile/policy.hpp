@@ -32,6 +32,7 @@ struct SeccompPolicy {
     std::vector<std::string> deny;
     std::vector<int> socket_families;          // empty: any family the core allows
     std::vector<std::string> unsafe_allow;     // core syscalls lifted by [unsafe]
+    bool disabled = false;                     // [unsafe] disable_seccomp = true
     std::vector<std::string> notes;            // names skipped on this architecture
 };
 

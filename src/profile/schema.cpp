@@ -237,7 +237,8 @@ void validate_seccomp(Reader& r, const toml::table& root, SeccompPolicy& sp) {
     std::vector<std::string> unsafe;
     const toml::node* unsafe_node = nullptr;
     if (const toml::table* t = r.table(root, "unsafe")) {
-        r.unknown_keys(*t, "unsafe.", {"allow_syscalls"});
+        r.unknown_keys(*t, "unsafe.", {"allow_syscalls", "disable_seccomp"});
+        r.boolean(*t, "unsafe.", "disable_seccomp", sp.disabled);
         unsafe_node = t->get("allow_syscalls");
         r.strings(*t, "unsafe.", "allow_syscalls", [&](const std::string& v, const toml::node&) -> std::string {
             if (!seccomp::find_core(v))

@@ -46,6 +46,10 @@ std::string errno_str(int e) {
 
 void explain_seccomp(std::ostream& out, const profile::Policy& p, const sandbox::Plan& plan) {
     const seccomp::Spec& s = plan.seccomp;
+    if (!s.enabled) {
+        out << "seccomp:     !!! UNSAFE: DISABLED by [unsafe] disable_seccomp: the whole kernel API is open\n";
+        return;
+    }
     seccomp::Compiled c = seccomp::compile_or_precompiled(s);
     out << "seccomp:     allowlist, " << seccomp::native_arch_name() << " only (any other ABI kills the process), "
         << c.insns.size() << " BPF instructions\n";

@@ -117,8 +117,8 @@ void exec_program(const Plan& plan, const ChildFds& fds) {
         ready.type = WireMsg::ExecReady;
         ready.t_ns = monotonic_ns();
         int listener = seccomp::install(filters);
-        send(rfd, ready, &listener, 1);
-        ::close(listener);
+        send(rfd, ready, &listener, listener >= 0 ? 1 : 0);
+        if (listener >= 0) ::close(listener);
         ::execve(path.c_str(), argv.data(), envp.data());
         int err = errno;
         fail(rfd, WireMsg::ExecError, err, "exec " + path + ": " + std::strerror(err),

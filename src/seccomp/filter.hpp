@@ -41,7 +41,7 @@ std::string serialize(const Compiled& c);
 Compiled read_from(int fd);
 
 // Installs the filter with SECCOMP_FILTER_FLAG_NEW_LISTENER (needs
-// no_new_privs) and returns the listener fd.
+// no_new_privs) and returns the listener fd; -1 for an empty (disabled) filter.
 int install(const Compiled& c);
 
 // For explain: the filter in libseccomp's pseudo-code.

@@ -62,6 +62,7 @@ Spec make_spec(const profile::SeccompPolicy& p) {
     s.deny_errno = p.deny_errno;
     s.socket_families = p.socket_families;
     s.unsafe = p.unsafe_allow;
+    s.enabled = !p.disabled;
     auto expand = [](const std::vector<std::string>& names, std::vector<int>& out) {
         auto add = [&](const std::string& n) {
             int nr = resolve(n);
@@ -89,7 +90,7 @@ Spec make_spec(const profile::SeccompPolicy& p) {
 }
 
 std::string canonical(const Spec& s) {
-    std::string c = "v1 action=" + std::to_string(static_cast<int>(s.default_action)) +
+    std::string c = "v1 enabled=" + std::to_string(s.enabled) + " action=" + std::to_string(static_cast<int>(s.default_action)) +
                     " learn=" + std::to_string(s.learn) + " allow=";
     for (int n : s.allow) c += std::to_string(n) + ",";
     c += " deny=";
