@@ -10,6 +10,7 @@
 #include "report/exit_status.hpp"
 #include "report/explain.hpp"
 #include "report/learn.hpp"
+#include "report/result.hpp"
 #include "sandbox/host.hpp"
 #include "sandbox/launch.hpp"
 #include "sandbox/plan.hpp"
@@ -57,8 +58,16 @@ int print_profile_error(const profile::ProfileError& e, bool all) {
     return report::kExitStockadeFailed;
 }
 
-int do_run(const profile::CommandLine& cl, const sandbox::Invocation& inv, char** envp, bool timings,
-           bool verbose, const std::string& learn, uint64_t t_main) {
+struct RunOptions {
+    bool timings = false, verbose = false, quiet = false;
+    std::string learn, result;
+    int result_fd = -1;
+};
+
+int do_run(const profile::CommandLine& cl, const sandbox::Invocation& inv, char** envp, const RunOptions& ro,
+           uint64_t t_main) {
+    const bool timings = ro.timings, verbose = ro.verbose;
+    const std::string& learn = ro.learn;
     profile::Policy policy = profile::load(cl);
     sandbox::Plan plan = sandbox::plan(policy, inv, sandbox::gather_host_facts(envp));
     sandbox::check_sources(plan);
@@ -66,9 +75,18 @@ int do_run(const profile::CommandLine& cl, const sandbox::Invocation& inv, char*
     plan.seccomp.learn = !learn.empty();
     const double before_launch = (sandbox::monotonic_ns() - t_main) / 1e6;
     sandbox::Outcome outcome = sandbox::launch(plan);
-    std::string line = report::summary_line(outcome);
-    if (!line.empty()) std::cerr << line << "\n";
-    if (std::string v = seccomp::summarize(outcome.violations); !v.empty()) std::cerr << "stockade: " << v << "\n";
+    if (!ro.result.empty() || ro.result_fd >= 0)
+        report::write_result(ro.result, ro.result_fd, report::result_json(outcome, plan, policy));
+    if (!plan.degraded.empty() && !ro.quiet && outcome.kind != sandbox::Outcome::Kind::SetupError) {
+        std::string names;
+        for (const auto& [limit, why] : plan.degraded) names += (names.empty() ? "" : ", ") + limit;
+        std::cerr << "stockade: warning: no cgroup for this run; " << names
+                  << " held by rlimits only (see the result's \"degraded\")\n";
+    }
+    std::string line = report::summary_line(outcome, plan);
+    if (!line.empty() && !ro.quiet) std::cerr << line << "\n";
+    if (std::string v = seccomp::summarize(outcome.violations); !v.empty() && !ro.quiet)
+        std::cerr << "stockade: " << v << "\n";
     if (verbose) {
         for (const auto& v : outcome.violations) {
             const char* e = strerrorname_np(v.err);
@@ -85,7 +103,7 @@ int do_run(const profile::CommandLine& cl, const sandbox::Invocation& inv, char*
                                       outcome.learned);
         std::cerr << "stockade: --learn: " << outcome.learned.size() << " syscalls used; wrote " << learn << "\n";
     }
-    return report::exit_status(outcome);
+    return report::exit_status(outcome, plan);
 }
 
 }  // namespace
@@ -94,7 +112,11 @@ int main(int argc, char** argv, char** envp) {
     const uint64_t t_main = sandbox::monotonic_ns();
     remember_process_block(argc, argv, envp);
     ensure_stdio_open();
-    close_inherited_fds();
+    // The one inherited fd that stays: the caller's --result-fd.
+    int keep_fd = -1;
+    for (int i = 1; i + 1 < argc && std::strcmp(argv[i], "--") != 0; ++i)
+        if (std::strcmp(argv[i], "--result-fd") == 0) keep_fd = std::atoi(argv[i + 1]);
+    close_inherited_fds(keep_fd);
 
     CLI::App app{"stockade: a small, fast, setuid-free Linux jail for untrusted Python", "stockade"};
     app.set_version_flag("--version", std::string("stockade ") + STOCKADE_VERSION);
@@ -115,12 +137,24 @@ int main(int argc, char** argv, char** envp) {
     add_common(exec, cl);
     exec->prefix_command();
 
-    bool timings = false, verbose = false;
-    std::string learn;
+    RunOptions ro;
+    std::vector<std::string> limit_flags(6);
+    const std::pair<const char*, const char*> limit_opts[] = {
+        {"--timeout", "wall-clock limit, e.g. 10s, 10m (limits.wall_time)"},
+        {"--cpu-time", "CPU time of the whole jail (limits.cpu_time)"},
+        {"--memory", "memory limit, e.g. 512M, 2G (limits.memory)"},
+        {"--pids", "processes and threads (limits.pids)"},
+        {"--cpus", "share of CPU cores, e.g. 0.5 or 2 (limits.cpu)"},
+        {"--output-limit", "bytes of stdout and stderr together (limits.output)"}};
     for (CLI::App* sub : {run, exec}) {
-        sub->add_flag("-v,--verbose", verbose, "list every refused syscall, one per line");
-        sub->add_flag("--timings", timings, "print how long each setup step took (stderr)")->group("");
-        sub->add_option("--learn", learn,
+        for (size_t i = 0; i < 6; ++i)
+            sub->add_option(limit_opts[i].first, limit_flags[i], limit_opts[i].second)->group("Limits");
+        sub->add_option("--result", ro.result, "write the JSON result to FILE when the run ends")->type_name("FILE");
+        sub->add_option("--result-fd", ro.result_fd, "write the JSON result to this inherited fd")->type_name("N");
+        sub->add_flag("-q,--quiet", ro.quiet, "no summary line on stderr");
+        sub->add_flag("-v,--verbose", ro.verbose, "list every refused syscall, one per line");
+        sub->add_flag("--timings", ro.timings, "print how long each setup step took (stderr)")->group("");
+        sub->add_option("--learn", ro.learn,
                         "record every syscall the run uses (letting through all but the hard-deny core) and write "
                         "a profile that allows exactly those")
             ->type_name("FILE");
@@ -177,6 +211,10 @@ int main(int argc, char** argv, char** envp) {
             }
         }
 
+        const char* limit_keys[] = {"wall_time", "cpu_time", "memory", "pids", "cpu", "output"};
+        for (size_t i = 0; i < 6; ++i)
+            if (!limit_flags[i].empty()) cl.sets.push_back(std::string("limits.") + limit_keys[i] + "=" + limit_flags[i]);
+        if (ro.result_fd >= 0 && ro.result_fd < 3) throw Error("--result-fd: expected a descriptor above 2");
         sandbox::Invocation inv;
         std::vector<std::string> rest;
         if (*run) rest = run->remaining();
@@ -209,11 +247,23 @@ int main(int argc, char** argv, char** envp) {
             inv.mode = sandbox::Invocation::Mode::Exec;
             inv.args = rest;
         }
-        return do_run(cl, inv, envp, timings, verbose, learn, t_main);
+        return do_run(cl, inv, envp, ro, t_main);
     } catch (const profile::ProfileError& e) {
+        if (!ro.result.empty() || ro.result_fd >= 0) {
+            try {
+                report::write_result(ro.result, ro.result_fd, report::setup_error_json(e.diagnostics.front().str()));
+            } catch (const Error&) {
+            }
+        }
         return print_profile_error(e, false);
     } catch (const Error& e) {
         std::cerr << "stockade: " << e.what() << "\n";
+        if (!ro.result.empty() || ro.result_fd >= 0) {
+            try {
+                report::write_result(ro.result, ro.result_fd, report::setup_error_json(e.what()));
+            } catch (const Error&) {
+            }
+        }
         return report::kExitStockadeFailed;
     } catch (const std::exception& e) {
         std::cerr << "stockade: internal error: " << e.what() << "\n";

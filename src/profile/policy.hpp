@@ -36,6 +36,22 @@ struct SeccompPolicy {
     std::vector<std::string> notes;            // names skipped on this architecture
 };
 
+// [limits]; 0 means "no limit".
+struct Limits {
+    uint64_t wall_ms = 0;
+    uint64_t grace_ms = 1000;  // between SIGTERM and SIGKILL when the wall clock runs out
+    uint64_t cpu_ms = 0;
+    uint64_t memory = 0;
+    uint64_t pids = 0;
+    double cpus = 0;
+    uint64_t file_size = 0;
+    uint64_t open_files = 0;
+    uint64_t stack = 0;
+    uint64_t output = 0;        // stdout + stderr bytes
+    bool output_kill = false;   // kill the jail at the cap, rather than only truncate
+    bool require_cgroup = false;
+};
+
 struct Policy {
     std::string name;         // built-in name or file path of the top profile
     std::string description;
@@ -75,6 +91,7 @@ struct Policy {
     bool time_ns = false;
 
     SeccompPolicy seccomp;
+    Limits limits;
 };
 
 const char* to_string(NetMode m);

@@ -106,6 +106,31 @@ public:
         out = *v;
     }
 
+    void duration(const toml::table& t, const std::string& prefix, const char* key, uint64_t& out, uint64_t min,
+                  uint64_t max) {
+        const toml::node* n = t.get(key);
+        if (!n) return;
+        std::optional<uint64_t> v;
+        if (n->is_string()) v = parse_duration_ms(n->as_string()->get());
+        else if (n->is_integer() && n->as_integer()->get() >= 0) v = static_cast<uint64_t>(n->as_integer()->get()) * 1000;
+        if (!v) return error(n, prefix + key, "expected a duration like \"30s\", \"500ms\" or \"10m\", got " + repr(*n));
+        if (*v < min || *v > max)
+            return error(n, prefix + key, "expected a duration from " + std::to_string(min) + "ms to " +
+                                              std::to_string(max / 1000) + "s, got " + repr(*n));
+        out = *v;
+    }
+
+    void count(const toml::table& t, const std::string& prefix, const char* key, uint64_t& out, int64_t min, int64_t max) {
+        const toml::node* n = t.get(key);
+        if (!n) return;
+        if (!n->is_integer()) return error(n, prefix + key, "expected an integer, got " + type_name(*n));
+        int64_t v = n->as_integer()->get();
+        if (v < min || v > max)
+            return error(n, prefix + key, "expected an integer from " + std::to_string(min) + " to " + std::to_string(max) +
+                                              ", got " + std::to_string(v));
+        out = static_cast<uint64_t>(v);
+    }
+
     // Array of strings; each element validated by apply (returns "" or an error).
     template <typename F>
     void strings(const toml::table& t, const std::string& prefix, const char* key, F&& apply) {
@@ -298,6 +323,36 @@ void validate_seccomp(Reader& r, const toml::table& root, SeccompPolicy& sp) {
     });
 }
 
+void validate_limits(Reader& r, const toml::table& root, Limits& l) {
+    const toml::table* t = r.table(root, "limits");
+    if (!t) return;
+    const std::string pre = "limits.";
+    r.unknown_keys(*t, pre, {"wall_time", "grace", "cpu_time", "memory", "pids", "cpu", "file_size", "open_files",
+                             "stack", "output", "output_action", "require_cgroup"});
+    const uint64_t week = 7ull * 24 * 3600 * 1000;
+    r.duration(*t, pre, "wall_time", l.wall_ms, 1, week);
+    r.duration(*t, pre, "grace", l.grace_ms, 0, 3600 * 1000);
+    r.duration(*t, pre, "cpu_time", l.cpu_ms, 1, week);
+    r.size(*t, pre, "memory", l.memory, 4ull << 20, 1ull << 50);
+    r.size(*t, pre, "file_size", l.file_size, 4096, 1ull << 50);
+    r.size(*t, pre, "stack", l.stack, 64 << 10, 1ull << 34);
+    r.size(*t, pre, "output", l.output, 1, 1ull << 50);
+    r.count(*t, pre, "pids", l.pids, 1, 1 << 22);
+    r.count(*t, pre, "open_files", l.open_files, 16, 1 << 20);
+    if (const toml::node* n = t->get("cpu")) {
+        std::optional<double> v;
+        if (n->is_integer()) v = static_cast<double>(n->as_integer()->get());
+        if (n->is_floating_point()) v = n->as_floating_point()->get();
+        if (!v || *v < 0.01 || *v > 1024)
+            r.error(n, pre + "cpu", "expected a number of CPU cores from 0.01 to 1024 (e.g. 0.5 or 2), got " + Reader::repr(*n));
+        else l.cpus = *v;
+    }
+    bool kill = false;
+    r.choice(*t, pre, "output_action", kill, {{"truncate", false}, {"kill", true}});
+    l.output_kill = kill;
+    r.boolean(*t, pre, "require_cgroup", l.require_cgroup);
+}
+
 }  // namespace
 
 std::string normalize_abs_path(const std::string& p) {
@@ -337,7 +392,7 @@ Policy validate(const toml::table& root, std::vector<Diagnostic>& diags) {
     Policy p;
     Reader r(diags);
     r.unknown_keys(root, "", {"schema", "extends", "description", "run", "user", "filesystem", "env", "network",
-                              "namespaces", "seccomp", "unsafe"});
+                              "namespaces", "seccomp", "unsafe", "limits"});
     r.string(root, "", "description", [&](const std::string& v) {
         p.description = v;
         return std::string();
@@ -449,6 +504,7 @@ Policy validate(const toml::table& root, std::vector<Diagnostic>& diags) {
     }
 
     validate_seccomp(r, root, p.seccomp);
+    validate_limits(r, root, p.limits);
 
     // Cross-key rules, reported against the key the user most likely has to change.
     if (p.home == "/tmp" || p.home.rfind("/tmp/", 0) == 0 || p.home == "/work" || p.home.rfind("/proc", 0) == 0 ||

@@ -1,13 +1,23 @@
 #include "report/exit_status.hpp"
 
 #include <cstdio>
+#include <csignal>
 #include <cstring>
+
+#include "profile/units.hpp"
+#include "report/result.hpp"
 
 namespace stockade::report {
 
 using Kind = sandbox::Outcome::Kind;
 
-int exit_status(const sandbox::Outcome& o) {
+int exit_status(const sandbox::Outcome& o, const sandbox::Plan& plan) {
+    switch (classify(o, plan)) {
+        case Status::TimeoutWall:
+        case Status::TimeoutCpu: return kExitTimeout;
+        case Status::OutputLimit: return 128 + SIGKILL;
+        default: break;
+    }
     switch (o.kind) {
         case Kind::Exited: return o.exit_code;
         case Kind::Signaled: return 128 + o.signal;
@@ -17,18 +27,49 @@ int exit_status(const sandbox::Outcome& o) {
     return kExitStockadeFailed;
 }
 
-std::string summary_line(const sandbox::Outcome& o) {
+namespace {
+std::string duration(uint64_t ms) {
+    if (ms % 60000 == 0) return std::to_string(ms / 60000) + "m";
+    if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+    return std::to_string(ms) + "ms";
+}
+}  // namespace
+
+std::string summary_line(const sandbox::Outcome& o, const sandbox::Plan& plan) {
+    const auto& l = plan.limits;
+    switch (classify(o, plan)) {
+        case Status::TimeoutWall:
+            return "stockade: killed: wall-clock limit " + duration(l.wall_ms) +
+                   " reached (raise it with --timeout, e.g. --timeout 10m)";
+        case Status::TimeoutCpu:
+            return "stockade: killed: CPU time limit " + duration(l.cpu_ms) +
+                   " used up (raise it with --cpu-time, e.g. --cpu-time 5m)";
+        case Status::OutputLimit:
+            return "stockade: killed: output limit " + profile::format_size(l.output) +
+                   " exceeded (raise it with --output-limit)";
+        default: break;
+    }
+    std::string line;
     switch (o.kind) {
-        case Kind::Exited: return {};
+        case Kind::Exited: break;
         case Kind::Signaled: {
-            if (o.seccomp_killed) return "stockade: program killed: a refused syscall under seccomp.default_action = \"kill\"";
+            if (o.seccomp_killed) {
+                line = "stockade: program killed: a refused syscall under seccomp.default_action = \"kill\"";
+                break;
+            }
             const char* name = sigabbrev_np(o.signal);
-            return "stockade: program killed by signal " + std::to_string(o.signal) + (name ? std::string(" (SIG") + name + ")" : "");
+            line = "stockade: program killed by signal " + std::to_string(o.signal) +
+                   (name ? std::string(" (SIG") + name + ")" : "");
+            break;
         }
         case Kind::SetupError:
         case Kind::ExecError: return "stockade: " + o.message;
     }
-    return {};
+    if (o.truncated) {
+        if (!line.empty()) line += "\n";
+        line += "stockade: output truncated at " + profile::format_size(l.output) + " (raise it with --output-limit)";
+    }
+    return line;
 }
 
 void print_timings(std::ostream& out, double before_launch_ms, const sandbox::Outcome& o) {

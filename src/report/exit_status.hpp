@@ -5,11 +5,14 @@
 //   125      stockade itself failed (bad profile, bad flag, jail setup)
 //   126      the program could not be executed, or the profile does not allow it
 //   127      the program was not found inside the jail
+//   124      stockade ended it: wall-clock or CPU time limit (as timeout(1) does)
+//   137      stockade ended it at the output cap (output_action = "kill")
 #pragma once
 #include <ostream>
 #include <string>
 
 #include "sandbox/launch.hpp"
+#include "sandbox/plan.hpp"
 
 namespace stockade::report {
 
@@ -17,10 +20,13 @@ constexpr int kExitStockadeFailed = 125;
 constexpr int kExitCannotExecute = 126;
 constexpr int kExitNotFound = 127;
 
-int exit_status(const sandbox::Outcome& o);
+constexpr int kExitTimeout = 124;
 
-// "" when nothing needs saying (the program exited on its own).
-std::string summary_line(const sandbox::Outcome& o);
+int exit_status(const sandbox::Outcome& o, const sandbox::Plan& plan);
+
+// "" when nothing needs saying (the program exited on its own). Says which
+// limit stopped the program and which flag raises it.
+std::string summary_line(const sandbox::Outcome& o, const sandbox::Plan& plan);
 
 // The setup steps of one run and how long each took, for `--timings`.
 void print_timings(std::ostream& out, double before_launch_ms, const sandbox::Outcome& o);

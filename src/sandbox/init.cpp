@@ -81,7 +81,8 @@ void run_init(const Plan& plan, const ChildFds& fds) {
         ::_exit(125);
     }
     g_program = program;
-    if (fds.filter >= 0) ::close(fds.filter);
+    for (int fd : {fds.filter, fds.out, fds.err})
+        if (fd >= 0) ::close(fd);
 
     // The init must not keep the caller's stdio open: whoever reads the program's
     // output sees EOF when the program and its children are done with it.

@@ -9,6 +9,8 @@ struct ChildFds {
     int report = -1;  // write end: WireMsg records to the supervisor
     int script = -1;  // the caller's script, or -1
     int filter = -1;  // read end: the compiled seccomp filters, from the supervisor
+    int out = -1;     // write ends of the output relay for fds 1 and 2, or -1 to pass
+    int err = -1;     // the caller's own through
 };
 
 // The cloned child: builds the jail, then becomes its init. Never returns.

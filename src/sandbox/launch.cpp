@@ -5,7 +5,9 @@
 #include <linux/sched.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/timerfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -18,6 +20,7 @@
 #include "sandbox/jail.hpp"
 #include "sandbox/wire.hpp"
 #include "seccomp/filter.hpp"
+#include "supervise/relay.hpp"
 #include "util/error.hpp"
 #include "util/fd.hpp"
 
@@ -41,12 +44,16 @@ public:
     }
     pid_t pid() const { return pid_; }
     void kill(int sig) { ::syscall(SYS_pidfd_send_signal, pidfd_.get(), sig, nullptr, 0); }
-    siginfo_t wait() {
-        siginfo_t info{};
-        while (::waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &info, WEXITED) < 0 && errno == EINTR) {
+    // wait4 rather than waitid: its rusage covers the init and everything the
+    // init reaped, which is the whole jail's CPU time. The pid cannot have been
+    // reused: it is our unreaped child until this returns.
+    int wait(struct rusage* ru = nullptr) {
+        int status = 0;
+        struct rusage scratch;
+        while (::wait4(pid_, &status, __WALL, ru ? ru : &scratch) < 0 && errno == EINTR) {
         }
         reaped_ = true;
-        return info;
+        return status;
     }
 
 private:
@@ -126,6 +133,14 @@ Outcome launch(const Plan& plan) {
     if (plan.clear_host_groups) check(::setgroups(0, nullptr), "setgroups", "(clear root's groups)");
 
     Outcome out;
+    out.degraded = plan.degraded;
+    const profile::Limits& lim = plan.limits;
+    // A terminal is passed through as it is (a pipe would change what the program
+    // sees); the cap then does not apply to it, and the result says so.
+    const bool relay_out = lim.output && !::isatty(1), relay_err = lim.output && !::isatty(2);
+    if (lim.output && (!relay_out || !relay_err))
+        out.degraded.emplace_back("output", "not capped on a terminal (only pipes and files are)");
+    supervise::OutputRelay relay(lim.output, relay_out, relay_err);
     const uint64_t t0 = monotonic_ns();
     int pidfd = -1;
     pid_t pid = clone_jail(plan, &pidfd);
@@ -136,7 +151,8 @@ Outcome launch(const Plan& plan) {
         sync.write.reset();
         report.read.reset();
         filter.write.reset();
-        child_main(plan, ChildFds{sync.read.get(), report.write.get(), script.get(), filter.read.get()});
+        child_main(plan, ChildFds{sync.read.get(), report.write.get(), script.get(), filter.read.get(),
+                                  relay.jail_end(0), relay.jail_end(1)});
     }
     Child child(pid, pidfd);
     mark("supervisor: clone3");
@@ -144,6 +160,19 @@ Outcome launch(const Plan& plan) {
     report.write.reset();
     filter.read.reset();
     script.reset();
+    relay.close_jail_ends();
+
+    // The wall clock runs from clone: SIGTERM to the program when it runs out,
+    // SIGKILL to the whole jail after the grace period.
+    UniqueFd wall(check(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC), "timerfd_create"));
+    auto arm = [&](uint64_t ms) {
+        struct itimerspec its {};
+        its.it_value.tv_sec = static_cast<time_t>(ms / 1000);
+        its.it_value.tv_nsec = static_cast<long>((ms % 1000) * 1000000);
+        if (ms == 0) its.it_value.tv_nsec = 1;
+        check(::timerfd_settime(wall.get(), 0, &its, nullptr), "timerfd_settime");
+    };
+    if (lim.wall_ms) arm(lim.wall_ms);
 
     write_id_maps(plan, pid);
     check(static_cast<int>(::write(sync.write.get(), "1", 1)), "write", "sync pipe");
@@ -163,25 +192,53 @@ Outcome launch(const Plan& plan) {
     int program_status = 0;
     uint64_t t_end = 0;
     bool open = true;
-    while (open) {
-        // report socket, signals, then one slot per live seccomp listener
-        struct pollfd fds[4] = {{report.read.get(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
-        nfds_t n = 2;
+    while (open || relay.relaying(0) || relay.relaying(1)) {
+        // report socket, signals, wall clock, output relays, seccomp listener
+        struct pollfd fds[7];
+        nfds_t n = 0;
+        int slot_report = -1, slot_relay[2] = {-1, -1};
+        if (open) fds[slot_report = static_cast<int>(n++)] = {report.read.get(), POLLIN, 0};
+        const int slot_sig = static_cast<int>(n);
+        fds[n++] = {sigfd.get(), POLLIN, 0};
+        const int slot_wall = static_cast<int>(n);
+        fds[n++] = {wall.get(), POLLIN, 0};
+        for (int i = 0; i < 2; ++i)
+            if (relay.relaying(i)) fds[slot_relay[i] = static_cast<int>(n++)] = {relay.read_end(i), POLLIN, 0};
+        const nfds_t first_listener = n;
         for (const auto& l : notifier.listeners())
-            if (l && n < 4) fds[n++] = {l.get(), POLLIN, 0};
+            if (l && n < 7) fds[n++] = {l.get(), POLLIN, 0};
         if (::poll(fds, n, -1) < 0) {
             if (errno == EINTR) continue;
             throw_sys("poll");
         }
-        for (nfds_t i = 2; i < n; ++i) {
+        for (nfds_t i = first_listener; i < n; ++i) {
             if (fds[i].revents & POLLIN) notifier.handle(fds[i].fd);
             if (fds[i].revents & (POLLHUP | POLLERR | POLLNVAL)) notifier.close_listener(fds[i].fd);
         }
-        if (fds[1].revents & POLLIN) {
+        for (int i = 0; i < 2; ++i) {
+            if (slot_relay[i] < 0 || !(fds[slot_relay[i]].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            relay.pump(i);
+            if (relay.over_cap() && lim.output_kill && !out.output_killed) {
+                out.output_killed = true;
+                child.kill(SIGKILL);
+            }
+        }
+        if (fds[slot_wall].revents & POLLIN) {
+            uint64_t ticks;
+            (void)!::read(wall.get(), &ticks, sizeof ticks);
+            if (!out.timed_out_wall) {
+                out.timed_out_wall = true;
+                child.kill(SIGTERM);  // the init passes it to the program
+                arm(lim.grace_ms);
+            } else {
+                child.kill(SIGKILL);  // the init, and with it every process in the jail
+            }
+        }
+        if (fds[slot_sig].revents & POLLIN) {
             struct signalfd_siginfo si;
             if (::read(sigfd.get(), &si, sizeof si) == sizeof si) child.kill(static_cast<int>(si.ssi_signo));
         }
-        if (fds[0].revents & (POLLIN | POLLHUP)) {
+        if (slot_report >= 0 && (fds[slot_report].revents & (POLLIN | POLLHUP))) {
             WireMsg m;
             int passed[2], npassed = 0;
             if (!receive(report.read.get(), m, passed, 2, &npassed)) {
@@ -216,7 +273,14 @@ Outcome launch(const Plan& plan) {
         }
     }
     const uint64_t t_eof = monotonic_ns();
-    siginfo_t init = child.wait();
+    struct rusage ru {};
+    const int init_status = child.wait(&ru);
+    out.cpu_user_ms = static_cast<double>(ru.ru_utime.tv_sec) * 1e3 + static_cast<double>(ru.ru_utime.tv_usec) / 1e3;
+    out.cpu_sys_ms = static_cast<double>(ru.ru_stime.tv_sec) * 1e3 + static_cast<double>(ru.ru_stime.tv_usec) / 1e3;
+    out.max_rss_bytes = static_cast<uint64_t>(ru.ru_maxrss) * 1024;
+    out.truncated = relay.over_cap();
+    if (relay_out) out.stdout_bytes = static_cast<int64_t>(relay.bytes(0));
+    if (relay_err) out.stderr_bytes = static_cast<int64_t>(relay.bytes(1));
     out.violations = notifier.violations();
     out.seccomp_killed = notifier.killed_a_process();
     out.learned = notifier.learned();
@@ -233,12 +297,13 @@ Outcome launch(const Plan& plan) {
         return out;
     }
     if (!have_exit) {
-        // The init itself died without reporting (killed from outside).
-        out.kind = Outcome::Kind::Signaled;
-        out.signal = init.si_code == CLD_EXITED ? 0 : init.si_status;
-        if (init.si_code == CLD_EXITED) {
+        // The init itself died without reporting (killed by stockade or from outside).
+        if (WIFEXITED(init_status)) {
             out.kind = Outcome::Kind::Exited;
-            out.exit_code = init.si_status;
+            out.exit_code = WEXITSTATUS(init_status);
+        } else {
+            out.kind = Outcome::Kind::Signaled;
+            out.signal = WTERMSIG(init_status);
         }
         return out;
     }

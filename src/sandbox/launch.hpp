@@ -1,6 +1,7 @@
 // The supervisor's side of one run: clone the jail, write its id maps, relay
 // signals into it, and collect how it ended.
 #pragma once
+#include <cstdint>
 #include <set>
 #include <string>
 #include <utility>
@@ -25,6 +26,14 @@ struct Outcome {
     std::vector<seccomp::Violation> violations;  // refused syscalls, by call
     bool seccomp_killed = false;                 // default_action = "kill" ended a process
     std::set<std::string> learned;               // --learn: syscalls let through
+
+    bool timed_out_wall = false;     // the wall clock ran out and stockade ended the jail
+    bool output_killed = false;      // the output cap was crossed under output_action = "kill"
+    bool truncated = false;          // output beyond the cap was discarded
+    int64_t stdout_bytes = -1, stderr_bytes = -1;  // -1: passed straight through, not counted
+    double cpu_user_ms = 0, cpu_sys_ms = 0;        // the whole jail (the init and all it reaped)
+    uint64_t max_rss_bytes = 0;                    // the largest single process
+    std::vector<std::pair<std::string, std::string>> degraded;  // limit -> why it is weaker than asked
 };
 
 // Throws Error for failures before the jail exists (the script cannot be read,

@@ -65,6 +65,10 @@ struct Plan {
     std::string script_host;  // host path of the script to copy in, if any
     bool timings = false;     // report each setup step's time (for bench/ and --timings)
     seccomp::Spec seccomp;
+    profile::Limits limits;
+    bool cgroup = false;  // the limits live in a cgroup (else rlimits stand in)
+    // Limits that could not be applied as asked, and why (for the result).
+    std::vector<std::pair<std::string, std::string>> degraded;
 };
 
 Plan plan(const profile::Policy& policy, const Invocation& inv, const HostFacts& host);

@@ -11,6 +11,7 @@
 
 #include "sandbox/caps.hpp"
 #include "sandbox/jail.hpp"
+#include "sandbox/rlimits.hpp"
 #include "sandbox/wire.hpp"
 #include "seccomp/filter.hpp"
 #include "util/error.hpp"
@@ -75,6 +76,8 @@ void exec_program(const Plan& plan, const ChildFds& fds) {
     // close-on-exec), then everything above is closed: nothing the caller or
     // stockade had open reaches the program. Via high fds first, so neither
     // move can land on the other.
+    // Output through the supervisor's relay when the profile caps it.
+    if ((fds.out >= 0 && ::dup2(fds.out, 1) < 0) || (fds.err >= 0 && ::dup2(fds.err, 2) < 0)) ::_exit(125);
     int r = ::fcntl(fds.report, F_DUPFD_CLOEXEC, 10);
     int f = ::fcntl(fds.filter, F_DUPFD_CLOEXEC, 10);
     if (r < 0 || f < 0 || ::dup3(r, kReportFd, O_CLOEXEC) < 0 || ::dup3(f, kFilterFd, O_CLOEXEC) < 0) ::_exit(125);
@@ -99,6 +102,7 @@ void exec_program(const Plan& plan, const ChildFds& fds) {
         }
 
         phase(rfd, plan.timings, "program: session, fds, cwd, lookup");
+        apply(rlimits_for(plan.limits, plan.cgroup));
         check(::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl", "PR_SET_NO_NEW_PRIVS");
         drop_all_capabilities();
         // Compiled by the supervisor while this jail was being built.

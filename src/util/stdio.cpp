@@ -18,6 +18,14 @@ void ensure_stdio_open() {
     }
 }
 
-void close_inherited_fds() { ::close_range(3, ~0U, 0); }
+void close_inherited_fds(int keep) {
+    if (keep < 3) {
+        ::close_range(3, ~0U, 0);
+        return;
+    }
+    if (keep > 3) ::close_range(3, static_cast<unsigned>(keep) - 1, 0);
+    ::close_range(static_cast<unsigned>(keep) + 1, ~0U, 0);
+    ::fcntl(keep, F_SETFD, FD_CLOEXEC);
+}
 
 }  // namespace stockade

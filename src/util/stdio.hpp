@@ -9,6 +9,6 @@ void ensure_stdio_open();
 
 // Closes every fd above 2 that the caller leaked into us. Nothing the caller had
 // open can then reach the jail by accident, whatever close-on-exec says.
-void close_inherited_fds();
+void close_inherited_fds(int keep = -1);
 
 }  // namespace stockade

@@ -1,0 +1,140 @@
+#include "report/result.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "profile/units.hpp"
+#include "util/error.hpp"
+#include "util/fd.hpp"
+
+namespace stockade::report {
+
+using Kind = sandbox::Outcome::Kind;
+using json = nlohmann::ordered_json;
+
+const char* to_string(Status s) {
+    switch (s) {
+        case Status::Ok: return "ok";
+        case Status::ExitNonzero: return "exit_nonzero";
+        case Status::Signaled: return "signaled";
+        case Status::TimeoutWall: return "timeout_wall";
+        case Status::TimeoutCpu: return "timeout_cpu";
+        case Status::Oom: return "oom";
+        case Status::PidsLimit: return "pids_limit";
+        case Status::OutputLimit: return "output_limit";
+        case Status::SeccompViolation: return "seccomp_violation";
+        case Status::SetupError: return "setup_error";
+    }
+    return "setup_error";
+}
+
+Status classify(const sandbox::Outcome& o, const sandbox::Plan& plan) {
+    if (o.kind == Kind::SetupError) return Status::SetupError;
+    if (o.timed_out_wall) return Status::TimeoutWall;
+    if (o.output_killed) return Status::OutputLimit;
+    if (o.seccomp_killed) return Status::SeccompViolation;
+    if (o.kind == Kind::Signaled) {
+        // RLIMIT_CPU: SIGXCPU at the soft limit, SIGKILL at the hard one.
+        const double cpu = o.cpu_user_ms + o.cpu_sys_ms;
+        if (plan.limits.cpu_ms &&
+            (o.signal == SIGXCPU || (o.signal == SIGKILL && cpu + 50 >= static_cast<double>(plan.limits.cpu_ms))))
+            return Status::TimeoutCpu;
+        return Status::Signaled;
+    }
+    if (o.kind == Kind::ExecError) return Status::ExitNonzero;
+    return o.exit_code == 0 ? Status::Ok : Status::ExitNonzero;
+}
+
+namespace {
+
+uint64_t fnv1a(const std::string& s) {
+    uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : s) {
+        h ^= c;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+// A fingerprint of what the run was allowed: two results with the same hash ran
+// under the same resolved policy.
+std::string policy_hash(const sandbox::Plan& p) {
+    std::string c = seccomp::canonical(p.seccomp);
+    for (const auto& m : p.mounts) c += m.src + ">" + m.dst + (m.writable ? "w" : "r") + std::to_string(m.size) + ";";
+    for (const auto& e : p.envp) c += e.substr(0, e.find('=')) + ";";
+    c += p.hostname + std::to_string(p.uid) + std::to_string(p.loopback_up);
+    const auto& l = p.limits;
+    for (uint64_t v : {l.wall_ms, l.cpu_ms, l.memory, l.pids, l.file_size, l.open_files, l.stack, l.output})
+        c += std::to_string(v) + ",";
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(fnv1a(c)));
+    return buf;
+}
+
+json ms(double v) { return std::round(v * 1000.0) / 1000.0; }
+
+}  // namespace
+
+std::string result_json(const sandbox::Outcome& o, const sandbox::Plan& plan, const profile::Policy& policy) {
+    Status st = classify(o, plan);
+    json j;
+    j["schema_version"] = 1;
+    j["status"] = to_string(st);
+    int code = 0;
+    if (o.kind == Kind::Exited || o.kind == Kind::ExecError) code = o.exit_code;
+    j["exit_code"] = o.kind == Kind::Signaled ? json(nullptr) : json(o.kind == Kind::SetupError ? 125 : code);
+    j["signal"] = o.kind == Kind::Signaled ? json(o.signal) : json(nullptr);
+    j["killed_by_stockade"] = o.timed_out_wall || o.output_killed || o.seccomp_killed;
+    j["message"] = o.message.empty() ? json(nullptr) : json(o.message);
+    j["wall_ms"] = ms(o.wall_ms);
+    j["setup_ms"] = o.setup_ms < 0 ? json(nullptr) : ms(o.setup_ms);
+    j["cpu_user_ms"] = ms(o.cpu_user_ms);
+    j["cpu_sys_ms"] = ms(o.cpu_sys_ms);
+    // Without a cgroup this is the largest single process, not the jail's sum.
+    j["memory_peak_bytes"] = o.max_rss_bytes;
+    j["pids_peak"] = nullptr;
+    j["oom_kills"] = nullptr;
+    j["stdout_bytes"] = o.stdout_bytes < 0 ? json(nullptr) : json(o.stdout_bytes);
+    j["stderr_bytes"] = o.stderr_bytes < 0 ? json(nullptr) : json(o.stderr_bytes);
+    j["truncated"] = o.truncated;
+    json v = json::array();
+    for (const auto& x : o.violations) {
+        const char* e = strerrorname_np(x.err);
+        v.push_back({{"syscall", x.name}, {"call", x.call}, {"errno", x.killed ? json(nullptr) : json(e ? e : "")},
+                     {"core", x.core}, {"killed", x.killed}, {"count", x.count}});
+    }
+    j["violations"] = v;
+    json d = json::array();
+    for (const auto& [limit, why] : o.degraded) d.push_back({{"limit", limit}, {"reason", why}});
+    j["degraded"] = d;
+    j["profile"] = {{"name", policy.name}, {"hash", policy_hash(plan)}};
+    return j.dump(2) + "\n";
+}
+
+std::string setup_error_json(const std::string& message) {
+    json j;
+    j["schema_version"] = 1;
+    j["status"] = "setup_error";
+    j["exit_code"] = 125;
+    j["signal"] = nullptr;
+    j["killed_by_stockade"] = false;
+    j["message"] = message;
+    return j.dump(2) + "\n";
+}
+
+void write_result(const std::string& path, int fd, const std::string& text) {
+    if (fd >= 0) {
+        write_all(fd, text.data(), text.size(), "--result-fd");
+        return;
+    }
+    UniqueFd f(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!f) throw_sys("--result", path);
+    write_all(f.get(), text.data(), text.size(), path.c_str());
+}
+
+}  // namespace stockade::report

@@ -1,0 +1,35 @@
+// The verdict of a run, for people (one line) and programs (JSON, schema 1).
+#pragma once
+#include <string>
+
+#include "profile/policy.hpp"
+#include "sandbox/launch.hpp"
+#include "sandbox/plan.hpp"
+
+namespace stockade::report {
+
+enum class Status {
+    Ok,
+    ExitNonzero,
+    Signaled,
+    TimeoutWall,
+    TimeoutCpu,
+    Oom,
+    PidsLimit,
+    OutputLimit,
+    SeccompViolation,
+    SetupError,
+};
+const char* to_string(Status s);
+
+Status classify(const sandbox::Outcome& o, const sandbox::Plan& plan);
+
+// The result document (see man/stockade.1, RESULT). `setup_failed` covers
+// errors before the jail existed, when there is no outcome to speak of.
+std::string result_json(const sandbox::Outcome& o, const sandbox::Plan& plan, const profile::Policy& policy);
+std::string setup_error_json(const std::string& message);
+
+// Writes to a path or an inherited fd; throws Error.
+void write_result(const std::string& path, int fd, const std::string& json);
+
+}  // namespace stockade::report

@@ -1,0 +1,42 @@
+#include "sandbox/rlimits.hpp"
+
+#include <sys/resource.h>
+
+#include "util/error.hpp"
+
+namespace stockade::sandbox {
+
+std::vector<Rlimit> rlimits_for(const profile::Limits& l, bool cgroup) {
+    std::vector<Rlimit> out;
+    out.push_back({RLIMIT_CORE, 0, 0, "RLIMIT_CORE"});  // no core dumps of untrusted memory, ever
+    if (l.cpu_ms) {
+        // Whole seconds, rounded up; the hard limit one second later turns
+        // SIGXCPU into SIGKILL for a program that ignores it.
+        unsigned long long s = (l.cpu_ms + 999) / 1000;
+        out.push_back({RLIMIT_CPU, s, s + 1, "RLIMIT_CPU"});
+    }
+    if (l.file_size) out.push_back({RLIMIT_FSIZE, l.file_size, l.file_size, "RLIMIT_FSIZE"});
+    if (l.open_files) out.push_back({RLIMIT_NOFILE, l.open_files, l.open_files, "RLIMIT_NOFILE"});
+    if (l.stack) out.push_back({RLIMIT_STACK, l.stack, l.stack, "RLIMIT_STACK"});
+    if (!cgroup) {
+        // Address space is a coarse stand-in for memory: virtual, not resident.
+        if (l.memory) out.push_back({RLIMIT_AS, l.memory, l.memory, "RLIMIT_AS"});
+        if (l.pids) out.push_back({RLIMIT_NPROC, l.pids, l.pids, "RLIMIT_NPROC"});
+    }
+    return out;
+}
+
+void apply(const std::vector<Rlimit>& rl) {
+    for (const auto& r : rl) {
+        struct rlimit v {static_cast<rlim_t>(r.soft), static_cast<rlim_t>(r.hard)};
+        struct rlimit cur;
+        // Never raise a hard limit the caller already lowered; clamp to it.
+        if (::getrlimit(r.resource, &cur) == 0 && cur.rlim_max != RLIM_INFINITY) {
+            if (v.rlim_max > cur.rlim_max) v.rlim_max = cur.rlim_max;
+            if (v.rlim_cur > v.rlim_max) v.rlim_cur = v.rlim_max;
+        }
+        if (::setrlimit(r.resource, &v) < 0) throw_sys("setrlimit", r.name);
+    }
+}
+
+}  // namespace stockade::sandbox

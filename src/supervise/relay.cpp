@@ -1,0 +1,71 @@
+#include "supervise/relay.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "util/error.hpp"
+
+namespace stockade::supervise {
+
+OutputRelay::OutputRelay(uint64_t cap, bool relay_out, bool relay_err) : cap_(cap) {
+    const bool relay[2] = {relay_out, relay_err};
+    for (int i = 0; i < 2; ++i) {
+        if (!relay[i]) continue;
+        pipes_[i] = make_pipe(i == 0 ? "stdout relay" : "stderr relay");
+        // The read end never blocks the supervisor's loop.
+        ::fcntl(pipes_[i].read.get(), F_SETFL, O_NONBLOCK);
+        // A larger pipe means fewer wake-ups for a chatty program.
+        ::fcntl(pipes_[i].write.get(), F_SETPIPE_SZ, 1 << 20);
+    }
+}
+
+void OutputRelay::close_jail_ends() {
+    pipes_[0].write.reset();
+    pipes_[1].write.reset();
+}
+
+bool OutputRelay::pump(int stream) {
+    int in = pipes_[stream].read.get();
+    int out = stream + 1;
+    uint64_t used = bytes_[0] + bytes_[1];
+    uint64_t room = used < cap_ ? cap_ - used : 0;
+    if (room > 0 && !no_splice_[stream]) {
+        ssize_t n = ::splice(in, nullptr, out, nullptr, std::min<uint64_t>(room, 1 << 20), SPLICE_F_MOVE);
+        if (n > 0) {
+            bytes_[stream] += static_cast<uint64_t>(n);
+            return true;
+        }
+        if (n == 0) {
+            pipes_[stream].read.reset();
+            return false;
+        }
+        if (errno == EAGAIN || errno == EINTR) return true;
+        // EINVAL: the caller's fd cannot take splice (O_APPEND, some files); copy instead.
+        if (errno != EINVAL) {
+            pipes_[stream].read.reset();  // the caller's side is gone (EPIPE): nothing more to deliver
+            return false;
+        }
+        no_splice_[stream] = true;
+    }
+    char buf[65536];
+    ssize_t n = ::read(in, buf, sizeof buf);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        pipes_[stream].read.reset();
+        return false;
+    }
+    if (n < 0) return true;
+    uint64_t keep = std::min<uint64_t>(room, static_cast<uint64_t>(n));
+    for (uint64_t done = 0; done < keep;) {
+        ssize_t w = ::write(out, buf + done, keep - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        done += static_cast<uint64_t>(w);
+    }
+    bytes_[stream] += static_cast<uint64_t>(n);  // discarded bytes count too: the result says how much was written
+    return true;
+}
+
+}  // namespace stockade::supervise

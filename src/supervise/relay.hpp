@@ -1,0 +1,37 @@
+// The output cap: when the profile limits output, the jail's stdout and stderr
+// are pipes that the supervisor moves to the caller's with splice(2), counting
+// bytes, and past the cap discards (or, by profile choice, ends the jail).
+// Without a cap, or for a terminal, the program writes to the caller's fds
+// directly and nothing here runs.
+#pragma once
+#include <cstdint>
+
+#include "util/fd.hpp"
+
+namespace stockade::supervise {
+
+class OutputRelay {
+public:
+    // relay[i] for stdout (0) and stderr (1); cap in bytes for both together.
+    OutputRelay(uint64_t cap, bool relay_out, bool relay_err);
+
+    // Write end to hand the jail for fd 1 or 2, or -1 to pass the caller's through.
+    int jail_end(int stream) const { return pipes_[stream].write.get(); }
+    void close_jail_ends();
+    int read_end(int stream) const { return pipes_[stream].read.get(); }
+
+    // Moves what is readable on `stream` on; false once that stream hit EOF.
+    bool pump(int stream);
+    bool over_cap() const { return bytes_[0] + bytes_[1] > cap_; }
+
+    uint64_t bytes(int stream) const { return bytes_[stream]; }
+    bool relaying(int stream) const { return static_cast<bool>(pipes_[stream].read); }
+
+private:
+    uint64_t cap_;
+    Pipe pipes_[2];
+    uint64_t bytes_[2] = {0, 0};
+    bool no_splice_[2] = {false, false};
+};
+
+}  // namespace stockade::supervise

@@ -1,0 +1,140 @@
+"""Limits hold and are reported: every probe is bounded, so it is harmless even
+if the limit it tests fails. Runs on the host without a cgroup (the degraded
+path: rlimits, tmpfs sizes, the output cap and the wall clock)."""
+import json
+import os
+import time
+
+from harness import JailTest, main
+
+RESULT_KEYS = ["schema_version", "status", "exit_code", "signal", "killed_by_stockade", "message", "wall_ms",
+               "setup_ms", "cpu_user_ms", "cpu_sys_ms", "memory_peak_bytes", "pids_peak", "oom_kills",
+               "stdout_bytes", "stderr_bytes", "truncated", "violations", "degraded", "profile"]
+
+
+class LimitsTest(JailTest):
+    def run_result(self, *args, **kw):
+        out = self.path(f"result-{time.time_ns()}.json")
+        if self.drop:
+            os.chmod(self.ws, 0o777)
+        r = self.stockade(args[0], "--result", out, *args[1:], **kw)
+        with open(out) as f:
+            doc = json.load(f)
+        self.assertEqual(list(doc)[:len(RESULT_KEYS)] if doc["status"] != "setup_error" else list(doc)[:6],
+                         RESULT_KEYS if doc["status"] != "setup_error" else RESULT_KEYS[:5] + ["message"])
+        return r, doc
+
+    def test_wall_time(self):
+        t = time.time()
+        r, doc = self.run_result("run", "--timeout", "1s", "-c", "import time; time.sleep(20)")
+        self.assertLess(time.time() - t, 10)
+        self.assertEqual(r.returncode, 124)
+        self.assertEqual(doc["status"], "timeout_wall")
+        self.assertTrue(doc["killed_by_stockade"])
+        self.assertGreaterEqual(doc["wall_ms"], 1000)
+        self.assertLess(doc["wall_ms"], 1500)
+        self.assertIn("wall-clock limit 1s reached (raise it with --timeout", r.stderr)
+
+    def test_wall_time_grace_then_kill(self):
+        code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(20)"
+        r, doc = self.run_result("run", "--timeout", "1s", "--set", "limits.grace=500ms", "-c", code)
+        self.assertEqual(r.returncode, 124)
+        self.assertEqual(doc["status"], "timeout_wall")
+        self.assertEqual(doc["signal"], 9)
+        self.assertGreaterEqual(doc["wall_ms"], 1500)
+        self.assertLess(doc["wall_ms"], 2500)
+
+    def test_cpu_time(self):
+        t = time.time()
+        r, doc = self.run_result("run", "--cpu-time", "1s", "-c", "while True: pass")
+        self.assertLess(time.time() - t, 10)
+        self.assertEqual(r.returncode, 124)
+        self.assertEqual(doc["status"], "timeout_cpu")
+        self.assertGreaterEqual(doc["cpu_user_ms"] + doc["cpu_sys_ms"], 900)
+        self.assertIn("CPU time limit 1s used up", r.stderr)
+
+    def test_fork_bomb_is_capped(self):
+        code = ("import os, time\n"
+                "made = 0\n"
+                "for _ in range(400):\n"
+                "    try:\n        pid = os.fork()\n"
+                "    except OSError:\n        break\n"
+                "    if pid == 0:\n        time.sleep(3); os._exit(0)\n"
+                "    made += 1\n"
+                "print(made)\n")
+        outside = self.host_py(code.replace("range(400)", "range(40)"))
+        self.assertEqual(outside.stdout.strip(), "40")  # forking works at all
+        r, doc = self.run_result("run", "--pids", "16", "-c", code)
+        self.assertOk(r)
+        made = int(r.stdout)
+        self.assertLess(made, 16)  # the program and init count too
+        self.assertGreater(made, 5)
+        self.assertIn("pids", [d["limit"] for d in doc["degraded"]])
+
+    def test_memory_hog_is_stopped(self):
+        code = "b = bytearray(400 << 20); print('allocated')"
+        r, doc = self.run_result("run", "--memory", "128M", "-c", code)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("MemoryError", r.stderr)
+        self.assertEqual(doc["status"], "exit_nonzero")
+        self.assertIn("memory", [d["limit"] for d in doc["degraded"]])
+
+    def test_disk_fillers(self):
+        fill = ("import errno, sys\n"
+                "try:\n    open(sys.argv[1], 'wb').write(b'x' * (4 << 20)); print('wrote')\n"
+                "except OSError as e:\n    print(errno.errorcode[e.errno])\n")
+        r = self.jail_py(fill, "/tmp/f", opts=("--set", "filesystem.tmp_size=1M"))
+        self.assertEqual(r.stdout, "ENOSPC\n")
+        r = self.jail_py(fill, "/tmp/f", opts=("--set", "limits.file_size=1M"))
+        self.assertEqual(r.stdout, "EFBIG\n")
+
+    def test_output_flood_truncated(self):
+        code = "import sys\nfor _ in range(200000): sys.stdout.write('y' * 99 + '\\n')\n"  # ~20 MB
+        r, doc = self.run_result("run", "--output-limit", "1M", "-c", code)
+        self.assertOk(r)
+        self.assertEqual(len(r.stdout), 1 << 20)
+        self.assertTrue(doc["truncated"])
+        self.assertEqual(doc["stdout_bytes"], 200000 * 100)
+        self.assertEqual(doc["status"], "ok")
+        self.assertIn("output truncated at 1M", r.stderr)
+
+    def test_output_flood_killed(self):
+        code = "import sys\nwhile True: sys.stdout.write('y' * 99 + '\\n')\n"
+        r, doc = self.run_result("run", "--output-limit", "1M", "--set", "limits.output_action=kill", "-c", code)
+        self.assertEqual(r.returncode, 137)
+        self.assertEqual(doc["status"], "output_limit")
+        self.assertTrue(doc["killed_by_stockade"])
+        self.assertLessEqual(len(r.stdout), 1 << 20)
+
+    def test_statuses_and_result_fd(self):
+        cases = [
+            (["run", "-c", "pass"], "ok", 0),
+            (["run", "-c", "raise SystemExit(3)"], "exit_nonzero", 3),
+            (["run", "-c", "import os; os.kill(os.getpid(), 9)"], "signaled", 137),
+            (["run", "--set", "seccomp.default_action=kill", "-c", "import os; os.getpgid(0); import ctypes; "
+              "ctypes.CDLL(None).syscall(238, 0, 0, 0)"], "seccomp_violation", 159),
+            (["run", "--ro", "/nonexistent", "-c", "pass"], "setup_error", 125),
+        ]
+        for args, status, code in cases:
+            with self.subTest(status=status):
+                r, doc = self.run_result(*args)
+                self.assertEqual(doc["status"], status, r.stderr)
+                self.assertEqual(r.returncode, code)
+                if status != "setup_error":
+                    self.assertEqual(doc["profile"]["name"], "python")
+                    self.assertRegex(doc["profile"]["hash"], r"^[0-9a-f]{16}$")
+                    self.assertGreater(doc["setup_ms"], 0)
+        r = self.run_cmd(["/bin/sh", "-c", f"{self.bin} run -q --result-fd 9 -c 'print(1)' 9>&1 >/dev/null"])
+        doc = json.loads(r.stdout)
+        self.assertEqual(doc["status"], "ok")
+        self.assertEqual(r.stderr, "")  # -q: no warning, no summary
+
+    def test_degraded_is_reported_once(self):
+        r = self.stockade("run", "-c", "pass")
+        warnings = [l for l in r.stderr.splitlines() if "warning" in l]
+        self.assertEqual(len(warnings), 1)
+        self.assertIn("no cgroup", warnings[0])
+
+
+if __name__ == "__main__":
+    main()
