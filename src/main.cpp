@@ -58,6 +58,12 @@ int print_profile_error(const profile::ProfileError& e, bool all) {
     return report::kExitStockadeFailed;
 }
 
+std::string plan_degraded_reason(const sandbox::Outcome& o) {
+    for (const auto& [limit, why] : o.degraded)
+        if (limit == "cgroup") return why;
+    return "none available";
+}
+
 struct RunOptions {
     bool timings = false, verbose = false, quiet = false;
     std::string learn, result;
@@ -77,11 +83,12 @@ int do_run(const profile::CommandLine& cl, const sandbox::Invocation& inv, char*
     sandbox::Outcome outcome = sandbox::launch(plan);
     if (!ro.result.empty() || ro.result_fd >= 0)
         report::write_result(ro.result, ro.result_fd, report::result_json(outcome, plan, policy));
-    if (!plan.degraded.empty() && !ro.quiet && outcome.kind != sandbox::Outcome::Kind::SetupError) {
+    if (!outcome.degraded.empty() && !ro.quiet && outcome.kind != sandbox::Outcome::Kind::SetupError) {
         std::string names;
-        for (const auto& [limit, why] : plan.degraded) names += (names.empty() ? "" : ", ") + limit;
-        std::cerr << "stockade: warning: no cgroup for this run; " << names
-                  << " held by rlimits only (see the result's \"degraded\")\n";
+        for (const auto& [limit, why] : outcome.degraded)
+            if (limit != "cgroup" && limit != "output") names += (names.empty() ? "" : ", ") + limit;
+        std::cerr << "stockade: warning: limits without a cgroup (" << plan_degraded_reason(outcome) << "); "
+                  << names << " held by rlimits only\n";
     }
     std::string line = report::summary_line(outcome, plan);
     if (!line.empty() && !ro.quiet) std::cerr << line << "\n";

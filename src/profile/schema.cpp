@@ -85,7 +85,7 @@ public:
     }
 
     void size(const toml::table& t, const std::string& prefix, const char* key, uint64_t& out, uint64_t min,
-              uint64_t max) {
+              uint64_t max, bool zero_ok = false) {
         const toml::node* n = t.get(key);
         if (!n) return;
         std::optional<uint64_t> v;
@@ -100,9 +100,9 @@ public:
         if (!v)
             return error(n, prefix + key,
                          "expected a size like \"512M\" or \"2G\" (units B, K, M, G, T), got " + repr(*n));
-        if (*v < min || *v > max)
+        if ((*v != 0 || !zero_ok) && (*v < min || *v > max))
             return error(n, prefix + key,
-                         "expected a size from " + format_size(min) + " to " + format_size(max) + ", got " + repr(*n));
+                         std::string(zero_ok ? "expected 0 (no limit) or " : "expected ") + "a size from " + format_size(min) + " to " + format_size(max) + ", got " + repr(*n));
         out = *v;
     }
 
@@ -114,8 +114,8 @@ public:
         if (n->is_string()) v = parse_duration_ms(n->as_string()->get());
         else if (n->is_integer() && n->as_integer()->get() >= 0) v = static_cast<uint64_t>(n->as_integer()->get()) * 1000;
         if (!v) return error(n, prefix + key, "expected a duration like \"30s\", \"500ms\" or \"10m\", got " + repr(*n));
-        if (*v < min || *v > max)
-            return error(n, prefix + key, "expected a duration from " + std::to_string(min) + "ms to " +
+        if (*v != 0 && (*v < min || *v > max))
+            return error(n, prefix + key, "expected 0 (no limit) or a duration from " + std::to_string(min) + "ms to " +
                                               std::to_string(max / 1000) + "s, got " + repr(*n));
         out = *v;
     }
@@ -125,8 +125,8 @@ public:
         if (!n) return;
         if (!n->is_integer()) return error(n, prefix + key, "expected an integer, got " + type_name(*n));
         int64_t v = n->as_integer()->get();
-        if (v < min || v > max)
-            return error(n, prefix + key, "expected an integer from " + std::to_string(min) + " to " + std::to_string(max) +
+        if (v != 0 && (v < min || v > max))
+            return error(n, prefix + key, "expected 0 (no limit) or an integer from " + std::to_string(min) + " to " + std::to_string(max) +
                                               ", got " + std::to_string(v));
         out = static_cast<uint64_t>(v);
     }
@@ -329,22 +329,24 @@ void validate_limits(Reader& r, const toml::table& root, Limits& l) {
     const std::string pre = "limits.";
     r.unknown_keys(*t, pre, {"wall_time", "grace", "cpu_time", "memory", "pids", "cpu", "file_size", "open_files",
                              "stack", "output", "output_action", "require_cgroup"});
+    // 0 lifts a limit; otherwise each must be in a sensible range.
     const uint64_t week = 7ull * 24 * 3600 * 1000;
     r.duration(*t, pre, "wall_time", l.wall_ms, 1, week);
     r.duration(*t, pre, "grace", l.grace_ms, 0, 3600 * 1000);
     r.duration(*t, pre, "cpu_time", l.cpu_ms, 1, week);
-    r.size(*t, pre, "memory", l.memory, 4ull << 20, 1ull << 50);
-    r.size(*t, pre, "file_size", l.file_size, 4096, 1ull << 50);
-    r.size(*t, pre, "stack", l.stack, 64 << 10, 1ull << 34);
-    r.size(*t, pre, "output", l.output, 1, 1ull << 50);
+    r.size(*t, pre, "memory", l.memory, 4ull << 20, 1ull << 50, true);
+    r.size(*t, pre, "file_size", l.file_size, 4096, 1ull << 50, true);
+    r.size(*t, pre, "stack", l.stack, 64 << 10, 1ull << 34, true);
+    r.size(*t, pre, "output", l.output, 1, 1ull << 50, true);
     r.count(*t, pre, "pids", l.pids, 1, 1 << 22);
     r.count(*t, pre, "open_files", l.open_files, 16, 1 << 20);
     if (const toml::node* n = t->get("cpu")) {
         std::optional<double> v;
         if (n->is_integer()) v = static_cast<double>(n->as_integer()->get());
         if (n->is_floating_point()) v = n->as_floating_point()->get();
-        if (!v || *v < 0.01 || *v > 1024)
-            r.error(n, pre + "cpu", "expected a number of CPU cores from 0.01 to 1024 (e.g. 0.5 or 2), got " + Reader::repr(*n));
+        if (!v || (*v != 0 && (*v < 0.01 || *v > 1024)))
+            r.error(n, pre + "cpu", "expected 0 (no limit) or a number of CPU cores from 0.01 to 1024 (e.g. 0.5 or 2), got " +
+                                        Reader::repr(*n));
         else l.cpus = *v;
     }
     bool kill = false;

@@ -15,7 +15,8 @@ int exit_status(const sandbox::Outcome& o, const sandbox::Plan& plan) {
     switch (classify(o, plan)) {
         case Status::TimeoutWall:
         case Status::TimeoutCpu: return kExitTimeout;
-        case Status::OutputLimit: return 128 + SIGKILL;
+        case Status::OutputLimit:
+        case Status::Oom: return 128 + SIGKILL;
         default: break;
     }
     switch (o.kind) {
@@ -47,6 +48,12 @@ std::string summary_line(const sandbox::Outcome& o, const sandbox::Plan& plan) {
         case Status::OutputLimit:
             return "stockade: killed: output limit " + profile::format_size(l.output) +
                    " exceeded (raise it with --output-limit)";
+        case Status::Oom:
+            return "stockade: killed: memory limit " + profile::format_size(l.memory) + " exceeded" +
+                   (o.memory_peak > 0 ? " (peak " + profile::format_size(static_cast<uint64_t>(o.memory_peak) >> 20 << 20) + ")" : "") +
+                   " (raise it with --memory)";
+        case Status::PidsLimit:
+            return "stockade: process limit " + std::to_string(l.pids) + " reached: forks were refused (raise it with --pids)";
         default: break;
     }
     std::string line;

@@ -36,17 +36,21 @@ const char* to_string(Status s) {
 Status classify(const sandbox::Outcome& o, const sandbox::Plan& plan) {
     if (o.kind == Kind::SetupError) return Status::SetupError;
     if (o.timed_out_wall) return Status::TimeoutWall;
+    if (o.timed_out_cpu) return Status::TimeoutCpu;
+    if (o.oom_kills > 0) return Status::Oom;
     if (o.output_killed) return Status::OutputLimit;
     if (o.seccomp_killed) return Status::SeccompViolation;
     if (o.kind == Kind::Signaled) {
         // RLIMIT_CPU: SIGXCPU at the soft limit, SIGKILL at the hard one.
         const double cpu = o.cpu_user_ms + o.cpu_sys_ms;
+        if (o.pids_refused > 0 && o.signal != SIGKILL) return Status::PidsLimit;
         if (plan.limits.cpu_ms &&
             (o.signal == SIGXCPU || (o.signal == SIGKILL && cpu + 50 >= static_cast<double>(plan.limits.cpu_ms))))
             return Status::TimeoutCpu;
         return Status::Signaled;
     }
     if (o.kind == Kind::ExecError) return Status::ExitNonzero;
+    if (o.exit_code != 0 && o.pids_refused > 0) return Status::PidsLimit;
     return o.exit_code == 0 ? Status::Ok : Status::ExitNonzero;
 }
 
@@ -89,16 +93,16 @@ std::string result_json(const sandbox::Outcome& o, const sandbox::Plan& plan, co
     if (o.kind == Kind::Exited || o.kind == Kind::ExecError) code = o.exit_code;
     j["exit_code"] = o.kind == Kind::Signaled ? json(nullptr) : json(o.kind == Kind::SetupError ? 125 : code);
     j["signal"] = o.kind == Kind::Signaled ? json(o.signal) : json(nullptr);
-    j["killed_by_stockade"] = o.timed_out_wall || o.output_killed || o.seccomp_killed;
+    j["killed_by_stockade"] = o.timed_out_wall || o.timed_out_cpu || o.output_killed || o.seccomp_killed;
     j["message"] = o.message.empty() ? json(nullptr) : json(o.message);
     j["wall_ms"] = ms(o.wall_ms);
     j["setup_ms"] = o.setup_ms < 0 ? json(nullptr) : ms(o.setup_ms);
     j["cpu_user_ms"] = ms(o.cpu_user_ms);
     j["cpu_sys_ms"] = ms(o.cpu_sys_ms);
-    // Without a cgroup this is the largest single process, not the jail's sum.
-    j["memory_peak_bytes"] = o.max_rss_bytes;
-    j["pids_peak"] = nullptr;
-    j["oom_kills"] = nullptr;
+    // From the cgroup where it says; otherwise the largest single process.
+    j["memory_peak_bytes"] = o.memory_peak >= 0 ? static_cast<uint64_t>(o.memory_peak) : o.max_rss_bytes;
+    j["pids_peak"] = o.pids_peak >= 0 ? json(o.pids_peak) : json(nullptr);
+    j["oom_kills"] = o.oom_kills >= 0 ? json(o.oom_kills) : json(nullptr);
     j["stdout_bytes"] = o.stdout_bytes < 0 ? json(nullptr) : json(o.stdout_bytes);
     j["stderr_bytes"] = o.stderr_bytes < 0 ? json(nullptr) : json(o.stderr_bytes);
     j["truncated"] = o.truncated;
@@ -112,6 +116,7 @@ std::string result_json(const sandbox::Outcome& o, const sandbox::Plan& plan, co
     json d = json::array();
     for (const auto& [limit, why] : o.degraded) d.push_back({{"limit", limit}, {"reason", why}});
     j["degraded"] = d;
+    j["cgroup"] = o.cgroup.empty() ? json(nullptr) : json(o.cgroup);
     j["profile"] = {{"name", policy.name}, {"hash", policy_hash(plan)}};
     return j.dump(2) + "\n";
 }

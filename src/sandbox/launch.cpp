@@ -17,7 +17,9 @@
 #include <cerrno>
 #include <cstring>
 
+#include "sandbox/cgroup.hpp"
 #include "sandbox/jail.hpp"
+#include "sandbox/rlimits.hpp"
 #include "sandbox/wire.hpp"
 #include "seccomp/filter.hpp"
 #include "supervise/relay.hpp"
@@ -80,11 +82,15 @@ void write_id_maps(const Plan& plan, pid_t pid) {
     write_proc(d.get(), "gid_map", std::to_string(plan.gid) + " " + std::to_string(plan.host_gid) + " 1\n", pid);
 }
 
-pid_t clone_jail(const Plan& plan, int* pidfd) {
+pid_t clone_jail(const Plan& plan, int* pidfd, int cgroup_fd) {
     struct clone_args args {};
     args.flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS |
                  CLONE_NEWCGROUP | CLONE_PIDFD;
     if (plan.time_ns) args.flags |= CLONE_NEWTIME;
+    if (cgroup_fd >= 0) {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = static_cast<uint64_t>(cgroup_fd);
+    }
     args.pidfd = reinterpret_cast<uintptr_t>(pidfd);
     args.exit_signal = SIGCHLD;
     long pid = ::syscall(SYS_clone3, &args, sizeof args);
@@ -112,7 +118,8 @@ double ms_between(uint64_t a, uint64_t b) { return b > a ? static_cast<double>(b
 
 }  // namespace
 
-Outcome launch(const Plan& plan) {
+Outcome launch(const Plan& plan_in) {
+    Plan plan = plan_in;
     UniqueFd script;
     if (!plan.script_host.empty()) script = open_script(plan.script_host);
 
@@ -133,8 +140,22 @@ Outcome launch(const Plan& plan) {
     if (plan.clear_host_groups) check(::setgroups(0, nullptr), "setgroups", "(clear root's groups)");
 
     Outcome out;
-    out.degraded = plan.degraded;
     const profile::Limits& lim = plan.limits;
+    // The cgroup first: a failure here leaves nothing behind to undo.
+    std::unique_ptr<Cgroup> cg;
+    if (lim.memory || lim.pids || lim.cpus > 0 || lim.cpu_ms) {
+        std::string why;
+        cg = create_cgroup(lim, why);
+        if (!cg && lim.require_cgroup)
+            throw Error("limits.require_cgroup: " + why + " (or allow rlimits instead: --set limits.require_cgroup=false)");
+        if (cg) {
+            plan.cgroup = true;
+            out.cgroup = cg->version();
+        } else {
+            plan.degraded = degraded_without_cgroup(lim, why);
+        }
+    }
+    out.degraded = plan.degraded;
     // A terminal is passed through as it is (a pipe would change what the program
     // sees); the cap then does not apply to it, and the result says so.
     const bool relay_out = lim.output && !::isatty(1), relay_err = lim.output && !::isatty(2);
@@ -143,7 +164,7 @@ Outcome launch(const Plan& plan) {
     supervise::OutputRelay relay(lim.output, relay_out, relay_err);
     const uint64_t t0 = monotonic_ns();
     int pidfd = -1;
-    pid_t pid = clone_jail(plan, &pidfd);
+    pid_t pid = clone_jail(plan, &pidfd, cg ? cg->clone_into_fd() : -1);
     auto mark = [&](const char* name) {
         if (plan.timings) out.phases.emplace_back(name, ms_between(t0, monotonic_ns()));
     };
@@ -173,7 +194,16 @@ Outcome launch(const Plan& plan) {
         check(::timerfd_settime(wall.get(), 0, &its, nullptr), "timerfd_settime");
     };
     if (lim.wall_ms) arm(lim.wall_ms);
+    // The jail's CPU total, from the cgroup, checked ten times a second.
+    UniqueFd cpu_check;
+    if (cg && lim.cpu_ms && cg->cpu_ms() >= 0) {
+        cpu_check = UniqueFd(check(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC), "timerfd_create"));
+        struct itimerspec its {};
+        its.it_value.tv_nsec = its.it_interval.tv_nsec = 100000000;
+        check(::timerfd_settime(cpu_check.get(), 0, &its, nullptr), "timerfd_settime");
+    }
 
+    if (cg) cg->attach(pid);  // v1; v2 cloned it in already
     write_id_maps(plan, pid);
     check(static_cast<int>(::write(sync.write.get(), "1", 1)), "write", "sync pipe");
     mark("supervisor: id maps written");
@@ -194,7 +224,7 @@ Outcome launch(const Plan& plan) {
     bool open = true;
     while (open || relay.relaying(0) || relay.relaying(1)) {
         // report socket, signals, wall clock, output relays, seccomp listener
-        struct pollfd fds[7];
+        struct pollfd fds[8];
         nfds_t n = 0;
         int slot_report = -1, slot_relay[2] = {-1, -1};
         if (open) fds[slot_report = static_cast<int>(n++)] = {report.read.get(), POLLIN, 0};
@@ -202,11 +232,13 @@ Outcome launch(const Plan& plan) {
         fds[n++] = {sigfd.get(), POLLIN, 0};
         const int slot_wall = static_cast<int>(n);
         fds[n++] = {wall.get(), POLLIN, 0};
+        int slot_cpu = -1;
+        if (cpu_check) fds[slot_cpu = static_cast<int>(n++)] = {cpu_check.get(), POLLIN, 0};
         for (int i = 0; i < 2; ++i)
             if (relay.relaying(i)) fds[slot_relay[i] = static_cast<int>(n++)] = {relay.read_end(i), POLLIN, 0};
         const nfds_t first_listener = n;
         for (const auto& l : notifier.listeners())
-            if (l && n < 7) fds[n++] = {l.get(), POLLIN, 0};
+            if (l && n < 8) fds[n++] = {l.get(), POLLIN, 0};
         if (::poll(fds, n, -1) < 0) {
             if (errno == EINTR) continue;
             throw_sys("poll");
@@ -232,6 +264,14 @@ Outcome launch(const Plan& plan) {
                 arm(lim.grace_ms);
             } else {
                 child.kill(SIGKILL);  // the init, and with it every process in the jail
+            }
+        }
+        if (slot_cpu >= 0 && (fds[slot_cpu].revents & POLLIN)) {
+            uint64_t ticks;
+            (void)!::read(cpu_check.get(), &ticks, sizeof ticks);
+            if (!out.timed_out_cpu && cg->cpu_ms() >= static_cast<double>(lim.cpu_ms)) {
+                out.timed_out_cpu = true;
+                child.kill(SIGKILL);
             }
         }
         if (fds[slot_sig].revents & POLLIN) {
@@ -279,6 +319,13 @@ Outcome launch(const Plan& plan) {
     out.cpu_sys_ms = static_cast<double>(ru.ru_stime.tv_sec) * 1e3 + static_cast<double>(ru.ru_stime.tv_usec) / 1e3;
     out.max_rss_bytes = static_cast<uint64_t>(ru.ru_maxrss) * 1024;
     out.truncated = relay.over_cap();
+    if (cg) {
+        CgroupStats st = cg->stats();
+        out.oom_kills = st.oom_kills;
+        out.pids_peak = st.pids_peak;
+        out.pids_refused = st.pids_refused;
+        out.memory_peak = st.memory_peak;
+    }
     if (relay_out) out.stdout_bytes = static_cast<int64_t>(relay.bytes(0));
     if (relay_err) out.stderr_bytes = static_cast<int64_t>(relay.bytes(1));
     out.violations = notifier.violations();

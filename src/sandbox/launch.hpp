@@ -28,6 +28,9 @@ struct Outcome {
     std::set<std::string> learned;               // --learn: syscalls let through
 
     bool timed_out_wall = false;     // the wall clock ran out and stockade ended the jail
+    bool timed_out_cpu = false;      // the cgroup's CPU total reached limits.cpu_time
+    std::string cgroup;              // "v2", "v1", or "" (rlimits only)
+    int64_t oom_kills = -1, pids_peak = -1, pids_refused = -1, memory_peak = -1;  // from the cgroup
     bool output_killed = false;      // the output cap was crossed under output_action = "kill"
     bool truncated = false;          // output beyond the cap was discarded
     int64_t stdout_bytes = -1, stderr_bytes = -1;  // -1: passed straight through, not counted
@@ -38,6 +41,6 @@ struct Outcome {
 
 // Throws Error for failures before the jail exists (the script cannot be read,
 // clone3 refused); failures inside the jail come back as an Outcome.
-Outcome launch(const Plan& plan);
+Outcome launch(const Plan& plan_in);
 
 }  // namespace stockade::sandbox

@@ -63,17 +63,6 @@ void add_dev(std::vector<MountOp>& out, const HostFacts& host, const Policy& p) 
         out.push_back({MountOp::Kind::Symlink, target, path, false, false, 0, 0, "", "built-in /dev"});
 }
 
-// Until a cgroup holds the jail, these limits are kept by weaker means; the
-// result lists each, so nothing fails open silently.
-void add_degraded(Plan& out) {
-    if (out.cgroup) return;
-    const auto& l = out.limits;
-    if (l.memory) out.degraded.emplace_back("memory", "no cgroup: RLIMIT_AS (address space, per process) stands in");
-    if (l.pids) out.degraded.emplace_back("pids", "no cgroup: RLIMIT_NPROC (the jail's user, in its own user namespace) stands in");
-    if (l.cpu_ms) out.degraded.emplace_back("cpu_time", "no cgroup: RLIMIT_CPU per process stands in for the jail's total");
-    if (l.cpus) out.degraded.emplace_back("cpu", "no cgroup: the CPU share is not applied");
-}
-
 }  // namespace
 
 Plan plan(const Policy& p, const Invocation& inv, const HostFacts& host) {
@@ -91,7 +80,6 @@ Plan plan(const Policy& p, const Invocation& inv, const HostFacts& host) {
     out.proc = p.proc;
     out.seccomp = seccomp::make_spec(p.seccomp);
     out.limits = p.limits;
-    add_degraded(out);
 
     // Filesystem: ops that occupy a path in the tree are ordered parents-first, so
     // "--rw /data:/home/sandbox/data" lands inside HOME, not under it.

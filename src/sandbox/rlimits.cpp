@@ -26,6 +26,17 @@ std::vector<Rlimit> rlimits_for(const profile::Limits& l, bool cgroup) {
     return out;
 }
 
+std::vector<std::pair<std::string, std::string>> degraded_without_cgroup(const profile::Limits& l,
+                                                                         const std::string& why) {
+    std::vector<std::pair<std::string, std::string>> d;
+    d.emplace_back("cgroup", why);
+    if (l.memory) d.emplace_back("memory", "RLIMIT_AS (address space, per process) stands in");
+    if (l.pids) d.emplace_back("pids", "RLIMIT_NPROC (the jail's user, in its own user namespace) stands in");
+    if (l.cpu_ms) d.emplace_back("cpu_time", "RLIMIT_CPU per process stands in for the jail's total");
+    if (l.cpus) d.emplace_back("cpu", "the CPU share is not applied");
+    return d;
+}
+
 void apply(const std::vector<Rlimit>& rl) {
     for (const auto& r : rl) {
         struct rlimit v {static_cast<rlim_t>(r.soft), static_cast<rlim_t>(r.hard)};

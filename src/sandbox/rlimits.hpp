@@ -19,6 +19,10 @@ struct Rlimit {
 // whole jail shares it).
 std::vector<Rlimit> rlimits_for(const profile::Limits& l, bool cgroup);
 
+// What is weaker without a cgroup, limit by limit, for the result.
+std::vector<std::pair<std::string, std::string>> degraded_without_cgroup(const profile::Limits& l,
+                                                                         const std::string& why);
+
 // setrlimit each; throws Error naming the one that failed.
 void apply(const std::vector<Rlimit>& rl);
 

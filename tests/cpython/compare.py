@@ -15,7 +15,8 @@ import time
 
 DEFAULT = ["test_os", "test_threading", "test_subprocess", "test_json", "test_re", "test_math", "test_tempfile",
            "test_mmap", "test_asyncio", "test_signal", "test_select", "test_fcntl", "test_shutil", "test_pathlib",
-           "test_hashlib", "test_posix", "test_sqlite3", "test_socket", "test_io", "test_time"]
+           "test_hashlib", "test_posix", "test_sqlite3", "test_io", "test_time"]
+# test_socket is left out: on these loopback-only machines it hangs outside the jail too.
 RESULT = re.compile(r"^(test\w*) \(([\w.]+)\)(?:\n.*?)? \.\.\. (ok|FAIL|ERROR|skipped.*|expected failure|unexpected success)$",
                     re.M)
 
@@ -59,7 +60,9 @@ def main():
         out_o, t_o = run(base, a.timeout)
         # In the jail: the default profile, with /tmp as the working directory
         # (regrtest writes its scratch files to the cwd; /work is read-only).
-        out_i, t_i = run([os.path.abspath(a.stockade), "exec", "--cwd", "/tmp", "-v", "--", *base], a.timeout)
+        # The default limits, except the clocks: some modules take minutes.
+        out_i, t_i = run([os.path.abspath(a.stockade), "exec", "--cwd", "/tmp", "-v", "--timeout", "15m", "--cpu-time",
+                          "15m", "--", *base], a.timeout)
         o, i = parse(out_o), parse(out_i)
         po = sum(1 for s in o.values() if s in ("ok", "expected failure"))
         pi = sum(1 for s in i.values() if s in ("ok", "expected failure"))

@@ -1,6 +1,8 @@
 """Limits hold and are reported: every probe is bounded, so it is harmless even
-if the limit it tests fails. Runs on the host without a cgroup (the degraded
-path: rlimits, tmpfs sizes, the output cap and the wall clock)."""
+if the limit it tests fails. As root on our hybrid hosts the jail gets a cgroup
+v1 below the caller's own; as an unprivileged user it has none, and the
+degraded path (rlimits, tmpfs sizes, the output cap, the wall clock) holds.
+tests/vm/ runs the same probes on a pure cgroup v2 kernel."""
 import json
 import os
 import time
@@ -9,7 +11,7 @@ from harness import JailTest, main
 
 RESULT_KEYS = ["schema_version", "status", "exit_code", "signal", "killed_by_stockade", "message", "wall_ms",
                "setup_ms", "cpu_user_ms", "cpu_sys_ms", "memory_peak_bytes", "pids_peak", "oom_kills",
-               "stdout_bytes", "stderr_bytes", "truncated", "violations", "degraded", "profile"]
+               "stdout_bytes", "stderr_bytes", "truncated", "violations", "degraded", "cgroup", "profile"]
 
 
 class LimitsTest(JailTest):
@@ -53,6 +55,10 @@ class LimitsTest(JailTest):
         self.assertGreaterEqual(doc["cpu_user_ms"] + doc["cpu_sys_ms"], 900)
         self.assertIn("CPU time limit 1s used up", r.stderr)
 
+    def cgroup(self):
+        _, doc = self.run_result("run", "-c", "pass")
+        return doc["cgroup"]
+
     def test_fork_bomb_is_capped(self):
         code = ("import os, time\n"
                 "made = 0\n"
@@ -64,20 +70,30 @@ class LimitsTest(JailTest):
                 "print(made)\n")
         outside = self.host_py(code.replace("range(400)", "range(40)"))
         self.assertEqual(outside.stdout.strip(), "40")  # forking works at all
-        r, doc = self.run_result("run", "--pids", "16", "-c", code)
-        self.assertOk(r)
+        r, doc = self.run_result("run", "--pids", "16", "-c", code + "raise SystemExit(made < 100)\n")
         made = int(r.stdout)
         self.assertLess(made, 16)  # the program and init count too
         self.assertGreater(made, 5)
-        self.assertIn("pids", [d["limit"] for d in doc["degraded"]])
+        if doc["cgroup"]:
+            self.assertEqual(doc["status"], "pids_limit")
+            self.assertIn("process limit 16 reached", r.stderr)
+        else:
+            self.assertIn("pids", [d["limit"] for d in doc["degraded"]])
 
     def test_memory_hog_is_stopped(self):
         code = "b = bytearray(400 << 20); print('allocated')"
         r, doc = self.run_result("run", "--memory", "128M", "-c", code)
-        self.assertNotEqual(r.returncode, 0)
-        self.assertIn("MemoryError", r.stderr)
-        self.assertEqual(doc["status"], "exit_nonzero")
-        self.assertIn("memory", [d["limit"] for d in doc["degraded"]])
+        self.assertNotIn("allocated", r.stdout)
+        if doc["cgroup"]:
+            self.assertEqual(doc["status"], "oom")
+            self.assertEqual(r.returncode, 137)
+            self.assertGreaterEqual(doc["oom_kills"], 1)
+            self.assertLessEqual(doc["memory_peak_bytes"], 130 << 20)
+            self.assertIn("memory limit 128M exceeded", r.stderr)
+        else:
+            self.assertIn("MemoryError", r.stderr)
+            self.assertEqual(doc["status"], "exit_nonzero")
+            self.assertIn("memory", [d["limit"] for d in doc["degraded"]])
 
     def test_disk_fillers(self):
         fill = ("import errno, sys\n"
@@ -130,10 +146,38 @@ class LimitsTest(JailTest):
         self.assertEqual(r.stderr, "")  # -q: no warning, no summary
 
     def test_degraded_is_reported_once(self):
-        r = self.stockade("run", "-c", "pass")
+        r, doc = self.run_result("run", "-c", "pass")
         warnings = [l for l in r.stderr.splitlines() if "warning" in l]
-        self.assertEqual(len(warnings), 1)
-        self.assertIn("no cgroup", warnings[0])
+        if doc["cgroup"]:
+            self.assertEqual(warnings, [])
+            self.assertEqual(doc["degraded"], [])
+        else:
+            self.assertEqual(len(warnings), 1)
+            self.assertIn("without a cgroup", warnings[0])
+            self.assertIn("cgroup", [d["limit"] for d in doc["degraded"]])
+
+    def test_require_cgroup(self):
+        r, doc = self.run_result("run", "--set", "limits.require_cgroup=true", "-c", "print('ran')")
+        if self.cgroup():
+            self.assertOk(r)
+        else:
+            self.assertEqual(r.returncode, 125)
+            self.assertEqual(doc["status"], "setup_error")
+            self.assertIn("limits.require_cgroup", r.stderr)
+            self.assertIn("systemd-run --user --scope -p Delegate=yes", r.stderr)
+            self.assertNotIn("ran", r.stdout)
+
+    def test_no_cgroup_left_behind(self):
+        def ours():
+            found = []
+            for root, dirs, _ in os.walk("/sys/fs/cgroup"):
+                found += [os.path.join(root, d) for d in dirs if d.startswith("stockade-")]
+            return sorted(found)
+        before = ours()
+        for args in (["-c", "pass"], ["--memory", "64M", "-c", "bytearray(100 << 20)"], ["--timeout", "1s", "-c",
+                     "import time; time.sleep(5)"], ["--ro", "/nonexistent", "-c", "pass"]):
+            self.stockade("run", *args)
+        self.assertEqual(ours(), before)
 
 
 if __name__ == "__main__":

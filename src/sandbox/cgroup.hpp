@@ -1,0 +1,41 @@
+// The jail's cgroup: created below the caller's own cgroup, holding the jail
+// from its first instruction, read for the figures, and removed on every path.
+// One interface; a cgroup v2 backend (the norm) and a v1 one (hybrid hosts).
+#pragma once
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "profile/policy.hpp"
+
+namespace stockade::sandbox {
+
+struct CgroupStats {
+    int64_t memory_peak = -1;  // bytes; -1 when the kernel does not say
+    int64_t oom_kills = -1;
+    int64_t pids_peak = -1;
+    int64_t pids_refused = -1;  // forks refused at pids.max
+    double cpu_ms = -1;
+};
+
+class Cgroup {
+public:
+    virtual ~Cgroup() = default;
+    virtual const char* version() const = 0;
+    // v2: a directory fd for clone3's CLONE_INTO_CGROUP, so the jail is in the
+    // cgroup from its first instruction. v1: -1, and attach() does it instead,
+    // before the child is let go.
+    virtual int clone_into_fd() const { return -1; }
+    virtual void attach(pid_t) {}
+    virtual double cpu_ms() = 0;  // the whole jail's CPU time so far
+    virtual CgroupStats stats() = 0;
+    virtual void kill() = 0;      // every process in it
+};
+
+// A cgroup with these limits below the caller's own, or nullptr with why_not
+// saying why (and how to fix it). Also removes stale cgroups of dead stockades.
+std::unique_ptr<Cgroup> create_cgroup(const profile::Limits& l, std::string& why_not);
+
+}  // namespace stockade::sandbox
