@@ -196,6 +196,12 @@ public:
         s.pids_peak = number(dir_ + "/pids.peak");      // kernel 6.?+; -1 otherwise
         s.pids_refused = keyed(read_file(dir_ + "/pids.events"), "max");
         s.cpu_ms = cpu_ms();
+        std::string stat = read_file(dir_ + "/cpu.stat");
+        int64_t u = keyed(stat, "user_usec"), y = keyed(stat, "system_usec");
+        if (u >= 0 && y >= 0) {
+            s.user_ms = static_cast<double>(u) / 1000.0;
+            s.sys_ms = static_cast<double>(y) / 1000.0;
+        }
         return s;
     }
     void kill() override {
@@ -254,6 +260,15 @@ public:
         s.oom_kills = keyed(read_file(dir("memory") + "/memory.oom_control"), "oom_kill");
         s.pids_refused = keyed(read_file(dir("pids") + "/pids.events"), "max");
         s.cpu_ms = cpu_ms();
+        if (!dir("cpuacct").empty()) {
+            std::string stat = read_file(dir("cpuacct") + "/cpuacct.stat");  // USER_HZ ticks
+            int64_t u = keyed(stat, "user"), y = keyed(stat, "system");
+            double tick = 1000.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
+            if (u >= 0 && y >= 0) {
+                s.user_ms = static_cast<double>(u) * tick;
+                s.sys_ms = static_cast<double>(y) * tick;
+            }
+        }
         return s;
     }
     void kill() override {

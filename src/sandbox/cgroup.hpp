@@ -18,6 +18,7 @@ struct CgroupStats {
     int64_t pids_peak = -1;
     int64_t pids_refused = -1;  // forks refused at pids.max
     double cpu_ms = -1;
+    double user_ms = -1, sys_ms = -1;  // the split, where the kernel gives it
 };
 
 class Cgroup {

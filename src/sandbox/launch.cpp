@@ -325,6 +325,12 @@ Outcome launch(const Plan& plan_in) {
         out.pids_peak = st.pids_peak;
         out.pids_refused = st.pids_refused;
         out.memory_peak = st.memory_peak;
+        // The cgroup saw every process, including those that died with the init
+        // unreaped by it (a jail ended by stockade), which rusage misses.
+        if (st.user_ms >= 0 && st.user_ms + st.sys_ms > out.cpu_user_ms + out.cpu_sys_ms) {
+            out.cpu_user_ms = st.user_ms;
+            out.cpu_sys_ms = st.sys_ms;
+        }
     }
     if (relay_out) out.stdout_bytes = static_cast<int64_t>(relay.bytes(0));
     if (relay_err) out.stderr_bytes = static_cast<int64_t>(relay.bytes(1));

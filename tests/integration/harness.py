@@ -85,7 +85,14 @@ class JailTest(unittest.TestCase):
     # ---- running ---------------------------------------------------------
     def prefix(self):
         if self.drop:
-            return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+            drop = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+            cg = os.environ.get("STOCKADE_TEST_CGROUP")
+            if cg:
+                # A leaf of its own in the delegated cgroup, so stockade finds itself alone there.
+                script = ('d="$0/w$$"; mkdir "$d" && chown 65534:65534 "$d" "$d/cgroup.procs" '
+                          '"$d/cgroup.subtree_control" "$d/cgroup.threads" && echo $$ > "$d/cgroup.procs" && exec "$@"')
+                return ["sh", "-c", script, cg] + drop
+            return drop
         return []
 
     def env(self, extra=None):

@@ -59,6 +59,12 @@ class LimitsTest(JailTest):
         _, doc = self.run_result("run", "-c", "pass")
         return doc["cgroup"]
 
+    def test_expected_cgroup_backend(self):
+        want = os.environ.get("STOCKADE_EXPECT_CGROUP")
+        if not want:
+            self.skipTest("no backend expected here (STOCKADE_EXPECT_CGROUP unset)")
+        self.assertEqual(self.cgroup(), want)
+
     def test_fork_bomb_is_capped(self):
         code = ("import os, time\n"
                 "made = 0\n"

@@ -1,0 +1,26 @@
+#!/bin/sh
+# Runs inside the VM, as root, in the root cgroup of a pure v2 hierarchy.
+set -u
+bin=$1 try=$2
+for f in "$bin" "$try"; do [ -x "$f" ] || { echo "inside.sh: $f is not visible in the guest"; exit 1; }; done
+cd "$(dirname "$0")/../integration"
+status=0
+if ! grep -q "^0::/$" /proc/self/cgroup || [ "$(stat -f -c %T /sys/fs/cgroup)" != cgroup2fs ]; then
+  echo "not a pure cgroup v2 guest"; exit 1
+fi
+echo "== cgroup v2, as root"
+STOCKADE_BIN=$bin STOCKADE_TEST_AS=root STOCKADE_TRY_SYSCALL=$try STOCKADE_EXPECT_CGROUP=v2 \
+  /usr/bin/python3 test_limits.py || status=1
+STOCKADE_BIN=$bin STOCKADE_TEST_AS=root STOCKADE_TRY_SYSCALL=$try /usr/bin/python3 test_seccomp.py || status=1
+
+echo "== cgroup v2, as uid 65534 on a delegated cgroup"
+# Delegation as systemd does it: the subtree's directory and its interface
+# files belong to the user; each run gets a leaf of its own (harness.py).
+echo "+memory +pids +cpu" > /sys/fs/cgroup/cgroup.subtree_control
+mkdir -p /sys/fs/cgroup/deleg
+echo "+memory +pids +cpu" > /sys/fs/cgroup/deleg/cgroup.subtree_control
+chown 65534:65534 /sys/fs/cgroup/deleg /sys/fs/cgroup/deleg/cgroup.procs \
+  /sys/fs/cgroup/deleg/cgroup.subtree_control /sys/fs/cgroup/deleg/cgroup.threads
+STOCKADE_BIN=$bin STOCKADE_TEST_AS=user STOCKADE_TRY_SYSCALL=$try STOCKADE_EXPECT_CGROUP=v2 \
+  STOCKADE_TEST_CGROUP=/sys/fs/cgroup/deleg /usr/bin/python3 test_limits.py || status=1
+exit $status
