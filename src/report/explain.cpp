@@ -44,6 +44,26 @@ std::string errno_str(int e) {
     return n ? n : std::to_string(e);
 }
 
+void explain_limits(std::ostream& out, const profile::Limits& l) {
+    auto dur = [](uint64_t ms) -> std::string {
+        if (!ms) return "none";
+        if (ms % 1000) return std::to_string(ms) + "ms";
+        return std::to_string(ms / 1000) + "s";
+    };
+    auto size = [](uint64_t b) { return b ? profile::format_size(b) : std::string("none"); };
+    char cpus[32];
+    std::snprintf(cpus, sizeof cpus, "%g", l.cpus);
+    out << "limits:      wall " << dur(l.wall_ms) << " (then SIGTERM, SIGKILL after " << dur(l.grace_ms) << "), cpu time "
+        << dur(l.cpu_ms) << ", memory " << size(l.memory) << ", pids " << (l.pids ? std::to_string(l.pids) : "none")
+        << ", cpus " << (l.cpus > 0 ? cpus : "none") << "\n";
+    out << "             file size " << size(l.file_size) << ", open files "
+        << (l.open_files ? std::to_string(l.open_files) : "none") << ", stack " << size(l.stack)
+        << ", core dumps off, output " << size(l.output) << (l.output_kill ? " (then killed)" : " (then truncated)")
+        << "\n";
+    out << "             in a cgroup below the caller's own; without one "
+        << (l.require_cgroup ? "the run FAILS (require_cgroup)" : "rlimits stand in and the result says so") << "\n";
+}
+
 void explain_seccomp(std::ostream& out, const profile::Policy& p, const sandbox::Plan& plan) {
     const seccomp::Spec& s = plan.seccomp;
     if (!s.enabled) {
@@ -130,6 +150,7 @@ void explain(std::ostream& out, const profile::Policy& p, const sandbox::Plan& p
     for (const auto& m : plan.mounts) w = std::max(w, m.dst.size());
     for (const auto& m : plan.mounts)
         out << "  " << std::left << std::setw(static_cast<int>(w)) << m.dst << "  " << describe(m) << "\n";
+    explain_limits(out, plan.limits);
     explain_seccomp(out, p, plan);
     out << "environment (nothing else of the caller's):\n";
     for (const auto& e : plan.envp) {

@@ -173,6 +173,15 @@ class LimitsTest(JailTest):
             self.assertIn("systemd-run --user --scope -p Delegate=yes", r.stderr)
             self.assertNotIn("ran", r.stdout)
 
+    def test_strict_requires_a_cgroup(self):
+        r = self.stockade("run", "-p", "strict", "-c", "print('ran')")
+        if self.cgroup():
+            self.assertOk(r)
+        else:
+            self.assertEqual(r.returncode, 125)
+            self.assertIn("limits.require_cgroup", r.stderr)
+        self.assertIn("the run FAILS (require_cgroup)", self.stockade("explain", "-p", "strict").stdout)
+
     def test_no_cgroup_left_behind(self):
         def ours():
             found = []
