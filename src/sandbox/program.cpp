@@ -102,7 +102,7 @@ void exec_program(const Plan& plan, const ChildFds& fds) {
         }
 
         phase(rfd, plan.timings, "program: session, fds, cwd, lookup");
-        apply(rlimits_for(plan.limits, plan.cgroup));
+        const std::vector<Rlimit> limits = rlimits_for(plan.limits, plan.cgroup);
         check(::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl", "PR_SET_NO_NEW_PRIVS");
         drop_all_capabilities();
         // Compiled by the supervisor while this jail was being built.
@@ -120,6 +120,9 @@ void exec_program(const Plan& plan, const ChildFds& fds) {
         WireMsg ready;
         ready.type = WireMsg::ExecReady;
         ready.t_ns = monotonic_ns();
+        // Late, after the last allocation: RLIMIT_AS must not starve stockade's own
+        // steps (or a sanitizer's runtime) before the program starts.
+        apply(limits);
         int listener = seccomp::install(filters);
         send(rfd, ready, &listener, listener >= 0 ? 1 : 0);
         if (listener >= 0) ::close(listener);
