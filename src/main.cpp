@@ -95,6 +95,10 @@ int do_run(const profile::CommandLine& cl, const sandbox::Invocation& inv, char*
     if (std::string v = seccomp::summarize(outcome.violations); !v.empty() && !ro.quiet)
         std::cerr << "stockade: " << v << "\n";
     if (verbose) {
+        for (const auto& r : outcome.network)
+            std::cerr << "stockade: proxy: " << r.method << " " << r.host << ":" << r.port << " "
+                      << (r.allowed ? "allowed -> " : "REFUSED: ") << r.reason << " (up " << r.bytes_up << ", down "
+                      << r.bytes_down << " bytes)\n";
         for (const auto& v : outcome.violations) {
             const char* e = strerrorname_np(v.err);
             std::cerr << "stockade: refused " << v.call << " -> " << (v.killed ? "process killed" : e ? e : "?")

@@ -8,7 +8,7 @@
 
 namespace stockade::profile {
 
-enum class NetMode { None, Loopback };
+enum class NetMode { None, Loopback, Proxy, Host };
 enum class ProcMode { Pid, Full };
 
 struct Bind {
@@ -86,6 +86,10 @@ struct Policy {
 
     // [network]
     NetMode net = NetMode::Loopback;
+    std::vector<std::string> net_allow;                          // proxy destinations, validated
+    std::vector<std::pair<std::string, std::string>> net_hosts;  // name -> IP pins for the proxy
+    uint16_t proxy_port = 3128;
+    bool unsafe_host_network = false;
 
     // [namespaces]
     bool time_ns = false;

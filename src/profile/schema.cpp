@@ -6,6 +6,7 @@
 #include <map>
 
 #include "profile/units.hpp"
+#include "net/allowlist.hpp"
 #include "seccomp/catalog.hpp"
 
 #include <cstring>
@@ -258,12 +259,13 @@ std::string check_syscall_name(const std::string& v, SeccompPolicy& sp) {
     return "unknown syscall \"" + v + "\"" + (hint.empty() ? std::string() : "; did you mean \"" + hint + "\"?");
 }
 
-void validate_seccomp(Reader& r, const toml::table& root, SeccompPolicy& sp) {
+void validate_seccomp(Reader& r, const toml::table& root, SeccompPolicy& sp, bool& host_network) {
     std::vector<std::string> unsafe;
     const toml::node* unsafe_node = nullptr;
     if (const toml::table* t = r.table(root, "unsafe")) {
-        r.unknown_keys(*t, "unsafe.", {"allow_syscalls", "disable_seccomp"});
+        r.unknown_keys(*t, "unsafe.", {"allow_syscalls", "disable_seccomp", "host_network"});
         r.boolean(*t, "unsafe.", "disable_seccomp", sp.disabled);
+        r.boolean(*t, "unsafe.", "host_network", host_network);
         unsafe_node = t->get("allow_syscalls");
         r.strings(*t, "unsafe.", "allow_syscalls", [&](const std::string& v, const toml::node&) -> std::string {
             if (!seccomp::find_core(v))
@@ -496,8 +498,25 @@ Policy validate(const toml::table& root, std::vector<Diagnostic>& diags) {
     }
 
     if (const toml::table* t = r.table(root, "network")) {
-        r.unknown_keys(*t, "network.", {"mode"});
-        r.choice(*t, "network.", "mode", p.net, {{"none", NetMode::None}, {"loopback", NetMode::Loopback}});
+        r.unknown_keys(*t, "network.", {"mode", "allow", "hosts", "proxy_port"});
+        r.choice(*t, "network.", "mode", p.net,
+                 {{"none", NetMode::None}, {"loopback", NetMode::Loopback}, {"proxy", NetMode::Proxy}, {"host", NetMode::Host}});
+        r.strings(*t, "network.", "allow", [&](const std::string& v, const toml::node&) -> std::string {
+            net::Rule rule;
+            std::string m = net::parse_rule(v, rule);
+            if (m.empty()) p.net_allow.push_back(v);
+            return m;
+        });
+        r.string_map(*t, "network.", "hosts", [&](const std::string& name, const std::string& ip) -> std::string {
+            if (!net::parse_ip(ip)) return "expected an IP address, got \"" + ip + "\"";
+            std::string lname = name;
+            std::transform(lname.begin(), lname.end(), lname.begin(), ::tolower);
+            p.net_hosts.emplace_back(lname, ip);
+            return {};
+        });
+        uint64_t port = 0;
+        r.count(*t, "network.", "proxy_port", port, 1, 65535);
+        if (port) p.proxy_port = static_cast<uint16_t>(port);
     }
 
     if (const toml::table* t = r.table(root, "namespaces")) {
@@ -505,7 +524,10 @@ Policy validate(const toml::table& root, std::vector<Diagnostic>& diags) {
         r.boolean(*t, "namespaces.", "time", p.time_ns);
     }
 
-    validate_seccomp(r, root, p.seccomp);
+    validate_seccomp(r, root, p.seccomp, p.unsafe_host_network);
+    if (p.net == NetMode::Host && !p.unsafe_host_network)
+        r.error(root.get("network"), "network.mode",
+                "\"host\" shares the host's network; it needs [unsafe] host_network = true");
     validate_limits(r, root, p.limits);
 
     // Cross-key rules, reported against the key the user most likely has to change.
@@ -515,7 +537,15 @@ Policy validate(const toml::table& root, std::vector<Diagnostic>& diags) {
     return p;
 }
 
-const char* to_string(NetMode m) { return m == NetMode::None ? "none" : "loopback"; }
+const char* to_string(NetMode m) {
+    switch (m) {
+        case NetMode::None: return "none";
+        case NetMode::Loopback: return "loopback";
+        case NetMode::Proxy: return "proxy";
+        case NetMode::Host: return "host";
+    }
+    return "?";
+}
 const char* to_string(ProcMode m) { return m == ProcMode::Pid ? "pid" : "full"; }
 
 }  // namespace stockade::profile

@@ -117,6 +117,11 @@ std::string result_json(const sandbox::Outcome& o, const sandbox::Plan& plan, co
     for (const auto& [limit, why] : o.degraded) d.push_back({{"limit", limit}, {"reason", why}});
     j["degraded"] = d;
     j["cgroup"] = o.cgroup.empty() ? json(nullptr) : json(o.cgroup);
+    json net = json::array();
+    for (const auto& r : o.network)
+        net.push_back({{"t_ms", ms(r.t_ms)}, {"method", r.method}, {"host", r.host}, {"port", r.port},
+                       {"allowed", r.allowed}, {"reason", r.reason}, {"bytes_up", r.bytes_up}, {"bytes_down", r.bytes_down}});
+    j["network"] = net;
     j["profile"] = {{"name", policy.name}, {"hash", policy_hash(plan)}};
     return j.dump(2) + "\n";
 }

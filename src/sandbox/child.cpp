@@ -57,6 +57,14 @@ void child_main(const Plan& plan, const ChildFds& fds) {
         if (fds.script >= 0) ::close(fds.script);
         check(::sethostname(plan.hostname.data(), plan.hostname.size()), "sethostname", plan.hostname);
         if (plan.loopback_up) loopback_up();
+        if (plan.proxy_port) {
+            // Made here, in the jail's netns; served by the supervisor, outside it.
+            int l = proxy_listener(plan.proxy_port);
+            WireMsg m;
+            m.type = WireMsg::ProxyListener;
+            send(fds.report, m, &l, 1);
+            ::close(l);
+        }
         phase(fds.report, plan.timings, "child: hostname, network");
     } catch (const Error& e) {
         WireMsg m;

@@ -22,6 +22,7 @@
 #include "sandbox/rlimits.hpp"
 #include "sandbox/wire.hpp"
 #include "seccomp/filter.hpp"
+#include "supervise/proxy.hpp"
 #include "supervise/relay.hpp"
 #include "util/error.hpp"
 #include "util/fd.hpp"
@@ -84,8 +85,8 @@ void write_id_maps(const Plan& plan, pid_t pid) {
 
 pid_t clone_jail(const Plan& plan, int* pidfd, int cgroup_fd) {
     struct clone_args args {};
-    args.flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS |
-                 CLONE_NEWCGROUP | CLONE_PIDFD;
+    args.flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP | CLONE_PIDFD;
+    if (plan.net_ns) args.flags |= CLONE_NEWNET;
     if (plan.time_ns) args.flags |= CLONE_NEWTIME;
     if (cgroup_fd >= 0) {
         args.flags |= CLONE_INTO_CGROUP;
@@ -221,29 +222,52 @@ Outcome launch(const Plan& plan_in) {
     bool have_exit = false;
     int program_status = 0;
     uint64_t t_end = 0;
+    std::unique_ptr<supervise::Proxy> proxy;
+    if (plan.proxy_port) {
+        std::vector<net::Rule> rules;
+        for (const auto& text : plan.net_allow) {
+            net::Rule r;
+            if (net::parse_rule(text, r).empty()) rules.push_back(r);
+        }
+        supervise::Proxy::Options po;
+        po.allow = net::Allowlist(std::move(rules));
+        for (const auto& [name, ip] : plan.net_hosts) po.pins[name] = ip;
+        proxy = std::make_unique<supervise::Proxy>(std::move(po), t0);
+    }
+    std::vector<pollfd> fds;
     bool open = true;
     while (open || relay.relaying(0) || relay.relaying(1)) {
-        // report socket, signals, wall clock, output relays, seccomp listener
-        struct pollfd fds[8];
-        nfds_t n = 0;
+        // report socket, signals, wall clock, output relays, seccomp listener, proxy
+        fds.clear();
         int slot_report = -1, slot_relay[2] = {-1, -1};
-        if (open) fds[slot_report = static_cast<int>(n++)] = {report.read.get(), POLLIN, 0};
-        const int slot_sig = static_cast<int>(n);
-        fds[n++] = {sigfd.get(), POLLIN, 0};
-        const int slot_wall = static_cast<int>(n);
-        fds[n++] = {wall.get(), POLLIN, 0};
+        auto add = [&](int fd, short ev) {
+            fds.push_back({fd, ev, 0});
+            return static_cast<int>(fds.size() - 1);
+        };
+        if (open) slot_report = add(report.read.get(), POLLIN);
+        const int slot_sig = add(sigfd.get(), POLLIN);
+        const int slot_wall = add(wall.get(), POLLIN);
         int slot_cpu = -1;
-        if (cpu_check) fds[slot_cpu = static_cast<int>(n++)] = {cpu_check.get(), POLLIN, 0};
+        if (cpu_check) slot_cpu = add(cpu_check.get(), POLLIN);
         for (int i = 0; i < 2; ++i)
-            if (relay.relaying(i)) fds[slot_relay[i] = static_cast<int>(n++)] = {relay.read_end(i), POLLIN, 0};
-        const nfds_t first_listener = n;
+            if (relay.relaying(i)) slot_relay[i] = add(relay.read_end(i), POLLIN);
+        const size_t first_listener = fds.size();
         for (const auto& l : notifier.listeners())
-            if (l && n < 8) fds[n++] = {l.get(), POLLIN, 0};
-        if (::poll(fds, n, -1) < 0) {
+            if (l) add(l.get(), POLLIN);
+        const size_t first_proxy = fds.size();
+        int timeout = -1;
+        if (proxy) {
+            proxy->fill(fds);
+            timeout = proxy->expire();
+        }
+        const nfds_t n = fds.size();
+        if (::poll(fds.data(), n, timeout) < 0) {
             if (errno == EINTR) continue;
             throw_sys("poll");
         }
-        for (nfds_t i = first_listener; i < n; ++i) {
+        if (proxy)
+            for (size_t i = first_proxy; i < n; ++i) proxy->handle(fds[i]);
+        for (size_t i = first_listener; i < first_proxy; ++i) {
             if (fds[i].revents & POLLIN) notifier.handle(fds[i].fd);
             if (fds[i].revents & (POLLHUP | POLLERR | POLLNVAL)) notifier.close_listener(fds[i].fd);
         }
@@ -286,6 +310,10 @@ Outcome launch(const Plan& plan_in) {
                 open = false;  // EOF: the init and the program's pre-exec copy are gone
                 continue;
             }
+            if (m.type == WireMsg::ProxyListener && proxy && npassed == 1) {
+                proxy->add_listener(passed[0]);
+                continue;
+            }
             for (int i = 0; i < npassed; ++i) notifier.add_listener(passed[i]);
             switch (m.type) {
                 case WireMsg::SetupError:
@@ -319,6 +347,7 @@ Outcome launch(const Plan& plan_in) {
     out.cpu_sys_ms = static_cast<double>(ru.ru_stime.tv_sec) * 1e3 + static_cast<double>(ru.ru_stime.tv_usec) / 1e3;
     out.max_rss_bytes = static_cast<uint64_t>(ru.ru_maxrss) * 1024;
     out.truncated = relay.over_cap();
+    if (proxy) out.network = proxy->records();
     if (cg) {
         CgroupStats st = cg->stats();
         out.oom_kills = st.oom_kills;

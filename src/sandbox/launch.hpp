@@ -9,6 +9,7 @@
 
 #include "sandbox/plan.hpp"
 #include "seccomp/notify.hpp"
+#include "supervise/proxy.hpp"
 
 namespace stockade::sandbox {
 
@@ -37,6 +38,7 @@ struct Outcome {
     double cpu_user_ms = 0, cpu_sys_ms = 0;        // the whole jail (the init and all it reaped)
     uint64_t max_rss_bytes = 0;                    // the largest single process
     std::vector<std::pair<std::string, std::string>> degraded;  // limit -> why it is weaker than asked
+    std::vector<supervise::NetRecord> network;                  // the proxy's decisions
 };
 
 // Throws Error for failures before the jail exists (the script cannot be read,

@@ -8,6 +8,11 @@
 #include <string>
 
 #include "util/error.hpp"
+#include "util/fd.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 namespace stockade::sandbox {
 namespace {
@@ -25,6 +30,21 @@ void loopback_up() {
     rtnl_link_set_ifindex(lo.get(), 1);
     rtnl_link_set_flags(change.get(), IFF_UP);
     if (int rc = rtnl_link_change(sk.get(), lo.get(), change.get(), 0); rc < 0) nl_fail("bring up", rc);
+}
+
+int proxy_listener(uint16_t port) {
+    UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!s) throw_sys("socket", "proxy listener");
+    int one = 1;
+    ::setsockopt(s.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a {};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) < 0)
+        throw_sys("bind", "proxy listener 127.0.0.1:" + std::to_string(port));
+    check(::listen(s.get(), 128), "listen", "proxy listener");
+    return s.release();
 }
 
 }  // namespace stockade::sandbox

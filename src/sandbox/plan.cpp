@@ -75,7 +75,13 @@ Plan plan(const Policy& p, const Invocation& inv, const HostFacts& host) {
     out.clear_host_groups = root;
     out.hostname = p.hostname;
     out.cwd = p.cwd;
-    out.loopback_up = p.net == profile::NetMode::Loopback;
+    out.loopback_up = p.net == profile::NetMode::Loopback || p.net == profile::NetMode::Proxy;
+    out.net_ns = p.net != profile::NetMode::Host;
+    if (p.net == profile::NetMode::Proxy) {
+        out.proxy_port = p.proxy_port;
+        out.net_allow = p.net_allow;
+        out.net_hosts = p.net_hosts;
+    }
     out.time_ns = p.time_ns;
     out.proc = p.proc;
     out.seccomp = seccomp::make_spec(p.seccomp);
@@ -125,6 +131,13 @@ Plan plan(const Policy& p, const Invocation& inv, const HostFacts& host) {
         if (it != env.end()) it->second = v;
         else env.emplace_back(k, v);
     };
+    if (p.net == profile::NetMode::Proxy) {
+        // urllib, pip, requests and httpx all read these; nothing in the jail changes.
+        std::string url = "http://127.0.0.1:" + std::to_string(p.proxy_port);
+        for (const char* k : {"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"}) put(k, url);
+        put("NO_PROXY", "localhost,127.0.0.1,::1");
+        put("no_proxy", "localhost,127.0.0.1,::1");
+    }
     for (const auto& [k, v] : p.env) put(k, v);
     for (const auto& k : p.env_pass) {
         auto it = host.env.find(k);

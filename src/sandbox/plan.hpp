@@ -60,6 +60,10 @@ struct Plan {
     uint32_t host_uid = 0, host_gid = 0;  // what they are outside
     bool clear_host_groups = false;       // root's supplementary groups must not follow it in
     bool loopback_up = false;
+    bool net_ns = true;         // false only for [unsafe] host networking
+    uint16_t proxy_port = 0;    // the jail listens here for the supervisor's proxy (proxy mode)
+    std::vector<std::string> net_allow;
+    std::vector<std::pair<std::string, std::string>> net_hosts;
     bool time_ns = false;
     profile::ProcMode proc = profile::ProcMode::Pid;
     std::string script_host;  // host path of the script to copy in, if any

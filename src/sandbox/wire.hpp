@@ -15,6 +15,7 @@ struct WireMsg {
         Exit = 4,        // the program ended; status is its wait status
         Phase = 5,       // a setup step finished at t_ns (only when the plan asks for timings)
         Listeners = 6,   // the seccomp listener fds ride along as SCM_RIGHTS
+        ProxyListener = 7,  // the proxy's listening socket, made in the jail's netns
     };
     uint32_t type = 0;
     int32_t err = 0;

@@ -11,7 +11,7 @@ from harness import JailTest, main
 
 RESULT_KEYS = ["schema_version", "status", "exit_code", "signal", "killed_by_stockade", "message", "wall_ms",
                "setup_ms", "cpu_user_ms", "cpu_sys_ms", "memory_peak_bytes", "pids_peak", "oom_kills",
-               "stdout_bytes", "stderr_bytes", "truncated", "violations", "degraded", "cgroup", "profile"]
+               "stdout_bytes", "stderr_bytes", "truncated", "violations", "degraded", "cgroup", "network", "profile"]
 
 
 class LimitsTest(JailTest):

@@ -1,0 +1,66 @@
+// The allowlist proxy (network mode "proxy"). Its listening socket lives in the
+// jail's network namespace (the jail creates it and hands the fd out); the
+// supervisor, in the host's namespace, accepts on it and makes the outbound
+// connections itself, only to destinations the profile allows. CONNECT for TLS
+// (never decrypted) and absolute-URI plain HTTP, one request per connection.
+#pragma once
+#include <poll.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "net/allowlist.hpp"
+#include "util/fd.hpp"
+
+namespace stockade::supervise {
+
+struct NetRecord {
+    double t_ms = 0;  // since the run began
+    std::string method, host;
+    uint16_t port = 0;
+    bool allowed = false;
+    std::string reason;  // why refused, or the address connected to
+    uint64_t bytes_up = 0, bytes_down = 0;
+};
+
+class Proxy {
+public:
+    struct Options {
+        net::Allowlist allow;
+        std::map<std::string, std::string> pins;  // name -> IP, consulted before DNS
+        size_t max_connections = 64;
+        int head_timeout_ms = 10000;
+        int idle_timeout_ms = 60000;
+    };
+    Proxy(Options o, uint64_t t0_ns);
+    ~Proxy();
+
+    void add_listener(int fd) { listener_ = UniqueFd(fd); }
+    // Appends the fds it wants polled; handle() takes the results back.
+    void fill(std::vector<pollfd>& fds);
+    void handle(const pollfd& p);
+    // Closes connections past their timeouts; returns the ms until the next one.
+    int expire();
+    const std::vector<NetRecord>& records() const { return records_; }
+
+private:
+    struct Conn;
+    void accept_one();
+    void on_head(Conn& c);
+    void refuse(Conn& c, int code, const std::string& why);
+    void start(Conn& c, const std::string& method, const std::string& host, uint16_t port, std::string forward);
+    void pump(Conn& c, bool from_client);
+    void flush(Conn& c, bool to_client);
+    void close(Conn& c);
+
+    Options opt_;
+    uint64_t t0_;
+    UniqueFd listener_;
+    std::vector<std::unique_ptr<Conn>> conns_;
+    std::vector<NetRecord> records_;
+};
+
+}  // namespace stockade::supervise
