@@ -65,6 +65,13 @@ void add_dev(std::vector<MountOp>& out, const HostFacts& host, const Policy& p) 
 
 }  // namespace
 
+seccomp::Spec seccomp_spec_for(const Policy& p) {
+    seccomp::Spec s = seccomp::make_spec(p.seccomp);
+    // No network at all: not even an inet socket to bind, only AF_UNIX.
+    if (p.net == profile::NetMode::None) s.socket_families = {1};
+    return s;
+}
+
 Plan plan(const Policy& p, const Invocation& inv, const HostFacts& host) {
     Plan out;
     out.uid = p.uid;
@@ -84,7 +91,7 @@ Plan plan(const Policy& p, const Invocation& inv, const HostFacts& host) {
     }
     out.time_ns = p.time_ns;
     out.proc = p.proc;
-    out.seccomp = seccomp::make_spec(p.seccomp);
+    out.seccomp = seccomp_spec_for(p);
     out.limits = p.limits;
 
     // Filesystem: ops that occupy a path in the tree are ordered parents-first, so

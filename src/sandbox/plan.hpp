@@ -77,6 +77,11 @@ struct Plan {
 
 Plan plan(const profile::Policy& policy, const Invocation& inv, const HostFacts& host);
 
+// The syscall policy a run under this profile gets: the profile's [seccomp],
+// narrowed by the network mode ("none" allows AF_UNIX sockets only). Shared
+// with the build-time filter compiler, so its filters match what runs.
+seccomp::Spec seccomp_spec_for(const profile::Policy& policy);
+
 // The host-side checks plan() cannot do purely: every bind source exists, is not a
 // symlink, and is a directory or a regular file (or a device for Device ops).
 // Throws Error naming the profile line or flag that asked for the path.

@@ -36,7 +36,6 @@ Proxy::Proxy(Options o, uint64_t t0_ns) : opt_(std::move(o)), t0_(t0_ns) {}
 Proxy::~Proxy() = default;
 
 void Proxy::fill(std::vector<pollfd>& fds) {
-    if (listener_) fds.push_back({listener_.get(), POLLIN, 0});
     for (auto& c : conns_) {
         short ce = 0, ue = 0;
         switch (c->state) {
@@ -54,6 +53,8 @@ void Proxy::fill(std::vector<pollfd>& fds) {
         if (c->client && ce) fds.push_back({c->client.get(), ce, 0});
         if (c->upstream && ue) fds.push_back({c->upstream.get(), ue, 0});
     }
+    // Last: closes already queued free their slots before new clients are taken.
+    if (listener_) fds.push_back({listener_.get(), POLLIN, 0});
 }
 
 void Proxy::handle(const pollfd& p) {

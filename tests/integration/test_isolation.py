@@ -85,8 +85,8 @@ class IsolationTest(JailTest):
         # the jail's seccomp filter refuses.
         probe = ("import socket, sys\n"
                  "print('ifaces', [l.split(':')[0].strip() for l in open('/proc/self/net/dev').readlines()[2:]])\n"
-                 "s = socket.socket(); s.settimeout(3)\n"
-                 "try:\n    s.connect(('127.0.0.1', int(sys.argv[1]))); print('connected')\n"
+                 "try:\n    s = socket.socket(); s.settimeout(3)\n"
+                 "    s.connect(('127.0.0.1', int(sys.argv[1]))); print('connected')\n"
                  "except OSError as e:\n    print('refused', type(e).__name__)\n")
         try:
             outside = self.host_py(probe, str(port))
