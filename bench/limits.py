@@ -10,6 +10,7 @@
 usage: bench/limits.py [--rounds N] [--workers 2] [--seconds 10] [--stockade PATH]
 """
 import argparse
+import json
 import concurrent.futures as cf
 import os
 import random
@@ -63,8 +64,9 @@ def main():
     a = ap.parse_args()
     s = os.path.abspath(a.stockade)
     on, off = [s, "run", "-c", "pass"], [s, "run", *NO_CGROUP, "-c", "pass"]
-    out = subprocess.run([s, "run", "--result-fd", "1", "-q", "-c", "pass"], capture_output=True, text=True).stdout
-    backend = "a cgroup " + out.split('"cgroup": ')[1].split(",")[0].strip().strip('"') if '"cgroup": "' in out else "no cgroup"
+    out = subprocess.run([s, "run", "--result", "/dev/stdout", "-q", "-c", "pass"], capture_output=True, text=True).stdout
+    cg = json.loads(out).get("cgroup")
+    backend = f"a cgroup {cg}" if cg else "no cgroup (rlimits)"
     for argv in (on, off):
         for _ in range(5):
             timed(argv)
