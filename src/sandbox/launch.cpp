@@ -184,6 +184,11 @@ Outcome launch(const Plan& plan_in) {
     script.reset();
     relay.close_jail_ends();
 
+    if (cg) cg->attach(pid);  // v1; v2 cloned it in already
+    write_id_maps(plan, pid);
+    check(static_cast<int>(::write(sync.write.get(), "1", 1)), "write", "sync pipe");
+    mark("supervisor: id maps written");
+
     // The wall clock runs from clone: SIGTERM to the program when it runs out,
     // SIGKILL to the whole jail after the grace period.
     UniqueFd wall(check(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC), "timerfd_create"));
@@ -203,11 +208,6 @@ Outcome launch(const Plan& plan_in) {
         its.it_value.tv_nsec = its.it_interval.tv_nsec = 100000000;
         check(::timerfd_settime(cpu_check.get(), 0, &its, nullptr), "timerfd_settime");
     }
-
-    if (cg) cg->attach(pid);  // v1; v2 cloned it in already
-    write_id_maps(plan, pid);
-    check(static_cast<int>(::write(sync.write.get(), "1", 1)), "write", "sync pipe");
-    mark("supervisor: id maps written");
 
     // Compiled here, on the supervisor's core, while the child builds the root.
     std::string bpf = seccomp::serialize(seccomp::compile_or_precompiled(plan.seccomp));
