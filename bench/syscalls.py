@@ -58,12 +58,13 @@ def main():
     print(f"startup, {a.rounds} interleaved rounds: with filter {statistics.median(t['filter']):.2f} ms, "
           f"without {base:.2f} ms, filter adds {over:+.3f} ms (ratio {(base + over) / base:.3f})")
 
-    def per_call(argv):
-        return statistics.median(float(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
-                                 for _ in range(5))
-    bare = per_call([PY, "-c", LOOP])
-    jail = per_call([s, "run", "-c", LOOP])
-    nofilter = per_call([s, "run", *off, "-c", LOOP])
+    # Interleaved, many times: this loop is sensitive to whatever else the machine does.
+    runs = {"bare": [PY, "-c", LOOP], "jail": [s, "run", "-q", "-c", LOOP], "nofilter": [s, "run", "-q", *off, "-c", LOOP]}
+    got = {k: [] for k in runs}
+    for _ in range(15):
+        for k in random.sample(list(runs), len(runs)):
+            got[k].append(float(subprocess.run(runs[k], capture_output=True, text=True, check=True).stdout))
+    bare, jail, nofilter = (statistics.median(got[k]) for k in ("bare", "jail", "nofilter"))
     print(f"stat+getpid+read loop, ns per syscall: bare {bare:.0f}, jail without filter {nofilter:.0f}, "
           f"jail with filter {jail:.0f}")
     print(f"  filter vs no filter: {jail / nofilter:.3f}x   jail vs bare: {jail / bare:.3f}x")
