@@ -127,14 +127,27 @@ void explain_seccomp(std::ostream& out, const profile::Policy& p, const sandbox:
 void explain(std::ostream& out, const profile::Policy& p, const sandbox::Plan& plan) {
     out << "profile:     " << p.name << "\n";
     if (!p.description.empty()) out << "             " << p.description << "\n";
-    out << "namespaces:  user, mount, pid, network, ipc, uts, cgroup" << (plan.time_ns ? ", time" : "") << "\n";
+    out << "namespaces:  user, mount, pid, " << (plan.net_ns ? "network, " : "") << "ipc, uts, cgroup"
+        << (plan.time_ns ? ", time" : "") << "\n";
     out << "user:        uid " << plan.uid << " (" << p.user_name << "), gid " << plan.gid
         << "; on the host: uid " << plan.host_uid << ", gid " << plan.host_gid << " (nothing else is mapped)\n";
     out << "hostname:    " << plan.hostname << "\n";
-    out << "network:     " << profile::to_string(p.net)
-        << (p.net == profile::NetMode::None ? " (no interface up; nothing connects, not even loopback)"
-                                            : " (only lo, up; nothing outside the jail is reachable)")
-        << "\n";
+    out << "network:     " << profile::to_string(p.net);
+    switch (p.net) {
+        case profile::NetMode::None: out << " (no interface up; AF_UNIX sockets only)\n"; break;
+        case profile::NetMode::Loopback: out << " (only lo, up; nothing outside the jail is reachable)\n"; break;
+        case profile::NetMode::Proxy:
+            out << " (lo, and an HTTP proxy at 127.0.0.1:" << p.proxy_port
+                << " run by stockade outside the jail)\n             allowed:";
+            if (p.net_allow.empty()) out << " nothing";
+            for (const auto& a : p.net_allow) out << " " << a;
+            out << "\n";
+            for (const auto& [name, ip] : p.net_hosts) out << "             pinned: " << name << " -> " << ip << "\n";
+            break;
+        case profile::NetMode::Host:
+            out << " !!! UNSAFE: the host's own network, by [unsafe] host_network\n";
+            break;
+    }
     out << "proc:        " << (plan.proc == profile::ProcMode::Pid ? "pid (only the jail's processes)" : "full") << "\n";
     out << "privileges:  every capability dropped (bounding and ambient too), no_new_privs, new session\n";
     out << "program:    ";
