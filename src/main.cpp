@@ -70,6 +70,15 @@ struct RunOptions {
     int result_fd = -1;
 };
 
+// A caller relying on the result gets one even when stockade fails before the jail.
+void result_for_setup_error(const RunOptions& ro, const std::string& message) {
+    if (ro.result.empty() && ro.result_fd < 0) return;
+    try {
+        report::write_result(ro.result, ro.result_fd, report::setup_error_json(message));
+    } catch (const Error&) {
+    }
+}
+
 int do_run(const profile::CommandLine& cl, const sandbox::Invocation& inv, char** envp, const RunOptions& ro,
            uint64_t t_main) {
     const bool timings = ro.timings, verbose = ro.verbose;
@@ -260,21 +269,11 @@ int main(int argc, char** argv, char** envp) {
         }
         return do_run(cl, inv, envp, ro, t_main);
     } catch (const profile::ProfileError& e) {
-        if (!ro.result.empty() || ro.result_fd >= 0) {
-            try {
-                report::write_result(ro.result, ro.result_fd, report::setup_error_json(e.diagnostics.front().str()));
-            } catch (const Error&) {
-            }
-        }
+        result_for_setup_error(ro, e.diagnostics.front().str());
         return print_profile_error(e, false);
     } catch (const Error& e) {
         std::cerr << "stockade: " << e.what() << "\n";
-        if (!ro.result.empty() || ro.result_fd >= 0) {
-            try {
-                report::write_result(ro.result, ro.result_fd, report::setup_error_json(e.what()));
-            } catch (const Error&) {
-            }
-        }
+        result_for_setup_error(ro, e.what());
         return report::kExitStockadeFailed;
     } catch (const std::exception& e) {
         std::cerr << "stockade: internal error: " << e.what() << "\n";

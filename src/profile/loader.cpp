@@ -187,14 +187,10 @@ void apply_command_line(Policy& p, const CommandLine& cl, std::vector<Diagnostic
             p.binds.push_back(std::move(b));
         }
     }
-    auto valid_key = [](const std::string& k) {
-        return !k.empty() && !std::isdigit(static_cast<unsigned char>(k[0])) &&
-               std::all_of(k.begin(), k.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
-    };
     for (const auto& kv : cl.env) {
         size_t eq = kv.find('=');
         std::string k = kv.substr(0, eq);
-        if (eq == std::string::npos || !valid_key(k)) {
+        if (eq == std::string::npos || !valid_env_key(k)) {
             diags.push_back({"--env", 0, 0, kv, "expected KEY=VALUE with KEY like [A-Za-z_][A-Za-z0-9_]*"});
             continue;
         }
@@ -202,7 +198,7 @@ void apply_command_line(Policy& p, const CommandLine& cl, std::vector<Diagnostic
         p.env.emplace_back(k, kv.substr(eq + 1));
     }
     for (const auto& k : cl.env_pass) {
-        if (!valid_key(k)) {
+        if (!valid_env_key(k)) {
             diags.push_back({"--env-pass", 0, 0, k, "expected a variable name like [A-Za-z_][A-Za-z0-9_]*"});
             continue;
         }

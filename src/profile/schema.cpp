@@ -220,11 +220,6 @@ std::string check_abs(const std::string& p, std::string& out) {
     return {};
 }
 
-bool valid_env_key(const std::string& k) {
-    if (k.empty() || (k[0] >= '0' && k[0] <= '9')) return false;
-    return std::all_of(k.begin(), k.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
-}
-
 std::string origin_of(const toml::node& n) {
     const auto& s = n.source();
     std::string o = s.path ? *s.path : std::string("profile");
@@ -358,6 +353,11 @@ void validate_limits(Reader& r, const toml::table& root, Limits& l) {
 }
 
 }  // namespace
+
+bool valid_env_key(const std::string& k) {
+    if (k.empty() || (k[0] >= '0' && k[0] <= '9')) return false;
+    return std::all_of(k.begin(), k.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+}
 
 std::string normalize_abs_path(const std::string& p) {
     if (p.empty() || p[0] != '/' || p.find('\0') != std::string::npos) return {};

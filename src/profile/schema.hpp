@@ -18,6 +18,8 @@ inline constexpr const char* kLoaderKeys[] = {"schema", "extends"};
 
 // Parses "SRC" or "SRC:DST" into a Bind; returns an error message or "".
 std::string parse_bind_spec(const std::string& spec, bool writable, Bind& out);
+// An environment variable name: [A-Za-z_][A-Za-z0-9_]*.
+bool valid_env_key(const std::string& k);
 // Absolute, no "." or ".." components; collapses repeated slashes. Returns "" on failure.
 std::string normalize_abs_path(const std::string& p);
 
