@@ -109,8 +109,7 @@ int do_run(const profile::CommandLine& cl, const sandbox::Invocation& inv, char*
                       << (r.allowed ? "allowed -> " : "REFUSED: ") << r.reason << " (up " << r.bytes_up << ", down "
                       << r.bytes_down << " bytes)\n";
         for (const auto& v : outcome.violations) {
-            const char* e = strerrorname_np(v.err);
-            std::cerr << "stockade: refused " << v.call << " -> " << (v.killed ? "process killed" : e ? e : "?")
+            std::cerr << "stockade: refused " << v.call << " -> " << (v.killed ? "process killed" : errno_name(v.err))
                       << (v.core ? " [hard-deny core]" : "") << (v.count > 1 ? " x" + std::to_string(v.count) : "")
                       << "\n";
         }

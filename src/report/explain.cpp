@@ -5,6 +5,7 @@
 #include "profile/units.hpp"
 #include "seccomp/catalog.hpp"
 #include "seccomp/filter.hpp"
+#include "util/error.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -39,11 +40,6 @@ std::string describe(const MountOp& m) {
     return {};
 }
 
-std::string errno_str(int e) {
-    const char* n = strerrorname_np(e);
-    return n ? n : std::to_string(e);
-}
-
 void explain_limits(std::ostream& out, const profile::Limits& l) {
     auto dur = [](uint64_t ms) -> std::string {
         if (!ms) return "none";
@@ -76,7 +72,7 @@ void explain_seccomp(std::ostream& out, const profile::Policy& p, const sandbox:
     const char* dflt = s.default_action == seccomp::DefaultAction::Kill  ? "the process is killed"
                        : s.default_action == seccomp::DefaultAction::Log ? "ALLOWED and logged (log mode)"
                                                                          : nullptr;
-    out << "  anything else: " << (dflt ? dflt : "fails with " + errno_str(s.default_errno))
+    out << "  anything else: " << (dflt ? dflt : "fails with " + errno_name(s.default_errno))
         << "; every refusal is reported by name\n";
     for (const auto& u : s.unsafe) {
         const seccomp::CoreRule* r = seccomp::find_core(u);
@@ -108,14 +104,14 @@ void explain_seccomp(std::ostream& out, const profile::Policy& p, const sandbox:
         out << " (others: EAFNOSUPPORT)\n";
     }
     if (!s.deny.empty()) {
-        out << "  deny (" << errno_str(s.deny_errno) << "):";
+        out << "  deny (" << errno_name(s.deny_errno) << "):";
         for (int nr : s.deny) out << " " << seccomp::name_of(nr);
         out << "\n";
     }
     out << "  hard-deny core (no profile can allow these without [unsafe]):\n";
     for (const auto& r : seccomp::core()) {
         if (std::find(s.unsafe.begin(), s.unsafe.end(), r.syscall) != s.unsafe.end()) continue;
-        out << "    " << std::left << std::setw(18) << r.syscall << std::setw(13) << errno_str(r.err) << r.why;
+        out << "    " << std::left << std::setw(18) << r.syscall << std::setw(13) << errno_name(r.err) << r.why;
         if (seccomp::resolve(r.syscall) < 0) out << " (not on this architecture)";
         out << "\n";
     }

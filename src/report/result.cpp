@@ -108,8 +108,7 @@ std::string result_json(const sandbox::Outcome& o, const sandbox::Plan& plan, co
     j["truncated"] = o.truncated;
     json v = json::array();
     for (const auto& x : o.violations) {
-        const char* e = strerrorname_np(x.err);
-        v.push_back({{"syscall", x.name}, {"call", x.call}, {"errno", x.killed ? json(nullptr) : json(e ? e : "")},
+        v.push_back({{"syscall", x.name}, {"call", x.call}, {"errno", x.killed ? json(nullptr) : json(errno_name(x.err))},
                      {"core", x.core}, {"killed", x.killed}, {"count", x.count}});
     }
     j["violations"] = v;

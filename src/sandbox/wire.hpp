@@ -10,11 +10,10 @@ namespace stockade::sandbox {
 struct WireMsg {
     enum Type : uint32_t {
         SetupError = 1,  // the jail could not be built; text says what failed
-        ExecReady = 2,   // the program is about to execve; t_ns is when
+        ExecReady = 2,   // the program is about to execve; t_ns is when; the seccomp listener rides along
         ExecError = 3,   // execve failed (err) or the profile refused the program
         Exit = 4,        // the program ended; status is its wait status
         Phase = 5,       // a setup step finished at t_ns (only when the plan asks for timings)
-        Listeners = 6,   // the seccomp listener fds ride along as SCM_RIGHTS
         ProxyListener = 7,  // the proxy's listening socket, made in the jail's netns
     };
     uint32_t type = 0;
