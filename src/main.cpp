@@ -18,6 +18,7 @@
 #include "seccomp/notify.hpp"
 #include "util/error.hpp"
 #include "util/proc_title.hpp"
+#include "util/safe_file.hpp"
 #include "util/stdio.hpp"
 
 #ifndef STOCKADE_VERSION
@@ -68,14 +69,18 @@ struct RunOptions {
     bool timings = false, verbose = false, quiet = false;
     std::string learn, result;
     int result_fd = -1;
+    // Pinned before anything runs (see util/safe_file.hpp).
+    HostFile result_file, learn_file;
 };
 
-// A caller relying on the result gets one even when stockade fails before the jail.
+// A caller relying on the result gets one on every path: stockade's own
+// failures before or after the jail included.
 void result_for_setup_error(const RunOptions& ro, const std::string& message) {
-    if (ro.result.empty() && ro.result_fd < 0) return;
+    if (ro.result_file.empty() && ro.result_fd < 0) return;
     try {
-        report::write_result(ro.result, ro.result_fd, report::setup_error_json(message));
-    } catch (const Error&) {
+        report::write_result(ro.result_file, ro.result_fd, report::setup_error_json(message));
+    } catch (const std::exception& e) {
+        std::cerr << "stockade: --result: " << e.what() << "\n";
     }
 }
 
@@ -90,8 +95,8 @@ int do_run(const profile::CommandLine& cl, const sandbox::Invocation& inv, char*
     plan.seccomp.learn = !learn.empty();
     const double before_launch = (sandbox::monotonic_ns() - t_main) / 1e6;
     sandbox::Outcome outcome = sandbox::launch(plan);
-    if (!ro.result.empty() || ro.result_fd >= 0)
-        report::write_result(ro.result, ro.result_fd, report::result_json(outcome, plan, policy));
+    if (!ro.result_file.empty() || ro.result_fd >= 0)
+        report::write_result(ro.result_file, ro.result_fd, report::result_json(outcome, plan, policy));
     if (!outcome.degraded.empty() && !ro.quiet && outcome.kind != sandbox::Outcome::Kind::SetupError) {
         std::string names;
         for (const auto& [limit, why] : outcome.degraded)
@@ -118,7 +123,7 @@ int do_run(const profile::CommandLine& cl, const sandbox::Invocation& inv, char*
     if (!learn.empty()) {
         std::string command;
         for (const auto& a : plan.argv) command += (command.empty() ? "" : " ") + a;
-        report::write_learned_profile(learn, cl.profile.empty() ? profile::kDefaultProfile : cl.profile, command,
+        report::write_learned_profile(ro.learn_file, cl.profile.empty() ? profile::kDefaultProfile : cl.profile, command,
                                       outcome.learned);
         std::cerr << "stockade: --learn: " << outcome.learned.size() << " syscalls used; wrote " << learn << "\n";
     }
@@ -234,6 +239,8 @@ int main(int argc, char** argv, char** envp) {
         for (size_t i = 0; i < 6; ++i)
             if (!limit_flags[i].empty()) cl.sets.push_back(std::string("limits.") + limit_keys[i] + "=" + limit_flags[i]);
         if (ro.result_fd >= 0 && ro.result_fd < 3) throw Error("--result-fd: expected a descriptor above 2");
+        if (!ro.result.empty()) ro.result_file = HostFile(ro.result, true);
+        if (!ro.learn.empty()) ro.learn_file = HostFile(ro.learn, false);
         sandbox::Invocation inv;
         std::vector<std::string> rest;
         if (*run) rest = run->remaining();
@@ -276,6 +283,11 @@ int main(int argc, char** argv, char** envp) {
         return report::kExitStockadeFailed;
     } catch (const std::exception& e) {
         std::cerr << "stockade: internal error: " << e.what() << "\n";
+        result_for_setup_error(ro, std::string("internal error: ") + e.what());
+        return report::kExitStockadeFailed;
+    } catch (...) {
+        std::cerr << "stockade: internal error\n";
+        result_for_setup_error(ro, "internal error");
         return report::kExitStockadeFailed;
     }
 }

@@ -9,7 +9,13 @@
 #include <sstream>
 #include <tuple>
 
+#include "profile/nesting.hpp"
 #include "profile/schema.hpp"
+#include "util/fd.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace stockade::profile {
 namespace {
@@ -19,6 +25,10 @@ namespace {
 }
 
 toml::table parse(const std::string& text, const std::string& display) {
+    // toml++ recurses once per level of nesting: cap the depth before it sees the text.
+    if (auto deep = too_deep(text))
+        fail(display, deep->line, deep->column, "",
+             "nested deeper than " + std::to_string(kMaxNesting) + " levels (tables, arrays or dotted keys)");
     try {
         return toml::parse(text, display);
     } catch (const toml::parse_error& e) {
@@ -49,6 +59,35 @@ std::vector<std::string> builtin_names() {
     return n;
 }
 
+constexpr size_t kMaxProfileBytes = 1 << 20;
+
+// A profile may come from someone else (an agent's configuration, a shared
+// repository): regular files only, and the size is checked before reading, so
+// `extends = "/dev/zero"` or a FIFO is an error rather than a hang.
+std::string read_profile_file(const std::string& path, const Diagnostic& where) {
+    auto cannot = [&](const std::string& why) {
+        fail(where.file, where.line, where.column, where.key, "cannot read profile " + path + ": " + why);
+    };
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+    if (!fd) cannot(std::strerror(errno));
+    struct stat st;
+    if (::fstat(fd.get(), &st) < 0) cannot(std::strerror(errno));
+    if (!S_ISREG(st.st_mode)) cannot("expected a regular file");
+    if (static_cast<uint64_t>(st.st_size) > kMaxProfileBytes) fail(path, 0, 0, "", "profile is larger than 1 MiB");
+    std::string text(kMaxProfileBytes + 1, '\0');
+    size_t got = 0;
+    while (got < text.size()) {
+        ssize_t n = ::read(fd.get(), text.data() + got, text.size() - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) cannot(std::strerror(errno));
+        if (n == 0) break;
+        got += static_cast<size_t>(n);
+    }
+    if (got > kMaxProfileBytes) fail(path, 0, 0, "", "profile is larger than 1 MiB");
+    text.resize(got);
+    return text;
+}
+
 struct Resolved {
     std::string display;  // what errors call it
     std::string id;       // identity for cycle detection
@@ -71,17 +110,13 @@ Resolved resolve(const std::string& ref, const std::string& from_dir, const Diag
     }
     std::string path = ref;
     if (path[0] != '/' && !from_dir.empty()) path = from_dir + "/" + path;
-    std::ifstream in(path, std::ios::binary);
-    if (!in) fail(where.file, where.line, where.column, where.key, "cannot read profile " + path + ": " + std::strerror(errno));
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    if (ss.str().size() > (1 << 20)) fail(path, 0, 0, "", "profile is larger than 1 MiB");
+    std::string text = read_profile_file(path, where);
     char* real = ::realpath(path.c_str(), nullptr);
     std::string id = real ? real : path;
     free(real);
     size_t slash = path.rfind('/');
     std::string dir = slash == std::string::npos ? std::string(".") : (slash == 0 ? "/" : path.substr(0, slash));
-    return {path, id, dir, ss.str()};
+    return {path, id, dir, std::move(text)};
 }
 
 toml::table load_chain(const Resolved& r, std::vector<std::string>& chain) {

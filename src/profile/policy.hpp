@@ -89,7 +89,9 @@ struct Policy {
     std::vector<std::string> net_allow;                          // proxy destinations, validated
     std::vector<std::pair<std::string, std::string>> net_hosts;  // name -> IP pins for the proxy
     uint16_t proxy_port = 3128;
+    std::vector<std::string> net_nameservers;                    // the proxy's DNS servers; empty: resolv.conf
     bool unsafe_host_network = false;
+    bool unsafe_root_host_ids = false;  // [unsafe] root_host_ids: any host id for a root-run jail
 
     // [namespaces]
     bool time_ns = false;

@@ -7,6 +7,7 @@
 
 #include "profile/units.hpp"
 #include "net/allowlist.hpp"
+#include "net/hostname.hpp"
 #include "seccomp/catalog.hpp"
 
 #include <cstring>
@@ -258,7 +259,7 @@ void validate_seccomp(Reader& r, const toml::table& root, SeccompPolicy& sp, boo
     std::vector<std::string> unsafe;
     const toml::node* unsafe_node = nullptr;
     if (const toml::table* t = r.table(root, "unsafe")) {
-        r.unknown_keys(*t, "unsafe.", {"allow_syscalls", "disable_seccomp", "host_network"});
+        r.unknown_keys(*t, "unsafe.", {"allow_syscalls", "disable_seccomp", "host_network", "root_host_ids"});
         r.boolean(*t, "unsafe.", "disable_seccomp", sp.disabled);
         r.boolean(*t, "unsafe.", "host_network", host_network);
         unsafe_node = t->get("allow_syscalls");
@@ -498,7 +499,7 @@ Policy validate(const toml::table& root, std::vector<Diagnostic>& diags) {
     }
 
     if (const toml::table* t = r.table(root, "network")) {
-        r.unknown_keys(*t, "network.", {"mode", "allow", "hosts", "proxy_port"});
+        r.unknown_keys(*t, "network.", {"mode", "allow", "hosts", "proxy_port", "nameservers"});
         r.choice(*t, "network.", "mode", p.net,
                  {{"none", NetMode::None}, {"loopback", NetMode::Loopback}, {"proxy", NetMode::Proxy}, {"host", NetMode::Host}});
         r.strings(*t, "network.", "allow", [&](const std::string& v, const toml::node&) -> std::string {
@@ -509,9 +510,28 @@ Policy validate(const toml::table& root, std::vector<Diagnostic>& diags) {
         });
         r.string_map(*t, "network.", "hosts", [&](const std::string& name, const std::string& ip) -> std::string {
             if (!net::parse_ip(ip)) return "expected an IP address, got \"" + ip + "\"";
-            std::string lname = name;
-            std::transform(lname.begin(), lname.end(), lname.begin(), ::tolower);
-            p.net_hosts.emplace_back(lname, ip);
+            // The same normal form the proxy gives a request's host.
+            auto lname = net::normalize_host(name);
+            if (!lname) return "expected a host name (letters, digits, '-' and '.'), got \"" + name + "\"";
+            p.net_hosts.emplace_back(*lname, ip);
+            return {};
+        });
+        // The proxy's DNS servers, instead of /etc/resolv.conf.
+        r.strings(*t, "network.", "nameservers", [&](const std::string& v, const toml::node&) -> std::string {
+            std::string host = v;
+            if (!host.empty() && host.front() == '[') {
+                size_t close = host.find(']');
+                if (close == std::string::npos) return "expected \"IP\", \"IP:port\" or \"[IPv6]:port\", got \"" + v + "\"";
+                host = host.substr(1, close - 1);
+            } else if (std::count(host.begin(), host.end(), ':') == 1) {
+                std::string port = host.substr(host.find(':') + 1);
+                host = host.substr(0, host.find(':'));
+                if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit) ||
+                    std::stoi(port) < 1 || std::stoi(port) > 65535)
+                    return "expected a port from 1 to 65535 in \"" + v + "\"";
+            }
+            if (!net::parse_ip(host)) return "expected \"IP\", \"IP:port\" or \"[IPv6]:port\", got \"" + v + "\"";
+            p.net_nameservers.push_back(v);
             return {};
         });
         uint64_t port = 0;
@@ -529,6 +549,22 @@ Policy validate(const toml::table& root, std::vector<Diagnostic>& diags) {
         r.error(root.get("network"), "network.mode",
                 "\"host\" shares the host's network; it needs [unsafe] host_network = true");
     validate_limits(r, root, p.limits);
+    if (const toml::node* u = root.get("unsafe"); u && u->is_table())
+        r.boolean(*u->as_table(), "unsafe.", "root_host_ids", p.unsafe_root_host_ids);
+    // The host identity of a root-run jail: nobody, or the subordinate-id space
+    // (100000 and up, where useradd hands out ranges for user namespaces and no
+    // login user or system group lives). Anything else may be a group such as
+    // shadow (42) or disk (6) whose files a jail could then read.
+    if (!p.unsafe_root_host_ids) {
+        for (auto [key, v] : {std::pair{"root_host_uid", p.root_host_uid}, std::pair{"root_host_gid", p.root_host_gid}}) {
+            if (v == 65534 || v >= 100000) continue;
+            const toml::node* user = root.get("user");
+            const toml::node* n = user && user->is_table() ? user->as_table()->get(key) : nullptr;
+            r.error(n ? n : user, std::string("user.") + key,
+                    "expected 65534 or an id of 100000 or more (an unprivileged host identity), got " +
+                        std::to_string(v) + "; another id needs [unsafe] root_host_ids = true");
+        }
+    }
 
     // Cross-key rules, reported against the key the user most likely has to change.
     if (p.home == "/tmp" || p.home.rfind("/tmp/", 0) == 0 || p.home == "/work" || p.home.rfind("/proc", 0) == 0 ||

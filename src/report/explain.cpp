@@ -127,6 +127,9 @@ void explain(std::ostream& out, const profile::Policy& p, const sandbox::Plan& p
         << (plan.time_ns ? ", time" : "") << "\n";
     out << "user:        uid " << plan.uid << " (" << p.user_name << "), gid " << plan.gid
         << "; on the host: uid " << plan.host_uid << ", gid " << plan.host_gid << " (nothing else is mapped)\n";
+    if (p.unsafe_root_host_ids)
+        out << "             !!! UNSAFE: [unsafe] root_host_ids: a root-run jail may be any host uid and gid ("
+            << p.root_host_uid << ":" << p.root_host_gid << "), privileged groups included\n";
     out << "hostname:    " << plan.hostname << "\n";
     out << "network:     " << profile::to_string(p.net);
     switch (p.net) {

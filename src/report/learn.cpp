@@ -8,7 +8,7 @@
 
 namespace stockade::report {
 
-void write_learned_profile(const std::string& path, const std::string& base, const std::string& command,
+void write_learned_profile(const HostFile& file, const std::string& base, const std::string& command,
                            const std::set<std::string>& used) {
     std::set<std::string> all = used;
     for (const char* own : {"execve", "close", "exit_group", "exit"}) all.insert(own);
@@ -19,9 +19,7 @@ void write_learned_profile(const std::string& path, const std::string& base, con
                        "extends = \"" + base + "\"\n\n[seccomp]\nallow = [\n";
     for (const auto& n : all) text += "    \"" + n + "\",\n";
     text += "]\n";
-    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644));
-    if (!fd) throw_sys("--learn: write", path);
-    write_all(fd.get(), text.data(), text.size(), path.c_str());
+    file.write(text);
 }
 
 }  // namespace stockade::report

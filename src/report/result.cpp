@@ -80,6 +80,10 @@ std::string policy_hash(const sandbox::Plan& p) {
     return buf;
 }
 
+// Strings from the jail (a proxy request's host, say) may be any bytes: invalid
+// UTF-8 becomes U+FFFD rather than an exception, so the result is always written.
+std::string dump(const json& j) { return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n"; }
+
 json ms(double v) { return std::round(v * 1000.0) / 1000.0; }
 
 }  // namespace
@@ -119,10 +123,13 @@ std::string result_json(const sandbox::Outcome& o, const sandbox::Plan& plan, co
     json net = json::array();
     for (const auto& r : o.network)
         net.push_back({{"t_ms", ms(r.t_ms)}, {"method", r.method}, {"host", r.host}, {"port", r.port},
-                       {"allowed", r.allowed}, {"reason", r.reason}, {"bytes_up", r.bytes_up}, {"bytes_down", r.bytes_down}});
+                       {"allowed", r.allowed}, {"reason", r.reason}, {"bytes_up", r.bytes_up}, {"bytes_down", r.bytes_down},
+                       {"count", r.count}});
     j["network"] = net;
+    j["network_dropped"] = o.network_dropped;
+    j["supervisor"] = {{"cpu_ms", ms(o.supervisor_cpu_ms)}, {"max_rss_bytes", o.supervisor_max_rss_bytes}};
     j["profile"] = {{"name", policy.name}, {"hash", policy_hash(plan)}};
-    return j.dump(2) + "\n";
+    return dump(j);
 }
 
 std::string setup_error_json(const std::string& message) {
@@ -133,17 +140,15 @@ std::string setup_error_json(const std::string& message) {
     j["signal"] = nullptr;
     j["killed_by_stockade"] = false;
     j["message"] = message;
-    return j.dump(2) + "\n";
+    return dump(j);
 }
 
-void write_result(const std::string& path, int fd, const std::string& text) {
+void write_result(const HostFile& file, int fd, const std::string& text) {
     if (fd >= 0) {
         write_all(fd, text.data(), text.size(), "--result-fd");
         return;
     }
-    UniqueFd f(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (!f) throw_sys("--result", path);
-    write_all(f.get(), text.data(), text.size(), path.c_str());
+    file.write(text);
 }
 
 }  // namespace stockade::report

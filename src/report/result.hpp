@@ -5,6 +5,7 @@
 #include "profile/policy.hpp"
 #include "sandbox/launch.hpp"
 #include "sandbox/plan.hpp"
+#include "util/safe_file.hpp"
 
 namespace stockade::report {
 
@@ -29,7 +30,7 @@ Status classify(const sandbox::Outcome& o, const sandbox::Plan& plan);
 std::string result_json(const sandbox::Outcome& o, const sandbox::Plan& plan, const profile::Policy& policy);
 std::string setup_error_json(const std::string& message);
 
-// Writes to a path or an inherited fd; throws Error.
-void write_result(const std::string& path, int fd, const std::string& json);
+// Writes to the pinned file or an inherited fd (if fd >= 0); throws Error.
+void write_result(const HostFile& file, int fd, const std::string& json);
 
 }  // namespace stockade::report

@@ -232,6 +232,7 @@ Outcome launch(const Plan& plan_in) {
         supervise::Proxy::Options po;
         po.allow = net::Allowlist(std::move(rules));
         for (const auto& [name, ip] : plan.net_hosts) po.pins[name] = ip;
+        po.nameservers = plan.net_nameservers;
         proxy = std::make_unique<supervise::Proxy>(std::move(po), t0);
     }
     std::vector<pollfd> fds;
@@ -347,7 +348,10 @@ Outcome launch(const Plan& plan_in) {
     out.cpu_sys_ms = static_cast<double>(ru.ru_stime.tv_sec) * 1e3 + static_cast<double>(ru.ru_stime.tv_usec) / 1e3;
     out.max_rss_bytes = static_cast<uint64_t>(ru.ru_maxrss) * 1024;
     out.truncated = relay.over_cap();
-    if (proxy) out.network = proxy->records();
+    if (proxy) {
+        out.network = proxy->records();
+        out.network_dropped = proxy->dropped();
+    }
     if (cg) {
         CgroupStats st = cg->stats();
         out.oom_kills = st.oom_kills;
@@ -373,6 +377,11 @@ Outcome launch(const Plan& plan_in) {
     }
     if (!t_end) t_end = monotonic_ns();
     out.wall_ms = ms_between(t0, t_end);
+    struct rusage self {};
+    ::getrusage(RUSAGE_SELF, &self);
+    out.supervisor_cpu_ms = static_cast<double>(self.ru_utime.tv_sec + self.ru_stime.tv_sec) * 1e3 +
+                            static_cast<double>(self.ru_utime.tv_usec + self.ru_stime.tv_usec) / 1e3;
+    out.supervisor_max_rss_bytes = static_cast<uint64_t>(self.ru_maxrss) * 1024;
 
     if (!out.message.empty()) {
         if (out.kind == Outcome::Kind::ExecError) out.exit_code = out.err == ENOENT ? 127 : 126;

@@ -39,6 +39,10 @@ struct Outcome {
     uint64_t max_rss_bytes = 0;                    // the largest single process
     std::vector<std::pair<std::string, std::string>> degraded;  // limit -> why it is weaker than asked
     std::vector<supervise::NetRecord> network;                  // the proxy's decisions
+    uint64_t network_dropped = 0;                               // decisions past the record bound
+    // stockade's own cost for this run (all its threads; the jail is not in it).
+    double supervisor_cpu_ms = 0;
+    uint64_t supervisor_max_rss_bytes = 0;
 };
 
 // Throws Error for failures before the jail exists (the script cannot be read,

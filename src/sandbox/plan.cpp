@@ -88,6 +88,7 @@ Plan plan(const Policy& p, const Invocation& inv, const HostFacts& host) {
         out.proxy_port = p.proxy_port;
         out.net_allow = p.net_allow;
         out.net_hosts = p.net_hosts;
+        out.net_nameservers = p.net_nameservers;
     }
     out.time_ns = p.time_ns;
     out.proc = p.proc;

@@ -64,6 +64,7 @@ struct Plan {
     uint16_t proxy_port = 0;    // the jail listens here for the supervisor's proxy (proxy mode)
     std::vector<std::string> net_allow;
     std::vector<std::pair<std::string, std::string>> net_hosts;
+    std::vector<std::string> net_nameservers;
     bool time_ns = false;
     profile::ProcMode proc = profile::ProcMode::Pid;
     std::string script_host;  // host path of the script to copy in, if any

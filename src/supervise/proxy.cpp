@@ -1,7 +1,6 @@
 #include "supervise/proxy.hpp"
 
 #include <fcntl.h>
-#include <netdb.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -9,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "net/hostname.hpp"
 #include "sandbox/wire.hpp"
 
 namespace stockade::supervise {
@@ -21,7 +21,12 @@ uint64_t now_ms() { return sandbox::monotonic_ns() / 1000000; }
 
 struct Proxy::Conn {
     UniqueFd client, upstream;
-    enum class State { Head, Connecting, Tunnel, Draining, Done } state = State::Head;
+    enum class State { Head, Resolving, Connecting, Tunnel, Draining, Done } state = State::Head;
+    uint64_t serial = 0;
+    uint64_t lookup = 0;   // the resolver's id while Resolving
+    std::string host;      // normalized
+    uint16_t port = 0;
+    std::string forward;   // the rewritten request head for plain HTTP
     std::string head;      // request head as read
     std::string to_up;     // bytes waiting for the upstream
     std::string to_client; // bytes waiting for the client
@@ -32,14 +37,36 @@ struct Proxy::Conn {
     long record = -1;
 };
 
-Proxy::Proxy(Options o, uint64_t t0_ns) : opt_(std::move(o)), t0_(t0_ns) {}
+Proxy::Proxy(Options o, uint64_t t0_ns)
+    : opt_(std::move(o)), t0_(t0_ns), resolver_(opt_.nameservers, opt_.resolve_timeout_ms) {}
 Proxy::~Proxy() = default;
+
+Proxy::Conn* Proxy::find(uint64_t serial) {
+    for (auto& c : conns_)
+        if (c->serial == serial && c->state != Conn::State::Done) return c.get();
+    return nullptr;
+}
+
+NetRecord* Proxy::add_record(const std::string& method, const std::string& host, uint16_t port) {
+    if (records_.size() >= opt_.max_records) {
+        ++dropped_;
+        return nullptr;
+    }
+    NetRecord rec;
+    rec.t_ms = static_cast<double>(sandbox::monotonic_ns() - t0_) / 1e6;
+    rec.method = net::printable(method, 32);
+    rec.host = net::printable(host, 256);
+    rec.port = port;
+    records_.push_back(std::move(rec));
+    return &records_.back();
+}
 
 void Proxy::fill(std::vector<pollfd>& fds) {
     for (auto& c : conns_) {
         short ce = 0, ue = 0;
         switch (c->state) {
             case Conn::State::Head: ce = POLLIN; break;
+            case Conn::State::Resolving: break;
             case Conn::State::Connecting: ue = POLLOUT; break;
             case Conn::State::Tunnel:
             case Conn::State::Draining:
@@ -53,6 +80,7 @@ void Proxy::fill(std::vector<pollfd>& fds) {
         if (c->client && ce) fds.push_back({c->client.get(), ce, 0});
         if (c->upstream && ue) fds.push_back({c->upstream.get(), ue, 0});
     }
+    resolver_.fill(fds);
     // Last: closes already queued free their slots before new clients are taken.
     if (listener_) fds.push_back({listener_.get(), POLLIN, 0});
 }
@@ -61,6 +89,14 @@ void Proxy::handle(const pollfd& p) {
     if (!p.revents) return;
     if (listener_ && p.fd == listener_.get()) {
         accept_one();
+        return;
+    }
+    bool mine = false;
+    for (auto& c : conns_) mine |= (c->client && p.fd == c->client.get()) || (c->upstream && p.fd == c->upstream.get());
+    if (!mine) {
+        resolver_.handle(p);
+        conns_.erase(std::remove_if(conns_.begin(), conns_.end(), [](auto& c) { return c->state == Conn::State::Done; }),
+                     conns_.end());
         return;
     }
     for (auto& cp : conns_) {
@@ -84,8 +120,10 @@ void Proxy::handle(const pollfd& p) {
             socklen_t len = sizeof err;
             ::getsockopt(c.upstream.get(), SOL_SOCKET, SO_ERROR, &err, &len);
             if (err) {
-                records_[static_cast<size_t>(c.record)].allowed = false;
-                records_[static_cast<size_t>(c.record)].reason = std::string("connect: ") + std::strerror(err);
+                if (c.record >= 0) {
+                    records_[static_cast<size_t>(c.record)].allowed = false;
+                    records_[static_cast<size_t>(c.record)].reason = std::string("connect: ") + std::strerror(err);
+                }
                 refuse(c, 502, std::string("cannot connect: ") + std::strerror(err));
                 break;
             }
@@ -112,6 +150,7 @@ void Proxy::accept_one() {
         return;
     }
     auto c = std::make_unique<Conn>();
+    c->serial = next_serial_++;
     c->client = UniqueFd(fd);
     c->since = c->born = now_ms();
     conns_.push_back(std::move(c));
@@ -129,132 +168,224 @@ void Proxy::refuse(Conn& c, int code, const std::string& why) {
     flush(c, true);
 }
 
+namespace {
+
+// Request heads are read strictly: anything a server might split differently
+// from us (a bare CR or LF, a NUL, other control bytes) is refused outright.
+bool clean_head(const std::string& head) {
+    for (size_t i = 0; i < head.size(); ++i) {
+        unsigned char c = static_cast<unsigned char>(head[i]);
+        if (c == '\r') {
+            if (i + 1 >= head.size() || head[i + 1] != '\n') return false;
+            ++i;
+            continue;
+        }
+        if (c == '\n' || c == 0x7f || (c < 0x20 && c != '\t')) return false;
+    }
+    return true;
+}
+
+// "host[:port]" or "[v6][:port]" into a normalized host (a name or an IP
+// literal) and a port; false if either part is malformed.
+bool split_host_port(const std::string& hp, uint16_t dflt, std::string& host, uint16_t& port) {
+    std::string h = hp, p;
+    bool bracketed = false;
+    if (!h.empty() && h.front() == '[') {
+        size_t close = h.find(']');
+        if (close == std::string::npos) return false;
+        if (close + 1 < h.size()) {
+            if (h[close + 1] != ':') return false;
+            p = h.substr(close + 2);
+            if (p.empty()) return false;
+        }
+        h = h.substr(1, close - 1);
+        bracketed = true;
+    } else if (size_t colon = h.rfind(':'); colon != std::string::npos) {
+        p = h.substr(colon + 1);
+        h = h.substr(0, colon);
+        if (p.empty()) return false;
+    }
+    if (p.empty()) {
+        port = dflt;
+    } else {
+        if (p.size() > 5 || !std::all_of(p.begin(), p.end(), [](unsigned char ch) { return ch >= '0' && ch <= '9'; }))
+            return false;
+        int v = std::stoi(p);
+        if (v < 1 || v > 65535) return false;
+        port = static_cast<uint16_t>(v);
+    }
+    if (auto ip = net::parse_ip(h)) {
+        if (bracketed != (ip->ss_family == AF_INET6)) return false;
+        host = net::to_string(*ip);
+        return true;
+    }
+    if (bracketed) return false;
+    auto name = net::normalize_host(h);
+    if (!name) return false;
+    host = *name;
+    return true;
+}
+
+}  // namespace
+
 void Proxy::on_head(Conn& c) {
     size_t end = c.head.find("\r\n\r\n") + 4;
     std::string head = c.head.substr(0, end), rest = c.head.substr(end);
+    if (!clean_head(head)) return refuse(c, 400, "malformed request head (control bytes, or a bare CR or LF)");
     size_t eol = head.find("\r\n");
     std::string line = head.substr(0, eol);
-    size_t s1 = line.find(' '), s2 = line.rfind(' ');
-    if (s1 == std::string::npos || s2 == s1) return refuse(c, 400, "malformed request line");
+    size_t s1 = line.find(' '), s2 = line.find(' ', s1 == std::string::npos ? 0 : s1 + 1);
+    if (s1 == std::string::npos || s2 == std::string::npos || line.find(' ', s2 + 1) != std::string::npos)
+        return refuse(c, 400, "malformed request line");
     std::string method = line.substr(0, s1), target = line.substr(s1 + 1, s2 - s1 - 1), version = line.substr(s2 + 1);
+    if (method.empty() || !std::all_of(method.begin(), method.end(), [](unsigned char ch) { return ch >= 'A' && ch <= 'Z'; }) ||
+        (version != "HTTP/1.1" && version != "HTTP/1.0"))
+        return refuse(c, 400, "malformed request line");
     std::string host, path = "/";
     uint16_t port = 0;
-    auto split_host_port = [&](const std::string& hp, uint16_t dflt) -> bool {
-        std::string h = hp, p;
-        if (!h.empty() && h.front() == '[') {
-            size_t close = h.find(']');
-            if (close == std::string::npos) return false;
-            if (close + 1 < h.size() && h[close + 1] == ':') p = h.substr(close + 2);
-            h = h.substr(1, close - 1);
-        } else if (size_t colon = h.rfind(':'); colon != std::string::npos) {
-            p = h.substr(colon + 1);
-            h = h.substr(0, colon);
-        }
-        host = h;
-        if (p.empty()) port = dflt;
-        else if (p.size() <= 5 && std::all_of(p.begin(), p.end(), ::isdigit) && std::stoi(p) > 0 && std::stoi(p) < 65536)
-            port = static_cast<uint16_t>(std::stoi(p));
-        else return false;
-        return !host.empty();
-    };
     std::string forward;
     if (method == "CONNECT") {
-        if (!split_host_port(target, 0) || port == 0) return refuse(c, 400, "CONNECT needs host:port");
+        if (!split_host_port(target, 0, host, port) || port == 0) {
+            if (NetRecord* r = add_record(method, target, 0)) {
+                r->reason = "not a valid host:port";
+                merge_refusal(records_.size() - 1);
+            }
+            return refuse(c, 400, "CONNECT needs host:port with a valid host name or IP address");
+        }
         c.connect_method = true;
         c.to_up = rest;
     } else {
         if (target.rfind("http://", 0) != 0)
             return refuse(c, 400, target.rfind("https://", 0) == 0 ? "use CONNECT for https" : "expected an absolute http:// URI");
         std::string hp = target.substr(7);
-        size_t slash = hp.find('/');
+        size_t slash = hp.find_first_of("/?#");
         if (slash != std::string::npos) {
             path = hp.substr(slash);
+            if (path[0] != '/') path = "/" + path;
             hp = hp.substr(0, slash);
         }
-        if (!split_host_port(hp, 80)) return refuse(c, 400, "bad host in URI");
-        // origin-form to the server, one request per connection
+        if (!split_host_port(hp, 80, host, port)) {
+            if (NetRecord* r = add_record(method, hp, 0)) {
+                r->reason = "not a valid host";
+                merge_refusal(records_.size() - 1);
+            }
+            return refuse(c, 400, "bad host in URI");
+        }
+        // origin-form to the server, one request per connection. The Host header
+        // is the target's, whatever the client sent: the server must see the
+        // destination that the allowlist checked, not another.
         forward = method + " " + path + " " + version + "\r\n";
+        forward += "Host: " + (host.find(':') != std::string::npos ? "[" + host + "]" : host) +
+                   (port == 80 ? "" : ":" + std::to_string(port)) + "\r\n";
         std::string headers = head.substr(eol + 2, head.size() - eol - 2 - 2);
         size_t pos = 0;
         while (pos < headers.size()) {
             size_t e = headers.find("\r\n", pos);
             if (e == std::string::npos) e = headers.size();
             std::string h = headers.substr(pos, e - pos);
+            pos = e + 2;
+            if (h.empty()) continue;
+            if (h[0] == ' ' || h[0] == '\t') return refuse(c, 400, "folded header lines are not accepted");
             std::string lowh = h;
             std::transform(lowh.begin(), lowh.end(), lowh.begin(), ::tolower);
-            if (lowh.rfind("proxy-", 0) != 0 && lowh.rfind("connection:", 0) != 0 && lowh.rfind("keep-alive", 0) != 0)
-                forward += h + "\r\n";
-            pos = e + 2;
+            if (lowh.rfind("proxy-", 0) == 0 || lowh.rfind("connection:", 0) == 0 || lowh.rfind("keep-alive", 0) == 0 ||
+                lowh.rfind("host:", 0) == 0)
+                continue;
+            forward += h + "\r\n";
         }
         forward += "Connection: close\r\n\r\n" + rest;
     }
     start(c, method, host, port, forward);
 }
 
-void Proxy::start(Conn& c, const std::string& method, const std::string& host, uint16_t port, std::string forward) {
-    NetRecord rec;
-    rec.t_ms = static_cast<double>(sandbox::monotonic_ns() - t0_) / 1e6;
-    rec.method = method;
-    rec.host = host;
-    rec.port = port;
-    records_.push_back(rec);
-    c.record = static_cast<long>(records_.size() - 1);
-    NetRecord& r = records_.back();
-    auto deny = [&](const std::string& why) {
-        r.allowed = false;
-        r.reason = why;
-        refuse(c, 403, why);
-    };
+// Repeats of one refusal become one record with a count: a jail looping on a
+// refused destination costs the supervisor nothing more. Only the newest
+// record is folded, so no other connection's record index moves.
+void Proxy::merge_refusal(size_t idx) {
+    if (idx + 1 != records_.size()) return;
+    const NetRecord& r = records_[idx];
+    for (size_t i = 0; i < idx; ++i) {
+        NetRecord& o = records_[i];
+        if (!o.allowed && o.method == r.method && o.host == r.host && o.port == r.port && o.reason == r.reason) {
+            ++o.count;
+            records_.pop_back();
+            return;
+        }
+    }
+}
 
-    std::vector<sockaddr_storage> addrs;
+void Proxy::deny(Conn& c, const std::string& why) {
+    if (c.record >= 0) {
+        NetRecord& r = records_[static_cast<size_t>(c.record)];
+        r.allowed = false;
+        r.reason = net::printable(why, 512);
+        merge_refusal(static_cast<size_t>(c.record));
+        c.record = -1;
+    }
+    refuse(c, 403, why);
+}
+
+void Proxy::start(Conn& c, const std::string& method, const std::string& host, uint16_t port, std::string forward) {
+    NetRecord* r = add_record(method, host, port);
+    c.record = r ? static_cast<long>(records_.size() - 1) : -1;
+    c.host = host;
+    c.port = port;
+    c.forward = std::move(forward);
+    const std::string dest = host + ":" + std::to_string(port);
+
     if (auto ip = net::parse_ip(host)) {
         // An IP literal is allowed only if that address (or its range) is listed.
-        if (!opt_.allow.lists_address(*ip, port)) return deny(host + ":" + std::to_string(port) + " is not on the allow list");
-        addrs.push_back(*ip);
-    } else {
-        if (!opt_.allow.allows_name(host, port)) return deny(host + ":" + std::to_string(port) + " is not on the allow list");
-        std::string lname = host;
-        std::transform(lname.begin(), lname.end(), lname.begin(), ::tolower);
-        if (auto pin = opt_.pins.find(lname); pin != opt_.pins.end()) {
-            if (auto ip = net::parse_ip(pin->second)) addrs.push_back(*ip);
-        } else {
-            struct addrinfo hints {};
-            hints.ai_socktype = SOCK_STREAM;
-            struct addrinfo* res = nullptr;
-            if (int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &res); rc != 0)
-                return deny("cannot resolve " + host + ": " + ::gai_strerror(rc));
-            for (auto* a = res; a; a = a->ai_next) {
-                sockaddr_storage ss{};
-                std::memcpy(&ss, a->ai_addr, a->ai_addrlen);
-                addrs.push_back(ss);
-            }
-            ::freeaddrinfo(res);
-        }
-        // Every address must be public, or listed by address itself: an allowed
-        // name pointing inside (DNS rebinding, a pinned 127.0.0.1) is refused.
-        for (const auto& a : addrs)
-            if (net::is_internal(a) && !opt_.allow.lists_address(a, port))
-                return deny(host + " resolves to " + net::to_string(a) +
-                            ", an internal address that is not on the allow list");
+        if (!opt_.allow.lists_address(*ip, port)) return deny(c, dest + " is not on the allow list");
+        return connect_to(c, {*ip});
     }
-    if (addrs.empty()) return deny("no address for " + host);
+    if (!opt_.allow.allows_name(host, port)) return deny(c, dest + " is not on the allow list");
+    if (auto pin = opt_.pins.find(host); pin != opt_.pins.end()) {
+        auto ip = net::parse_ip(pin->second);
+        if (!ip) return deny(c, "bad pin for " + host);
+        return resolved(c, "", {*ip});
+    }
+    c.state = Conn::State::Resolving;
+    c.since = now_ms();
+    const uint64_t serial = c.serial;
+    c.lookup = resolver_.lookup(host, [this, serial](const std::string& status, std::vector<sockaddr_storage> addrs) {
+        if (Conn* conn = find(serial)) resolved(*conn, status, std::move(addrs));
+    });
+}
+
+void Proxy::resolved(Conn& c, const std::string& status, std::vector<sockaddr_storage> addrs) {
+    c.lookup = 0;
+    if (!status.empty()) return deny(c, "cannot resolve " + c.host + ": " + status);
+    // Every address must be public, or listed by address itself: an allowed
+    // name pointing inside (DNS rebinding, a pinned 127.0.0.1) is refused.
+    for (const auto& a : addrs)
+        if (net::is_internal(a) && !opt_.allow.lists_address(a, c.port))
+            return deny(c, c.host + " resolves to " + net::to_string(a) +
+                               ", an internal address that is not on the allow list");
+    connect_to(c, std::move(addrs));
+}
+
+void Proxy::connect_to(Conn& c, std::vector<sockaddr_storage> addrs) {
+    if (addrs.empty()) return deny(c, "no address for " + c.host);
     sockaddr_storage dst = addrs.front();
     socklen_t len;
     if (dst.ss_family == AF_INET) {
-        reinterpret_cast<sockaddr_in*>(&dst)->sin_port = htons(port);
+        reinterpret_cast<sockaddr_in*>(&dst)->sin_port = htons(c.port);
         len = sizeof(sockaddr_in);
     } else {
-        reinterpret_cast<sockaddr_in6*>(&dst)->sin6_port = htons(port);
+        reinterpret_cast<sockaddr_in6*>(&dst)->sin6_port = htons(c.port);
         len = sizeof(sockaddr_in6);
     }
     c.upstream = UniqueFd(::socket(dst.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (!c.upstream) return deny(std::string("socket: ") + std::strerror(errno));
+    if (!c.upstream) return deny(c, std::string("socket: ") + std::strerror(errno));
     if (::connect(c.upstream.get(), reinterpret_cast<sockaddr*>(&dst), len) < 0 && errno != EINPROGRESS)
-        return deny("connect " + net::to_string(dst) + ": " + std::strerror(errno));
-    r.allowed = true;
-    r.reason = net::to_string(dst);
-    if (!forward.empty()) c.to_up = std::move(forward);
+        return deny(c, "connect " + net::to_string(dst) + ": " + std::strerror(errno));
+    if (c.record >= 0) {
+        records_[static_cast<size_t>(c.record)].allowed = true;
+        records_[static_cast<size_t>(c.record)].reason = net::to_string(dst);
+    }
+    if (!c.forward.empty()) c.to_up = std::move(c.forward);
     c.state = Conn::State::Connecting;
+    c.since = now_ms();
 }
 
 void Proxy::pump(Conn& c, bool from_client) {
@@ -264,8 +395,10 @@ void Proxy::pump(Conn& c, bool from_client) {
     ssize_t n = ::recv(in, tmp, sizeof tmp, 0);
     if (n > 0) {
         buf.append(tmp, static_cast<size_t>(n));
-        NetRecord& r = records_[static_cast<size_t>(c.record)];
-        (from_client ? r.bytes_up : r.bytes_down) += static_cast<uint64_t>(n);
+        if (c.record >= 0) {
+            NetRecord& r = records_[static_cast<size_t>(c.record)];
+            (from_client ? r.bytes_up : r.bytes_down) += static_cast<uint64_t>(n);
+        }
         flush(c, !from_client);
         return;
     }
@@ -296,15 +429,19 @@ void Proxy::flush(Conn& c, bool to_client) {
 }
 
 void Proxy::close(Conn& c) {
+    if (c.lookup) resolver_.cancel(c.lookup);
+    c.lookup = 0;
     c.client.reset();
     c.upstream.reset();
     c.state = Conn::State::Done;
 }
 
 int Proxy::expire() {
+    // The resolver's deadlines first: they may move connections on.
+    int next = resolver_.expire();
     uint64_t now = now_ms();
-    int next = -1;
     for (auto& c : conns_) {
+        if (c->state == Conn::State::Resolving || c->state == Conn::State::Done) continue;
         uint64_t limit = c->state == Conn::State::Head ? static_cast<uint64_t>(opt_.head_timeout_ms)
                                                        : static_cast<uint64_t>(opt_.idle_timeout_ms);
         uint64_t idle = now - c->since;

@@ -13,17 +13,19 @@
 #include <vector>
 
 #include "net/allowlist.hpp"
+#include "supervise/resolver.hpp"
 #include "util/fd.hpp"
 
 namespace stockade::supervise {
 
 struct NetRecord {
-    double t_ms = 0;  // since the run began
-    std::string method, host;
+    double t_ms = 0;  // since the run began (the first, for merged refusals)
+    std::string method, host;  // host: normalized, or \xNN-escaped and cut when it was not a valid name
     uint16_t port = 0;
     bool allowed = false;
     std::string reason;  // why refused, or the address connected to
     uint64_t bytes_up = 0, bytes_down = 0;
+    uint64_t count = 1;  // identical refusals are merged into one record
 };
 
 class Proxy {
@@ -31,9 +33,13 @@ public:
     struct Options {
         net::Allowlist allow;
         std::map<std::string, std::string> pins;  // name -> IP, consulted before DNS
+        std::vector<std::string> nameservers;  // empty: /etc/resolv.conf
         size_t max_connections = 64;
         int head_timeout_ms = 10000;
         int idle_timeout_ms = 60000;
+        int resolve_timeout_ms = 5000;
+        // The records are the supervisor's memory, not the jail's: bounded.
+        size_t max_records = 1000;
     };
     Proxy(Options o, uint64_t t0_ns);
     ~Proxy();
@@ -45,6 +51,8 @@ public:
     // Closes connections past their timeouts; returns the ms until the next one.
     int expire();
     const std::vector<NetRecord>& records() const { return records_; }
+    // Records that did not fit under max_records.
+    uint64_t dropped() const { return dropped_; }
 
 private:
     struct Conn;
@@ -52,6 +60,12 @@ private:
     void on_head(Conn& c);
     void refuse(Conn& c, int code, const std::string& why);
     void start(Conn& c, const std::string& method, const std::string& host, uint16_t port, std::string forward);
+    void resolved(Conn& c, const std::string& status, std::vector<sockaddr_storage> addrs);
+    void connect_to(Conn& c, std::vector<sockaddr_storage> addrs);
+    void deny(Conn& c, const std::string& why);
+    void merge_refusal(size_t idx);
+    NetRecord* add_record(const std::string& method, const std::string& host, uint16_t port);
+    Conn* find(uint64_t serial);
     void pump(Conn& c, bool from_client);
     void flush(Conn& c, bool to_client);
     void close(Conn& c);
@@ -61,6 +75,9 @@ private:
     UniqueFd listener_;
     std::vector<std::unique_ptr<Conn>> conns_;
     std::vector<NetRecord> records_;
+    uint64_t dropped_ = 0;
+    uint64_t next_serial_ = 1;
+    Resolver resolver_;
 };
 
 }  // namespace stockade::supervise

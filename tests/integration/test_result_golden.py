@@ -33,6 +33,8 @@ def normalize(doc):
     for k, v in doc.items():
         if k in MEASURED:
             out[k] = f"<{type(v).__name__}>" if k not in ("cgroup", "degraded", "oom_kills", "pids_peak") else "<host>"
+        elif k == "supervisor":
+            out[k] = {kk: f"<{type(vv).__name__}>" for kk, vv in v.items()}
         elif k == "profile":
             out[k] = {"name": v["name"], "hash": "<hash>" if len(v["hash"]) == 16 else v["hash"]}
         elif doc.get("status") == "timeout_cpu" and k in ("signal", "killed_by_stockade"):

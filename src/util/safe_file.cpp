@@ -1,0 +1,63 @@
+#include "util/safe_file.hpp"
+
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "util/error.hpp"
+
+namespace stockade {
+
+HostFile::HostFile(const std::string& path, bool remove_stale) : path_(path) {
+    if (path.empty() || path.back() == '/') throw Error(path + ": expected a file name, not a directory");
+    size_t slash = path.rfind('/');
+    std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+    base_ = slash == std::string::npos ? path : path.substr(slash + 1);
+    if (base_ == "." || base_ == "..") throw Error(path + ": expected a file name, not a directory");
+    // The directory is resolved now, before any jail runs: what the jail does to
+    // it later cannot redirect where the file lands.
+    dir_ = UniqueFd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!dir_) throw_sys("open directory", dir + " (for " + path + ")");
+    struct stat st;
+    if (::fstatat(dir_.get(), base_.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (S_ISDIR(st.st_mode)) throw Error(path + ": is a directory");
+        if (remove_stale && ::unlinkat(dir_.get(), base_.c_str(), 0) < 0 && errno != ENOENT)
+            throw_sys("remove stale", path);
+    }
+}
+
+void HostFile::write(const std::string& text) const {
+    if (!dir_) return;
+    // O_TMPFILE would need a linkat that can replace; a named temporary with
+    // O_EXCL|O_NOFOLLOW is as safe: it is created fresh or not at all.
+    std::string tmp;
+    UniqueFd fd;
+    for (int attempt = 0; attempt < 16 && !fd; ++attempt) {
+        unsigned long long r = 0;
+        if (::getrandom(&r, sizeof r, 0) != sizeof r) r = static_cast<unsigned long long>(::getpid()) * 2654435761u + attempt;
+        char name[64];
+        std::snprintf(name, sizeof name, ".%.24s.%016llx.tmp", base_.c_str(), r);
+        tmp = name;
+        fd = UniqueFd(::openat(dir_.get(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+        if (!fd && errno != EEXIST) throw_sys("create", path_);
+    }
+    if (!fd) throw_sys("create", path_);
+    struct Unlink {
+        int dir;
+        const std::string& name;
+        bool armed = true;
+        ~Unlink() {
+            if (armed) ::unlinkat(dir, name.c_str(), 0);
+        }
+    } cleanup{dir_.get(), tmp};
+    // 0644 whatever the umask: the caller asked for a readable result.
+    ::fchmod(fd.get(), 0644);
+    write_all(fd.get(), text.data(), text.size(), path_.c_str());
+    if (::renameat(dir_.get(), tmp.c_str(), dir_.get(), base_.c_str()) < 0) throw_sys("rename into place", path_);
+    cleanup.armed = false;
+}
+
+}  // namespace stockade
