@@ -16,7 +16,11 @@ namespace {
 
 volatile sig_atomic_t g_program = 0;
 
-void forward(int sig) {
+// Only signals from outside the jail (the supervisor, the kernel) are passed
+// on: seen from here their sender's pid is 0. The program signalling its own
+// init gets nothing from it.
+void forward(int sig, siginfo_t* info, void*) {
+    if (info && info->si_pid != 0) return;
     if (g_program > 0) ::kill(g_program, sig);
 }
 
@@ -66,8 +70,8 @@ void run_init(const Plan& plan, const ChildFds& fds) {
     ::sigfillset(&all);
     ::sigprocmask(SIG_BLOCK, &all, &old);
     struct sigaction sa {};
-    sa.sa_handler = forward;
-    sa.sa_flags = SA_RESTART;
+    sa.sa_sigaction = forward;
+    sa.sa_flags = SA_RESTART | SA_SIGINFO;
     ::sigemptyset(&sa.sa_mask);
     for (int sig : kForwarded) ::sigaction(sig, &sa, nullptr);
 

@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "sandbox/cgroup.hpp"
@@ -237,6 +239,7 @@ Outcome launch(const Plan& plan_in) {
     }
     std::vector<pollfd> fds;
     bool open = true;
+    bool jail_killed_for_seccomp = false;
     while (open || relay.relaying(0) || relay.relaying(1)) {
         // report socket, signals, wall clock, output relays, seccomp listener, proxy
         fds.clear();
@@ -251,15 +254,21 @@ Outcome launch(const Plan& plan_in) {
         int slot_cpu = -1;
         if (cpu_check) slot_cpu = add(cpu_check.get(), POLLIN);
         for (int i = 0; i < 2; ++i)
-            if (relay.relaying(i)) slot_relay[i] = add(relay.read_end(i), POLLIN);
+            if (relay.relaying(i)) {
+                pollfd p = relay.poll_for(i);
+                slot_relay[i] = add(p.fd, p.events);
+            }
         const size_t first_listener = fds.size();
-        for (const auto& l : notifier.listeners())
-            if (l) add(l.get(), POLLIN);
+        const int notify_wait = notifier.wait_ms();
+        if (notify_wait == 0)
+            for (const auto& l : notifier.listeners())
+                if (l) add(l.get(), POLLIN);
         const size_t first_proxy = fds.size();
-        int timeout = -1;
+        int timeout = notify_wait > 0 ? notify_wait : -1;
         if (proxy) {
             proxy->fill(fds);
-            timeout = proxy->expire();
+            int t = proxy->expire();
+            if (t >= 0 && (timeout < 0 || t < timeout)) timeout = t;
         }
         const nfds_t n = fds.size();
         if (::poll(fds.data(), n, timeout) < 0) {
@@ -269,11 +278,15 @@ Outcome launch(const Plan& plan_in) {
         if (proxy)
             for (size_t i = first_proxy; i < n; ++i) proxy->handle(fds[i]);
         for (size_t i = first_listener; i < first_proxy; ++i) {
-            if (fds[i].revents & POLLIN) notifier.handle(fds[i].fd);
+            if (fds[i].revents & POLLIN) notifier.drain(fds[i].fd);
             if (fds[i].revents & (POLLHUP | POLLERR | POLLNVAL)) notifier.close_listener(fds[i].fd);
         }
+        if (notifier.wants_jail_killed() && !jail_killed_for_seccomp) {
+            jail_killed_for_seccomp = true;
+            child.kill(SIGKILL);
+        }
         for (int i = 0; i < 2; ++i) {
-            if (slot_relay[i] < 0 || !(fds[slot_relay[i]].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            if (slot_relay[i] < 0 || !(fds[slot_relay[i]].revents & (POLLIN | POLLOUT | POLLHUP | POLLERR))) continue;
             relay.pump(i);
             if (relay.over_cap() && lim.output_kill && !out.output_killed) {
                 out.output_killed = true;
@@ -381,7 +394,15 @@ Outcome launch(const Plan& plan_in) {
     ::getrusage(RUSAGE_SELF, &self);
     out.supervisor_cpu_ms = static_cast<double>(self.ru_utime.tv_sec + self.ru_stime.tv_sec) * 1e3 +
                             static_cast<double>(self.ru_utime.tv_usec + self.ru_stime.tv_usec) / 1e3;
+    // VmHWM rather than ru_maxrss: the latter keeps the peak of whatever ran
+    // in this process before execve (a large caller that forked us).
     out.supervisor_max_rss_bytes = static_cast<uint64_t>(self.ru_maxrss) * 1024;
+    if (FILE* f = std::fopen("/proc/self/status", "re")) {
+        char line[128];
+        while (std::fgets(line, sizeof line, f))
+            if (std::strncmp(line, "VmHWM:", 6) == 0) out.supervisor_max_rss_bytes = std::strtoull(line + 6, nullptr, 10) * 1024;
+        std::fclose(f);
+    }
 
     if (!out.message.empty()) {
         if (out.kind == Outcome::Kind::ExecError) out.exit_code = out.err == ENOENT ? 127 : 126;

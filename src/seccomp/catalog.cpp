@@ -42,7 +42,7 @@ const std::vector<Group>& groups() {
           "sched_getscheduler", "sched_setscheduler", "sched_get_priority_max", "sched_get_priority_min",
           "sched_rr_get_interval", "sched_getattr", "sched_setattr", "getpriority", "setpriority", "getrlimit",
           "setrlimit", "prlimit64", "getrusage", "times", "capget", "pidfd_open", "pidfd_send_signal", "ioprio_get",
-          "ioprio_set", "seccomp", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self",
+          "ioprio_set", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self",
           "personality"}},
         {"@signal", "signals and their handlers",
          {"rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigsuspend", "rt_sigpending", "rt_sigtimedwait",
@@ -144,6 +144,10 @@ const std::vector<CoreRule>& core() {
         {"lookup_dcookie", EPERM, "kernel profiling"},
         {"vhangup", EPERM, "hanging up terminals"},
         {"uselib", EPERM, "obsolete library loading"},
+        // A filter of the program's own could answer a refused call with ERRNO,
+        // which outranks stockade's notification: no record, and no kill in kill mode.
+        {"seccomp", EPERM, "stacking another seccomp filter (it could pre-empt stockade's answers)"},
+        {"prctl", EPERM, "only PR_SET_SECCOMP (stacking another seccomp filter)"},
     };
     return all;
 }
@@ -155,7 +159,7 @@ const CoreRule* find_core(const std::string& syscall) {
 }
 
 bool core_is_conditional(const std::string& syscall) {
-    for (const char* c : {"clone", "socket", "socketpair", "ioctl", "personality"})
+    for (const char* c : {"clone", "socket", "socketpair", "ioctl", "personality", "prctl"})
         if (syscall == c) return true;
     return false;
 }

@@ -2,13 +2,19 @@
 
 #include <seccomp.h>
 #include <signal.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <ctime>
+#include <vector>
+#include <algorithm>
 #include <map>
 
 #include "seccomp/catalog.hpp"
@@ -65,38 +71,140 @@ std::string format_call(const std::string& name, const uint64_t a[6]) {
     return name + "(" + hex(a[0]) + ", " + hex(a[1]) + ", " + hex(a[2]) + ", ...)";
 }
 
+namespace {
+constexpr double kBurst = 1000;  // answered at once
+constexpr double kRate = 500;    // then this many a second
+constexpr double kBatch = 50;
+uint64_t now_ns() {
+    struct timespec ts;
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// "Tgid:" and the last "NSpid:" (the id inside the jail) of a host tid.
+bool read_status(uint32_t tid, long& tgid, std::vector<long>& nspid) {
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%u/status", tid);
+    FILE* f = std::fopen(path, "re");
+    if (!f) return false;
+    char line[256];
+    tgid = -1;
+    while (std::fgets(line, sizeof line, f)) {
+        if (std::strncmp(line, "Tgid:", 5) == 0) tgid = std::strtol(line + 5, nullptr, 10);
+        if (std::strncmp(line, "NSpid:", 6) == 0) {
+            char* p = line + 6;
+            nspid.clear();
+            for (char* e; (void)(e = nullptr), true;) {
+                long v = std::strtol(p, &e, 10);
+                if (e == p) break;
+                nspid.push_back(v);
+                p = e;
+            }
+        }
+    }
+    std::fclose(f);
+    return tgid > 0 && !nspid.empty();
+}
+}  // namespace
+
+Notifier::Notifier(const Spec& spec) : spec_(spec), tokens_(kBurst), refilled_ns_(now_ns()) {
+    // Allocated once: the notification path does no allocation of its own.
+    if (seccomp_notify_alloc(&req_, &resp_) < 0) req_ = nullptr, resp_ = nullptr;
+}
+
+Notifier::~Notifier() {
+    if (req_) seccomp_notify_free(req_, resp_);
+}
+
+int Notifier::wait_ms() {
+    uint64_t now = now_ns();
+    tokens_ = std::min(kBurst, tokens_ + static_cast<double>(now - refilled_ns_) * kRate / 1e9);
+    refilled_ns_ = now;
+    // --learn lets every call through this path: a trusted measuring run, unthrottled.
+    if (spec_.learn) tokens_ = kBurst;
+    // Once the burst is spent, answers go out in batches: one wake-up of the
+    // loop per kBatch refusals rather than one per refusal.
+    if (tokens_ >= 1 && (!throttled_ || tokens_ >= kBatch)) {
+        throttled_ = false;
+        return 0;
+    }
+    throttled_ = true;
+    return static_cast<int>((kBatch - tokens_) * 1000 / kRate) + 1;
+}
+
+void Notifier::drain(int fd) {
+    for (int n = 0; n < 256 && tokens_ >= 1; ++n) {
+        if (!handle(fd)) {
+            close_listener(fd);
+            return;
+        }
+        struct pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 0) != 1 || !(p.revents & POLLIN)) return;
+    }
+}
+
+// The caller's whole process (not only the thread that made the call), while
+// it still sits in the refused call: it never sees a return value. The tgid is
+// read while the notification is pending, and checked again after the pidfd
+// is open, so it cannot have been reused.
+bool Notifier::kill_process(int fd, uint64_t id, uint32_t tid) {
+    long tgid = -1;
+    std::vector<long> nspid;
+    if (!read_status(tid, tgid, nspid)) return false;
+    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, tgid, 0));
+    if (pidfd < 0) return false;
+    bool ok = seccomp_notify_id_valid(fd, id) == 0 && ::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0) == 0;
+    ::close(pidfd);
+    return ok;
+}
+
+// Does `target` (a pid as the jail numbers them) name the caller's own process?
+bool Notifier::is_own_process(uint32_t tid, uint64_t target) {
+    long tgid = -1;
+    std::vector<long> self, leader;
+    if (!read_status(tid, tgid, self)) return false;
+    if (static_cast<uint64_t>(self.back()) == target) return true;
+    if (!read_status(static_cast<uint32_t>(tgid), tgid, leader)) return false;
+    return static_cast<uint64_t>(leader.back()) == target;
+}
+
 bool Notifier::handle(int fd) {
-    struct seccomp_notif* req = nullptr;
-    struct seccomp_notif_resp* resp = nullptr;
-    if (seccomp_notify_alloc(&req, &resp) < 0) return true;
-    bool alive = true;
-    int rc = seccomp_notify_receive(fd, req);
+    if (!req_) return true;
+    tokens_ -= 1;
+    std::memset(req_, 0, sizeof *req_);
+    int rc = seccomp_notify_receive(fd, req_);
     if (rc < 0) {
         // ENOENT: the caller died (or was killed) before we read it. Anything
         // else on a listener means no process is left behind its filter.
-        alive = rc == -ENOENT || rc == -EINTR;
-        seccomp_notify_free(req, resp);
-        return alive;
+        return rc == -ENOENT || rc == -EINTR;
     }
+    struct seccomp_notif* req = req_;
+    struct seccomp_notif_resp* resp = resp_;
     uint64_t args[6];
     for (int i = 0; i < 6; ++i) args[i] = req->data.args[i];
     Decision d = decide(spec_, req->data.nr, args);
     resp->id = req->id;
     resp->val = 0;
     resp->flags = 0;
+    resp->error = 0;
+    if (d.self_only && is_own_process(req->pid, args[0])) {
+        // The pid is a value, not a pointer: what the kernel re-reads on
+        // CONTINUE is exactly what was checked.
+        resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+        seccomp_notify_respond(fd, resp);
+        return true;
+    }
     if (d.err < 0) {
         // learn mode: let it through, remember it
-        resp->error = 0;
         resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
         learned_.insert(name_of(req->data.nr));
         seccomp_notify_respond(fd, resp);
     } else if (d.kill) {
-        // Ends the caller while it still sits in the refused call: it never
-        // sees a return value. pidfd + id check: the pid cannot have been reused.
-        int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, req->pid, 0));
-        if (pidfd >= 0 && seccomp_notify_id_valid(fd, req->id) == 0)
-            ::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
-        if (pidfd >= 0) ::close(pidfd);
+        if (!kill_process(fd, req->id, req->pid)) {
+            // Gone already, or not aimable: the whole jail ends instead, and
+            // the call is never answered meanwhile.
+            kill_jail_ = true;
+        }
         killed_ = true;
         record(req->data.nr, args, 0, d.core, true);
     } else {
@@ -104,8 +212,7 @@ bool Notifier::handle(int fd) {
         seccomp_notify_respond(fd, resp);
         record(req->data.nr, args, d.err, d.core, false);
     }
-    seccomp_notify_free(req, resp);
-    return alive;
+    return true;
 }
 
 void Notifier::record(int nr, const uint64_t args[6], int err, bool core, bool killed) {

@@ -3,6 +3,7 @@
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/personality.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -35,6 +36,7 @@ const std::vector<ArgRule>& core_arg_rules() {
         {"socketpair", 0, 0xffffffffu, AF_PACKET, "AF_PACKET"},
         {"socketpair", 0, 0xffffffffu, AF_VSOCK, "AF_VSOCK"},
         {"ioctl", 1, 0xffffffffu, TIOCSTI, "TIOCSTI"},
+        {"prctl", 0, 0xffffffffu, PR_SET_SECCOMP, "PR_SET_SECCOMP"},
         {"ioctl", 1, 0xffffffffu, TIOCLINUX, "TIOCLINUX"},
         {"personality", 0, ADDR_NO_RANDOMIZE, ADDR_NO_RANDOMIZE, "ADDR_NO_RANDOMIZE"},
         {"personality", 0, READ_IMPLIES_EXEC, READ_IMPLIES_EXEC, "READ_IMPLIES_EXEC"},
@@ -102,13 +104,25 @@ std::string canonical(const Spec& s) {
     return c;
 }
 
+const std::vector<std::string>& self_only_syscalls() {
+    // prlimit64 on another process: the init shares the program's uid, so
+    // without this the program could shrink the init's limits or raise them.
+    static const std::vector<std::string> names = {"prlimit64"};
+    return names;
+}
+
 Decision decide(const Spec& spec, int nr, const uint64_t args[6]) {
     std::string name = name_of(nr);
+    if (std::find(self_only_syscalls().begin(), self_only_syscalls().end(), name) != self_only_syscalls().end() &&
+        args[0] != 0 && std::binary_search(spec.allow.begin(), spec.allow.end(), nr))
+        return {EPERM, true, spec.default_action == DefaultAction::Kill, true};
     bool lifted = std::find(spec.unsafe.begin(), spec.unsafe.end(), name) != spec.unsafe.end();
+    // Kill mode kills for every refusal, the core's included.
+    const bool kill_mode = spec.default_action == DefaultAction::Kill;
     if (const CoreRule* core = find_core(name); core && !lifted) {
-        if (!has_arg_rules(name)) return {core->err, true, false};
+        if (!has_arg_rules(name)) return {core->err, true, kill_mode};
         for (const auto& r : core_arg_rules())
-            if (name == r.syscall && (args[r.arg] & r.mask) == r.value) return {core->err, true, false};
+            if (name == r.syscall && (args[r.arg] & r.mask) == r.value) return {core->err, true, kill_mode};
         // A form the core allows but the profile's argument rules do not
         // (a socket family outside socket_families, say).
         if (name == "socket" || name == "socketpair") return {EAFNOSUPPORT, false, spec.default_action == DefaultAction::Kill};

@@ -1,6 +1,7 @@
 #include "supervise/relay.hpp"
 
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -27,13 +28,19 @@ void OutputRelay::close_jail_ends() {
     pipes_[1].write.reset();
 }
 
+pollfd OutputRelay::poll_for(int stream) const {
+    if (blocked_[stream]) return {stream + 1, POLLOUT, 0};
+    return {pipes_[stream].read.get(), POLLIN, 0};
+}
+
 bool OutputRelay::pump(int stream) {
+    blocked_[stream] = false;
     int in = pipes_[stream].read.get();
     int out = stream + 1;
     uint64_t used = bytes_[0] + bytes_[1];
     uint64_t room = used < cap_ ? cap_ - used : 0;
     if (room > 0 && !no_splice_[stream]) {
-        ssize_t n = ::splice(in, nullptr, out, nullptr, std::min<uint64_t>(room, 1 << 20), SPLICE_F_MOVE);
+        ssize_t n = ::splice(in, nullptr, out, nullptr, std::min<uint64_t>(room, 1 << 20), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n > 0) {
             bytes_[stream] += static_cast<uint64_t>(n);
             return true;
@@ -42,7 +49,14 @@ bool OutputRelay::pump(int stream) {
             pipes_[stream].read.reset();
             return false;
         }
-        if (errno == EAGAIN || errno == EINTR) return true;
+        if (errno == EINTR) return true;
+        if (errno == EAGAIN) {
+            // Called when the jail's end was readable (or the caller's writable):
+            // if there is data, the caller's side is full. Wait for it to drain.
+            int avail = 0;
+            if (::ioctl(in, FIONREAD, &avail) == 0 && avail > 0) blocked_[stream] = true;
+            return true;
+        }
         // EINVAL: the caller's fd cannot take splice (O_APPEND, some files); copy instead.
         if (errno != EINVAL) {
             pipes_[stream].read.reset();  // the caller's side is gone (EPIPE): nothing more to deliver

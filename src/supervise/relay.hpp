@@ -4,6 +4,8 @@
 // Without a cap, or for a terminal, the program writes to the caller's fds
 // directly and nothing here runs.
 #pragma once
+#include <poll.h>
+
 #include <cstdint>
 
 #include "util/fd.hpp"
@@ -26,12 +28,17 @@ public:
 
     uint64_t bytes(int stream) const { return bytes_[stream]; }
     bool relaying(int stream) const { return static_cast<bool>(pipes_[stream].read); }
+    // What to poll for this stream: the jail's end for POLLIN, or, while the
+    // caller's side is full, the caller's fd for POLLOUT (never both, so a
+    // reader that stops reading costs the supervisor no CPU).
+    pollfd poll_for(int stream) const;
 
 private:
     uint64_t cap_;
     Pipe pipes_[2];
     uint64_t bytes_[2] = {0, 0};
     bool no_splice_[2] = {false, false};
+    bool blocked_[2] = {false, false};
 };
 
 }  // namespace stockade::supervise
