@@ -36,6 +36,7 @@ std::string describe(const MountOp& m) {
         case K::Script: return "copy of " + m.src + " (read-only)";
         case K::Symlink: return "symlink -> " + m.src;
         case K::Proc: return "proc for the jail's PID namespace";
+        case K::Devpts: return "devpts, a new instance of the jail's own (its pseudo-terminals only)";
     }
     return {};
 }

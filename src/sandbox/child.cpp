@@ -1,4 +1,7 @@
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/prctl.h>
@@ -12,6 +15,7 @@
 #include "sandbox/net.hpp"
 #include "sandbox/wire.hpp"
 #include "util/error.hpp"
+#include "util/fd.hpp"
 #include "util/proc_title.hpp"
 
 namespace stockade::sandbox {
@@ -34,9 +38,24 @@ void die_with_supervisor(int sync) {
     if (::poll(&p, 1, 0) == 1 && (p.revents & POLLHUP)) ::_exit(125);
 }
 
+// The jail's terminal: a pty pair on its own devpts. The master goes out to
+// the supervisor, which relays it to the caller's terminal; the slave stays
+// for the program.
+int open_terminal(int report) {
+    UniqueFd master(check(::open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC), "open", "/dev/pts/ptmx"));
+    int unlock = 0;
+    check(::ioctl(master.get(), TIOCSPTLCK, &unlock), "unlock", "/dev/pts/ptmx");
+    int slave = check(::ioctl(master.get(), TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC), "open", "pty slave");
+    WireMsg m;
+    m.type = WireMsg::PtyMaster;
+    int fd = master.get();
+    send(report, m, &fd, 1);
+    return slave;
+}
+
 }  // namespace
 
-void child_main(const Plan& plan, const ChildFds& fds) {
+void child_main(const Plan& plan, ChildFds fds) {
     try {
         wait_for_maps(fds.sync);
         phase(fds.report, plan.timings, "child: id maps received");
@@ -65,6 +84,7 @@ void child_main(const Plan& plan, const ChildFds& fds) {
             send(fds.report, m, &l, 1);
             ::close(l);
         }
+        if (plan.terminal) fds.tty = open_terminal(fds.report);
         phase(fds.report, plan.timings, "child: hostname, network");
     } catch (const Error& e) {
         WireMsg m;

@@ -21,7 +21,9 @@ volatile sig_atomic_t g_program = 0;
 // init gets nothing from it.
 void forward(int sig, siginfo_t* info, void*) {
     if (info && info->si_pid != 0) return;
-    if (g_program > 0) ::kill(g_program, sig);
+    if (sig == freeze_signal()) ::kill(-1, SIGSTOP);  // every process in the jail but this one
+    else if (sig == thaw_signal()) ::kill(-1, SIGCONT);
+    else if (g_program > 0) ::kill(g_program, sig);
 }
 
 constexpr int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
@@ -74,6 +76,8 @@ void run_init(const Plan& plan, const ChildFds& fds) {
     sa.sa_flags = SA_RESTART | SA_SIGINFO;
     ::sigemptyset(&sa.sa_mask);
     for (int sig : kForwarded) ::sigaction(sig, &sa, nullptr);
+    ::sigaction(freeze_signal(), &sa, nullptr);
+    ::sigaction(thaw_signal(), &sa, nullptr);
 
     pid_t program = spawn_program(plan, fds);
     if (program < 0) {
@@ -85,7 +89,7 @@ void run_init(const Plan& plan, const ChildFds& fds) {
         ::_exit(125);
     }
     g_program = program;
-    for (int fd : {fds.filter, fds.out, fds.err})
+    for (int fd : {fds.filter, fds.out, fds.err, fds.tty})
         if (fd >= 0) ::close(fd);
 
     // The init must not keep the caller's stdio open: whoever reads the program's
@@ -99,6 +103,8 @@ void run_init(const Plan& plan, const ChildFds& fds) {
     sigset_t fwd;
     ::sigemptyset(&fwd);
     for (int sig : kForwarded) ::sigaddset(&fwd, sig);
+    ::sigaddset(&fwd, freeze_signal());
+    ::sigaddset(&fwd, thaw_signal());
     ::sigprocmask(SIG_UNBLOCK, &fwd, nullptr);
 
     int status = 0;

@@ -11,10 +11,11 @@ struct ChildFds {
     int filter = -1;  // read end: the compiled seccomp filters, from the supervisor
     int out = -1;     // write ends of the output relay for fds 1 and 2, or -1 to pass
     int err = -1;     // the caller's own through
+    int tty = -1;     // the slave of the jail's pseudo-terminal (set by the child when Plan::terminal)
 };
 
 // The cloned child: builds the jail, then becomes its init. Never returns.
-[[noreturn]] void child_main(const Plan& plan, const ChildFds& fds);
+[[noreturn]] void child_main(const Plan& plan, ChildFds fds);
 
 // PID 1 of the jail: forks the program, reaps everything, forwards signals, and
 // exits when the program does, taking whatever it left behind with it.

@@ -26,6 +26,7 @@
 #include "seccomp/filter.hpp"
 #include "supervise/proxy.hpp"
 #include "supervise/relay.hpp"
+#include "supervise/terminal.hpp"
 #include "util/error.hpp"
 #include "util/fd.hpp"
 
@@ -33,6 +34,7 @@ namespace stockade::sandbox {
 namespace {
 
 constexpr int kRelayed[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+constexpr int kJobControl[] = {SIGTSTP, SIGTTIN, SIGTTOU, SIGCONT, SIGWINCH};
 
 // The jail's init, owned through a pidfd: killed and reaped on every path out
 // of launch(), so an exception never leaves a jail running behind us.
@@ -129,6 +131,9 @@ Outcome launch(const Plan& plan_in) {
     sigset_t relayed;
     ::sigemptyset(&relayed);
     for (int s : kRelayed) ::sigaddset(&relayed, s);
+    // With a terminal, job control and the window size are ours to handle.
+    if (plan.terminal)
+        for (int s : kJobControl) ::sigaddset(&relayed, s);
     ::sigprocmask(SIG_BLOCK, &relayed, nullptr);
     ::signal(SIGPIPE, SIG_IGN);
 
@@ -159,12 +164,11 @@ Outcome launch(const Plan& plan_in) {
         }
     }
     out.degraded = plan.degraded;
-    // A terminal is passed through as it is (a pipe would change what the program
-    // sees); the cap then does not apply to it, and the result says so.
-    const bool relay_out = lim.output && !::isatty(1), relay_err = lim.output && !::isatty(2);
-    if (lim.output && (!relay_out || !relay_err))
-        out.degraded.emplace_back("output", "not capped on a terminal (only pipes and files are)");
+    // Terminals are met by the jail's own pty (relayed and capped below); pipes
+    // and files by the splice relay.
+    const bool relay_out = lim.output && !(plan.terminal & 2u), relay_err = lim.output && !(plan.terminal & 4u);
     supervise::OutputRelay relay(lim.output, relay_out, relay_err);
+    supervise::TerminalRelay term(plan.terminal, lim.output);
     const uint64_t t0 = monotonic_ns();
     int pidfd = -1;
     pid_t pid = clone_jail(plan, &pidfd, cg ? cg->clone_into_fd() : -1);
@@ -240,7 +244,16 @@ Outcome launch(const Plan& plan_in) {
     std::vector<pollfd> fds;
     bool open = true;
     bool jail_killed_for_seccomp = false;
-    while (open || relay.relaying(0) || relay.relaying(1)) {
+    // Ctrl-Z (or SIGTTIN): the caller's terminal back as it was, the jail
+    // frozen, and we stop; when continued, the reverse.
+    auto suspend = [&] {
+        term.restore();
+        child.kill(freeze_signal());
+        ::kill(::getpid(), SIGSTOP);
+        child.kill(thaw_signal());
+        term.resume();
+    };
+    while (open || relay.relaying(0) || relay.relaying(1) || term.relaying()) {
         // report socket, signals, wall clock, output relays, seccomp listener, proxy
         fds.clear();
         int slot_report = -1, slot_relay[2] = {-1, -1};
@@ -263,6 +276,8 @@ Outcome launch(const Plan& plan_in) {
         if (notify_wait == 0)
             for (const auto& l : notifier.listeners())
                 if (l) add(l.get(), POLLIN);
+        const size_t first_term = fds.size();
+        term.fill(fds);
         const size_t first_proxy = fds.size();
         int timeout = notify_wait > 0 ? notify_wait : -1;
         if (proxy) {
@@ -277,7 +292,14 @@ Outcome launch(const Plan& plan_in) {
         }
         if (proxy)
             for (size_t i = first_proxy; i < n; ++i) proxy->handle(fds[i]);
-        for (size_t i = first_listener; i < first_proxy; ++i) {
+        bool stop = false;
+        for (size_t i = first_term; i < first_proxy; ++i) stop |= term.handle(fds[i]);
+        if (stop) suspend();
+        if (term.over_cap() && lim.output_kill && !out.output_killed) {
+            out.output_killed = true;
+            child.kill(SIGKILL);
+        }
+        for (size_t i = first_listener; i < first_term; ++i) {
             if (fds[i].revents & POLLIN) notifier.drain(fds[i].fd);
             if (fds[i].revents & (POLLHUP | POLLERR | POLLNVAL)) notifier.close_listener(fds[i].fd);
         }
@@ -314,7 +336,15 @@ Outcome launch(const Plan& plan_in) {
         }
         if (fds[slot_sig].revents & POLLIN) {
             struct signalfd_siginfo si;
-            if (::read(sigfd.get(), &si, sizeof si) == sizeof si) child.kill(static_cast<int>(si.ssi_signo));
+            if (::read(sigfd.get(), &si, sizeof si) == sizeof si) {
+                const int sig = static_cast<int>(si.ssi_signo);
+                if (sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU) suspend();
+                else if (sig == SIGCONT) {
+                    child.kill(thaw_signal());
+                    term.resume();
+                } else if (sig == SIGWINCH) term.resize();
+                else child.kill(sig);
+            }
         }
         if (slot_report >= 0 && (fds[slot_report].revents & (POLLIN | POLLHUP))) {
             WireMsg m;
@@ -322,6 +352,10 @@ Outcome launch(const Plan& plan_in) {
             if (!receive(report.read.get(), m, passed, 2, &npassed)) {
                 for (int i = 0; i < npassed; ++i) ::close(passed[i]);
                 open = false;  // EOF: the init and the program's pre-exec copy are gone
+                continue;
+            }
+            if (m.type == WireMsg::PtyMaster && npassed == 1) {
+                term.attach(passed[0]);
                 continue;
             }
             if (m.type == WireMsg::ProxyListener && proxy && npassed == 1) {
@@ -360,7 +394,7 @@ Outcome launch(const Plan& plan_in) {
     out.cpu_user_ms = static_cast<double>(ru.ru_utime.tv_sec) * 1e3 + static_cast<double>(ru.ru_utime.tv_usec) / 1e3;
     out.cpu_sys_ms = static_cast<double>(ru.ru_stime.tv_sec) * 1e3 + static_cast<double>(ru.ru_stime.tv_usec) / 1e3;
     out.max_rss_bytes = static_cast<uint64_t>(ru.ru_maxrss) * 1024;
-    out.truncated = relay.over_cap();
+    out.truncated = relay.over_cap() || term.over_cap();
     if (proxy) {
         out.network = proxy->records();
         out.network_dropped = proxy->dropped();
@@ -379,6 +413,9 @@ Outcome launch(const Plan& plan_in) {
         }
     }
     if (relay_out) out.stdout_bytes = static_cast<int64_t>(relay.bytes(0));
+    // What came through the jail's terminal counts as the stream it stands for.
+    if (plan.terminal & 2u) out.stdout_bytes = static_cast<int64_t>(term.bytes());
+    else if (plan.terminal & 4u) out.stderr_bytes = static_cast<int64_t>(term.bytes());
     if (relay_err) out.stderr_bytes = static_cast<int64_t>(relay.bytes(1));
     out.violations = notifier.violations();
     out.seccomp_killed = notifier.killed_a_process();

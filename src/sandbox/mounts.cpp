@@ -184,6 +184,18 @@ private:
         mounted_on(op.dst);
     }
 
+    void devpts(const MountOp& op) {
+        std::string leaf;
+        int parent = open_parent(op, leaf);
+        UniqueFd target = open_leaf(op, parent, leaf, true);
+        // newinstance: the jail's ptys are its own, numbered from 0, and none of
+        // the host's is visible. No gid=: the tty group is not mapped in here.
+        if (::mount("devpts", magic(target.get()).c_str(), "devpts", MS_NOSUID | MS_NOEXEC,
+                    "newinstance,ptmxmode=0666,mode=0620") < 0)
+            throw_sys("mount devpts", op.dst);
+        mounted_on(op.dst);
+    }
+
     void make_file(const MountOp& op) {
         std::string leaf;
         int parent = open_parent(op, leaf);
@@ -208,6 +220,7 @@ private:
             case Kind::Device: return bind(op, index);
             case Kind::Tmpfs: return tmpfs(op);
             case Kind::Proc: return proc(op);
+            case Kind::Devpts: return devpts(op);
             case Kind::File:
             case Kind::Script: return make_file(op);
             case Kind::Dir: {

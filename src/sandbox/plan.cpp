@@ -39,21 +39,16 @@ std::string hosts_file(const Policy& p) {
     return "127.0.0.1\tlocalhost " + p.hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n";
 }
 
-void add_dev(std::vector<MountOp>& out, const HostFacts& host, const Policy& p) {
+void add_dev(std::vector<MountOp>& out, const Policy& p) {
     out.push_back({MountOp::Kind::Tmpfs, "", "/dev", false, true, 1 << 20, 0755, "", "built-in /dev"});
     for (const char* d : {"null", "zero", "full", "random", "urandom"}) {
         out.push_back({MountOp::Kind::Device, std::string("/dev/") + d, std::string("/dev/") + d, true, true, 0, 0666,
                        "", "built-in /dev"});
     }
-    // A terminal appears only when the caller handed one in, at the same path,
-    // so isatty()/ttyname() behave; the program is in its own session, so the
-    // terminal can never become its controlling tty and TIOCSTI has nothing to inject into.
-    for (const auto& tty : host.stdio_ttys) {
-        if (tty.rfind("/dev/", 0) != 0 || tty.find("/..") != std::string::npos) continue;
-        for (size_t i = 5; (i = tty.find('/', i)) != std::string::npos; ++i)
-            out.push_back({MountOp::Kind::Dir, "", tty.substr(0, i), false, false, 0, 0755, "", "tty"});
-        out.push_back({MountOp::Kind::Device, tty, tty, true, true, 0, 0620, "", "tty"});
-    }
+    // A devpts of the jail's own: pty.openpty() works, and a caller's terminal
+    // is met by a pseudo-terminal from here (the caller's own never enters).
+    out.push_back({MountOp::Kind::Devpts, "", "/dev/pts", true, true, 0, 0755, "", "built-in /dev"});
+    out.push_back({MountOp::Kind::Symlink, "pts/ptmx", "/dev/ptmx", false, false, 0, 0, "", "built-in /dev"});
     out.push_back({MountOp::Kind::Tmpfs, "", "/dev/shm", true, p.noexec_writable, p.shm_size, 01777, "",
                    "filesystem.shm_size"});
     const std::pair<const char*, const char*> links[] = {
@@ -128,7 +123,8 @@ Plan plan(const Policy& p, const Invocation& inv, const HostFacts& host) {
     std::stable_sort(tree.begin(), tree.end(),
                      [](const MountOp& a, const MountOp& b) { return path_depth(a.dst) < path_depth(b.dst); });
     out.mounts = std::move(tree);
-    add_dev(out.mounts, host, p);
+    add_dev(out.mounts, p);
+    out.terminal = host.stdio_ttys;
     out.mounts.push_back({MountOp::Kind::Proc, "", "/proc", false, true, 0, 0555, "", "filesystem.proc"});
 
     // Environment: built-in defaults, then the profile and --env, then passed-through values.

@@ -22,6 +22,7 @@ struct MountOp {
         Symlink,  // dst -> src (link text)
         Device,   // bind of a host device node (dev allowed on it, unlike everything else)
         Proc,     // fresh procfs for the jail's PID namespace
+        Devpts,   // a devpts instance of the jail's own (newinstance) at dst
     };
     Kind kind = Kind::Dir;
     std::string src;
@@ -45,7 +46,7 @@ struct Invocation {
 struct HostFacts {
     uint32_t euid = 0, egid = 0;
     std::map<std::string, std::string> env;  // the caller's environment
-    std::vector<std::string> stdio_ttys;     // tty device paths found on fds 0-2
+    unsigned stdio_ttys = 0;                 // bit i: fd i is a terminal
 };
 
 struct Plan {
@@ -56,6 +57,10 @@ struct Plan {
     std::string path_var;                 // the jail's PATH, for finding argv[0]
     std::string cwd;
     std::string hostname;
+    // Bit i: the caller's fd i is a terminal. Those fds get the slave of a
+    // pseudo-terminal of the jail's own, relayed by the supervisor; the
+    // caller's terminal itself never enters the jail.
+    unsigned terminal = 0;
     uint32_t uid = 0, gid = 0;            // inside
     uint32_t host_uid = 0, host_gid = 0;  // what they are outside
     bool clear_host_groups = false;       // root's supplementary groups must not follow it in

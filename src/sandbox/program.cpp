@@ -1,6 +1,7 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -78,6 +79,9 @@ void exec_program(const Plan& plan, const ChildFds& fds) {
     // move can land on the other.
     // Output through the supervisor's relay when the profile caps it.
     if ((fds.out >= 0 && ::dup2(fds.out, 1) < 0) || (fds.err >= 0 && ::dup2(fds.err, 2) < 0)) ::_exit(125);
+    // The caller's terminal fds become the jail's own pseudo-terminal.
+    for (int i = 0; i < 3 && fds.tty >= 0; ++i)
+        if ((plan.terminal & (1u << i)) && ::dup2(fds.tty, i) < 0) ::_exit(125);
     int r = ::fcntl(fds.report, F_DUPFD_CLOEXEC, 10);
     int f = ::fcntl(fds.filter, F_DUPFD_CLOEXEC, 10);
     if (r < 0 || f < 0 || ::dup3(r, kReportFd, O_CLOEXEC) < 0 || ::dup3(f, kFilterFd, O_CLOEXEC) < 0) ::_exit(125);
@@ -88,6 +92,13 @@ void exec_program(const Plan& plan, const ChildFds& fds) {
         // A new session: no controlling terminal, so TIOCSTI cannot push input
         // into the caller's shell, and the jail's process group is its own.
         check(::setsid(), "setsid");
+        // The jail's pty (never the caller's terminal) as the controlling
+        // terminal: Ctrl-C and job control work inside, and TIOCSTI stays refused.
+        for (int i = 0; i < 3; ++i)
+            if (plan.terminal & (1u << i)) {
+                check(::ioctl(i, TIOCSCTTY, 0), "ioctl TIOCSCTTY", "the jail's terminal");
+                break;
+            }
         ::umask(022);
         if (::chdir(plan.cwd.c_str()) < 0) throw_sys("working directory", plan.cwd + " (run.cwd / --cwd)");
 

@@ -1,6 +1,8 @@
 // Messages from the jail (its init and the program before exec) to the supervisor.
 // Fixed-size records below PIPE_BUF, so each write is atomic and never interleaves.
 #pragma once
+#include <signal.h>
+
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -15,6 +17,7 @@ struct WireMsg {
         Exit = 4,        // the program ended; status is its wait status
         Phase = 5,       // a setup step finished at t_ns (only when the plan asks for timings)
         ProxyListener = 7,  // the proxy's listening socket, made in the jail's netns
+        PtyMaster = 8,      // the master of the jail's terminal, for the supervisor to relay
     };
     uint32_t type = 0;
     int32_t err = 0;
@@ -29,6 +32,12 @@ struct WireMsg {
     }
 };
 static_assert(sizeof(WireMsg) <= 512);
+
+// Sent by the supervisor to the jail's init, which acts on them only when they
+// come from outside the jail: stop every process in the jail (the caller's
+// job was suspended with Ctrl-Z), and let them run again.
+inline int freeze_signal() { return SIGRTMAX - 1; }
+inline int thaw_signal() { return SIGRTMAX; }
 
 uint64_t monotonic_ns();
 // Best effort: the jail side has nowhere else to report a failure to report.

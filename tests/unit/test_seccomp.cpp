@@ -109,7 +109,9 @@ TEST_CASE("decide: the supervisor's answer to a refused call") {
 
     Spec k = spec_of({"seccomp.default_action=\"kill\""});
     CHECK(decide(k, resolve("set_mempolicy"), none).kill);
-    CHECK_FALSE(decide(k, resolve("ptrace"), none).kill);  // the core keeps its errno
+    CHECK(decide(k, resolve("ptrace"), none).kill);  // kill mode kills for the core too
+    uint64_t other[6] = {1, 0, 0, 0};
+    CHECK(decide(s, resolve("prlimit64"), other).self_only);  // on another pid: only if it is the caller
 
     Spec l = s;
     l.learn = true;
