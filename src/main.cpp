@@ -99,10 +99,16 @@ int do_run(const profile::CommandLine& cl, const sandbox::Invocation& inv, char*
         report::write_result(ro.result_file, ro.result_fd, report::result_json(outcome, plan, policy));
     if (!outcome.degraded.empty() && !ro.quiet && outcome.kind != sandbox::Outcome::Kind::SetupError) {
         std::string names;
-        for (const auto& [limit, why] : outcome.degraded)
-            if (limit != "cgroup" && limit != "output") names += (names.empty() ? "" : ", ") + limit;
-        std::cerr << "stockade: warning: limits without a cgroup (" << plan_degraded_reason(outcome) << "); "
-                  << names << " held by rlimits only\n";
+        bool no_cgroup = false;
+        for (const auto& [limit, why] : outcome.degraded) {
+            if (limit == "cgroup") no_cgroup = true;
+            else if (limit == "exec_allow" || limit == "memfd_noexec")
+                std::cerr << "stockade: warning: " << limit << ": " << why << "\n";
+            else names += (names.empty() ? "" : ", ") + limit;
+        }
+        if (no_cgroup)
+            std::cerr << "stockade: warning: limits without a cgroup (" << plan_degraded_reason(outcome) << "); "
+                      << names << " held by rlimits only\n";
     }
     std::string line = report::summary_line(outcome, plan);
     if (!line.empty() && !ro.quiet) std::cerr << line << "\n";

@@ -126,9 +126,9 @@ std::string result_json(const sandbox::Outcome& o, const sandbox::Plan& plan, co
                        {"allowed", r.allowed}, {"reason", r.reason}, {"bytes_up", r.bytes_up}, {"bytes_down", r.bytes_down},
                        {"count", r.count}});
     j["network"] = net;
+    j["profile"] = {{"name", policy.name}, {"hash", policy_hash(plan)}};
     j["network_dropped"] = o.network_dropped;
     j["supervisor"] = {{"cpu_ms", ms(o.supervisor_cpu_ms)}, {"max_rss_bytes", o.supervisor_max_rss_bytes}};
-    j["profile"] = {{"name", policy.name}, {"hash", policy_hash(plan)}};
     return dump(j);
 }
 

@@ -1,5 +1,6 @@
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <termios.h>
 #include <signal.h>
@@ -13,6 +14,7 @@
 #include "sandbox/jail.hpp"
 #include "sandbox/mounts.hpp"
 #include "sandbox/net.hpp"
+#include "sandbox/sysctls.hpp"
 #include "sandbox/wire.hpp"
 #include "util/error.hpp"
 #include "util/fd.hpp"
@@ -59,6 +61,11 @@ void child_main(const Plan& plan, ChildFds fds) {
     try {
         wait_for_maps(fds.sync);
         phase(fds.report, plan.timings, "child: id maps received");
+        // Re-rooted now that the supervisor has put us in the jail's cgroup (v1
+        // attaches after clone): /proc/self/cgroup then shows "/", not the
+        // cgroup's host path with the supervisor's pid in it.
+        check(::unshare(CLONE_NEWCGROUP), "unshare", "cgroup namespace");
+        UniqueFd mnt_limit = set_jail_sysctls();
         // Not before the maps: the supervisor must still be able to open /proc/PID/uid_map.
         check(::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl", "PR_SET_DUMPABLE");
         ::umask(0);
@@ -72,6 +79,7 @@ void child_main(const Plan& plan, ChildFds fds) {
         scrub_process_block("stockade-init");
         build_root(plan, sources, fds.script);
         sources.clear();
+        finish_jail_sysctls(std::move(mnt_limit));
         phase(fds.report, plan.timings, "child: root built and pivoted");
         if (fds.script >= 0) ::close(fds.script);
         check(::sethostname(plan.hostname.data(), plan.hostname.size()), "sethostname", plan.hostname);

@@ -20,6 +20,8 @@
 #include <cstring>
 
 #include "sandbox/cgroup.hpp"
+#include "sandbox/exec_rules.hpp"
+#include "sandbox/sysctls.hpp"
 #include "sandbox/jail.hpp"
 #include "sandbox/rlimits.hpp"
 #include "sandbox/wire.hpp"
@@ -164,6 +166,10 @@ Outcome launch(const Plan& plan_in) {
         }
     }
     out.degraded = plan.degraded;
+    if (landlock_abi() == 0)
+        out.degraded.emplace_back("exec_allow", "this kernel has no Landlock: only the first program is checked");
+    if (!host_has_memfd_noexec())
+        out.degraded.emplace_back("memfd_noexec", "this kernel (before 6.3) lets memfd files be executed");
     // Terminals are met by the jail's own pty (relayed and capped below); pipes
     // and files by the splice relay.
     const bool relay_out = lim.output && !(plan.terminal & 2u), relay_err = lim.output && !(plan.terminal & 4u);

@@ -172,6 +172,8 @@ Plan plan(const Policy& p, const Invocation& inv, const HostFacts& host) {
             break;
     }
     out.argv.insert(out.argv.end(), inv.args.begin(), inv.args.end());
+    out.exec_rules = p.exec_allow;
+    if (inv.mode != Invocation::Mode::Exec) out.exec_rules.push_back(p.python);
     return out;
 }
 

@@ -54,6 +54,9 @@ struct Plan {
     std::vector<std::string> argv;
     std::vector<std::string> envp;  // "KEY=VALUE"
     std::vector<std::string> exec_allow;  // empty: argv[0] is the profile's python, always allowed
+    // What any execve in the jail may run (Landlock): run.exec_allow and the
+    // profile's python, whatever started first.
+    std::vector<std::string> exec_rules;
     std::string path_var;                 // the jail's PATH, for finding argv[0]
     std::string cwd;
     std::string hostname;

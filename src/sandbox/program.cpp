@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "sandbox/caps.hpp"
+#include "sandbox/exec_rules.hpp"
 #include "sandbox/jail.hpp"
 #include "sandbox/rlimits.hpp"
 #include "sandbox/wire.hpp"
@@ -115,6 +116,9 @@ void exec_program(const Plan& plan, const ChildFds& fds) {
         phase(rfd, plan.timings, "program: session, fds, cwd, lookup");
         const std::vector<Rlimit> limits = rlimits_for(plan.limits, plan.cgroup);
         check(::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl", "PR_SET_NO_NEW_PRIVS");
+        // Every later execve too, not just this one; where the kernel has no
+        // Landlock the supervisor has said so in the result already.
+        if (landlock_abi() > 0) restrict_exec(plan.exec_rules, path);
         drop_all_capabilities();
         // Compiled by the supervisor while this jail was being built.
         seccomp::Compiled filters = seccomp::read_from(kFilterFd);

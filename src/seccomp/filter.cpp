@@ -138,7 +138,14 @@ void build(scmp_filter_ctx ctx, const Spec& spec) {
     for (int nr : allow) {
         std::string name = name_of(nr);
         const auto& self_only = self_only_syscalls();
-        if (std::find(self_only.begin(), self_only.end(), name) != self_only.end()) {
+        if (name == "memfd_create") {
+            // Only sealed non-executable memfds pass in the kernel; the rest
+            // are made that way by the supervisor (decide(): sealed_memfd).
+            add(ctx, SCMP_ACT_ALLOW, nr, "allow memfd_create, noexec-sealed", 1,
+                SCMP_A1(SCMP_CMP_MASKED_EQ, kMfdNoexecSeal, kMfdNoexecSeal));
+            if (!notify_by_default)
+                add(ctx, SCMP_ACT_NOTIFY, nr, "memfd_create, to be sealed", 1, SCMP_A1(SCMP_CMP_MASKED_EQ, kMfdNoexecSeal, 0));
+        } else if (std::find(self_only.begin(), self_only.end(), name) != self_only.end()) {
             add(ctx, SCMP_ACT_ALLOW, nr, "allow " + name + " on itself", 1, SCMP_A0(SCMP_CMP_EQ, 0));
             if (!notify_by_default) add(ctx, SCMP_ACT_NOTIFY, nr, name + " on another process", 1, SCMP_A0(SCMP_CMP_NE, 0));
         } else if (!core_is_conditional(name) || lifted(spec, name)) {

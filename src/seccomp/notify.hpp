@@ -61,6 +61,7 @@ private:
     void record(int nr, const uint64_t args[6], int err, bool core, bool killed);
 
     bool kill_process(int fd, uint64_t id, uint32_t tid);
+    bool make_sealed_memfd(int fd, const struct seccomp_notif* req);
     bool is_own_process(uint32_t tid, uint64_t target);
 
     const Spec& spec_;

@@ -113,6 +113,15 @@ const std::vector<std::string>& self_only_syscalls() {
 
 Decision decide(const Spec& spec, int nr, const uint64_t args[6]) {
     std::string name = name_of(nr);
+    if (name == "memfd_create" && !(args[1] & kMfdNoexecSeal) && !spec.learn &&
+        std::binary_search(spec.allow.begin(), spec.allow.end(), nr)) {
+        Decision d;
+        d.sealed_memfd = true;
+        d.err = (args[1] & kMfdExec) ? EPERM : 0;  // an executable memfd is what is refused
+        d.core = true;
+        d.kill = d.err && spec.default_action == DefaultAction::Kill;
+        return d;
+    }
     if (std::find(self_only_syscalls().begin(), self_only_syscalls().end(), name) != self_only_syscalls().end() &&
         args[0] != 0 && std::binary_search(spec.allow.begin(), spec.allow.end(), nr))
         return {EPERM, true, spec.default_action == DefaultAction::Kill, true};

@@ -38,7 +38,8 @@ class IsolationTest(JailTest):
         self.assertEqual(r.stdout.strip(),
                          "['bin', 'dev', 'etc', 'home', 'lib', 'lib64', 'proc', 'sbin', 'tmp', 'usr', 'work'] "
                          "['alternatives', 'group', 'hostname', 'hosts', 'ld.so.cache', 'passwd'] "
-                         "['fd', 'full', 'null', 'random', 'shm', 'stderr', 'stdin', 'stdout', 'urandom', 'zero']")
+                         "['fd', 'full', 'null', 'ptmx', 'pts', 'random', 'shm', 'stderr', 'stdin', 'stdout', 'urandom', "
+                         "'zero']")
 
     def test_environment_secrets_absent(self):
         probe = ("import os\n"

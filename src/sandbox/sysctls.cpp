@@ -1,0 +1,64 @@
+#include "sandbox/sysctls.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+#include <utility>
+
+#include "util/error.hpp"
+#include "util/fd.hpp"
+
+namespace stockade::sandbox {
+namespace {
+
+long read_long(const char* path) {
+    UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
+    if (!fd) return -1;
+    char buf[32] = {};
+    if (::read(fd.get(), buf, sizeof buf - 1) <= 0) return -1;
+    return std::strtol(buf, nullptr, 10);
+}
+
+void write_value(const char* path, long value) {
+    UniqueFd fd(::open(path, O_WRONLY | O_CLOEXEC));
+    if (!fd) {
+        if (errno == ENOENT) return;  // not on this kernel
+        throw_sys("open", path);
+    }
+    std::string v = std::to_string(value);
+    if (::write(fd.get(), v.data(), v.size()) != static_cast<ssize_t>(v.size())) throw_sys("write", path);
+}
+
+}  // namespace
+
+UniqueFd set_jail_sysctls() {
+    // User-namespace counts are charged to every namespace up the chain, the
+    // jail's creator included (root, for a root-run jail): a jail capped at an
+    // eighth of its creator's inotify quota cannot starve systemd or udev.
+    // Nested namespaces are refused by the filter already; 0 here holds even
+    // if the filter were lifted.
+    for (const char* ns : {"user", "pid", "net", "ipc", "uts", "cgroup", "time"})
+        write_value(("/proc/sys/user/max_" + std::string(ns) + "_namespaces").c_str(), 0);
+    // The host-wide values live under fs.*; /proc/sys/user/ already shows the
+    // jail's own (new) namespace here.
+    const std::pair<const char*, const char*> quotas[] = {
+        {"/proc/sys/fs/inotify/max_user_instances", "/proc/sys/user/max_inotify_instances"},
+        {"/proc/sys/fs/inotify/max_user_watches", "/proc/sys/user/max_inotify_watches"},
+        {"/proc/sys/fs/fanotify/max_user_groups", "/proc/sys/user/max_fanotify_groups"},
+        {"/proc/sys/fs/fanotify/max_user_marks", "/proc/sys/user/max_fanotify_marks"}};
+    for (auto [host, jail] : quotas) {
+        long parent = read_long(host);
+        if (parent > 0) write_value(jail, parent / 8 > 0 ? parent / 8 : 1);
+    }
+    return UniqueFd(::open("/proc/sys/user/max_mnt_namespaces", O_WRONLY | O_CLOEXEC));
+}
+
+void finish_jail_sysctls(UniqueFd mnt_limit) {
+    if (mnt_limit && ::write(mnt_limit.get(), "0", 1) != 1) throw_sys("write", "/proc/sys/user/max_mnt_namespaces");
+}
+
+bool host_has_memfd_noexec() { return ::access("/proc/sys/vm/memfd_noexec", F_OK) == 0; }
+
+}  // namespace stockade::sandbox
