@@ -102,8 +102,10 @@ int do_run(const profile::CommandLine& cl, const sandbox::Invocation& inv, char*
         bool no_cgroup = false;
         for (const auto& [limit, why] : outcome.degraded) {
             if (limit == "cgroup") no_cgroup = true;
-            else if (limit == "exec_allow" || limit == "memfd_noexec")
+            else if (limit == "exec_allow")
                 std::cerr << "stockade: warning: " << limit << ": " << why << "\n";
+            else if (limit == "memfd_noexec")
+                continue;  // in the result only: a fact of older kernels, not a limit the caller set
             else names += (names.empty() ? "" : ", ") + limit;
         }
         if (no_cgroup)

@@ -24,7 +24,9 @@ struct Proxy::Conn {
     enum class State { Head, Resolving, Connecting, Tunnel, Draining, Done } state = State::Head;
     uint64_t serial = 0;
     uint64_t lookup = 0;   // the resolver's id while Resolving
+    std::string method;
     std::string host;      // normalized
+    bool unrecorded = false;  // no room for its record: counted when decided
     uint16_t port = 0;
     std::string forward;   // the rewritten request head for plain HTTP
     std::string head;      // request head as read
@@ -48,10 +50,7 @@ Proxy::Conn* Proxy::find(uint64_t serial) {
 }
 
 NetRecord* Proxy::add_record(const std::string& method, const std::string& host, uint16_t port) {
-    if (records_.size() >= opt_.max_records) {
-        ++dropped_;
-        return nullptr;
-    }
+    if (records_.size() >= opt_.max_records) return nullptr;
     NetRecord rec;
     rec.t_ms = static_cast<double>(sandbox::monotonic_ns() - t0_) / 1e6;
     rec.method = net::printable(method, 32);
@@ -249,6 +248,8 @@ void Proxy::on_head(Conn& c) {
             if (NetRecord* r = add_record(method, target, 0)) {
                 r->reason = "not a valid host:port";
                 merge_refusal(records_.size() - 1);
+            } else {
+                refusal_without_record(method, target, 0, "not a valid host:port");
             }
             return refuse(c, 400, "CONNECT needs host:port with a valid host name or IP address");
         }
@@ -268,6 +269,8 @@ void Proxy::on_head(Conn& c) {
             if (NetRecord* r = add_record(method, hp, 0)) {
                 r->reason = "not a valid host";
                 merge_refusal(records_.size() - 1);
+            } else {
+                refusal_without_record(method, hp, 0, "not a valid host");
             }
             return refuse(c, 400, "bad host in URI");
         }
@@ -298,6 +301,19 @@ void Proxy::on_head(Conn& c) {
     start(c, method, host, port, forward);
 }
 
+// A refusal with no record of its own (the records are full): counted on an
+// identical earlier one if there is one, and as dropped otherwise.
+void Proxy::refusal_without_record(const std::string& method, const std::string& host, uint16_t port,
+                                   const std::string& reason) {
+    const std::string m = net::printable(method, 32), h = net::printable(host, 256), why = net::printable(reason, 512);
+    for (auto& o : records_)
+        if (!o.allowed && o.method == m && o.host == h && o.port == port && o.reason == why) {
+            ++o.count;
+            return;
+        }
+    ++dropped_;
+}
+
 // Repeats of one refusal become one record with a count: a jail looping on a
 // refused destination costs the supervisor nothing more. Only the newest
 // record is folded, so no other connection's record index moves.
@@ -321,6 +337,9 @@ void Proxy::deny(Conn& c, const std::string& why) {
         r.reason = net::printable(why, 512);
         merge_refusal(static_cast<size_t>(c.record));
         c.record = -1;
+    } else if (c.unrecorded) {
+        refusal_without_record(c.method, c.host, c.port, why);
+        c.unrecorded = false;
     }
     refuse(c, 403, why);
 }
@@ -328,6 +347,8 @@ void Proxy::deny(Conn& c, const std::string& why) {
 void Proxy::start(Conn& c, const std::string& method, const std::string& host, uint16_t port, std::string forward) {
     NetRecord* r = add_record(method, host, port);
     c.record = r ? static_cast<long>(records_.size() - 1) : -1;
+    c.unrecorded = !r;
+    c.method = method;
     c.host = host;
     c.port = port;
     c.forward = std::move(forward);
@@ -382,6 +403,9 @@ void Proxy::connect_to(Conn& c, std::vector<sockaddr_storage> addrs) {
     if (c.record >= 0) {
         records_[static_cast<size_t>(c.record)].allowed = true;
         records_[static_cast<size_t>(c.record)].reason = net::to_string(dst);
+    } else if (c.unrecorded) {
+        ++dropped_;  // allowed connections are never merged
+        c.unrecorded = false;
     }
     if (!c.forward.empty()) c.to_up = std::move(c.forward);
     c.state = Conn::State::Connecting;

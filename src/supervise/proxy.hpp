@@ -64,6 +64,8 @@ private:
     void connect_to(Conn& c, std::vector<sockaddr_storage> addrs);
     void deny(Conn& c, const std::string& why);
     void merge_refusal(size_t idx);
+    void refusal_without_record(const std::string& method, const std::string& host, uint16_t port,
+                                const std::string& reason);
     NetRecord* add_record(const std::string& method, const std::string& host, uint16_t port);
     Conn* find(uint64_t serial);
     void pump(Conn& c, bool from_client);

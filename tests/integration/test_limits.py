@@ -40,12 +40,14 @@ class LimitsTest(JailTest):
 
     def test_wall_time_grace_then_kill(self):
         code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(20)"
-        r, doc = self.run_result("run", "--timeout", "1s", "--set", "limits.grace=500ms", "-c", code)
+        # 3 s: python must have ignored SIGTERM before it comes, even in the
+        # software-emulated VM, where its start-up alone takes up to 1.4 s.
+        r, doc = self.run_result("run", "--timeout", "3s", "--set", "limits.grace=500ms", "-c", code)
         self.assertEqual(r.returncode, 124)
         self.assertEqual(doc["status"], "timeout_wall")
         self.assertEqual(doc["signal"], 9)
-        self.assertGreaterEqual(doc["wall_ms"], 1500)
-        self.assertLess(doc["wall_ms"], 2500)
+        self.assertGreaterEqual(doc["wall_ms"], 3500)
+        self.assertLess(doc["wall_ms"], 4500)
 
     def test_cpu_time(self):
         t = time.time()
@@ -155,9 +157,11 @@ class LimitsTest(JailTest):
     def test_degraded_is_reported_once(self):
         r, doc = self.run_result("run", "-c", "pass")
         warnings = [l for l in r.stderr.splitlines() if "warning" in l]
+        # What older kernels lack (vm.memfd_noexec before 6.3) is listed, not warned about.
+        degraded = [d for d in doc["degraded"] if d["limit"] != "memfd_noexec"]
         if doc["cgroup"]:
             self.assertEqual(warnings, [])
-            self.assertEqual(doc["degraded"], [])
+            self.assertEqual(degraded, [])
         else:
             self.assertEqual(len(warnings), 1)
             self.assertIn("without a cgroup", warnings[0])
