@@ -157,8 +157,8 @@ class SeccompTest(JailTest):
         # uid 65534 cannot enter.
         with open(os.path.join(HERE, "probes", "compat.py")) as f:
             script = self.write("compat.py", f.read())
-        # The probe takes about 30 s in the software-emulated VM: past the default wall clock.
-        r = self.stockade("run", "--timeout", "5m", script, timeout=400)
+        # The probe takes about 30 s (and as much CPU) in the software-emulated VM: past the defaults.
+        r = self.stockade("run", "--timeout", "5m", "--cpu-time", "5m", script, timeout=400)
         self.assertOk(r)
         self.assertIn("all ok", r.stdout)
         self.assertNotIn("refused", r.stderr)
