@@ -14,7 +14,7 @@
 #include "sandbox/host.hpp"
 #include "sandbox/launch.hpp"
 #include "sandbox/plan.hpp"
-#include "sandbox/wire.hpp"
+#include "jail_interface.hpp"
 #include "seccomp/notify.hpp"
 #include "util/error.hpp"
 #include "util/proc_title.hpp"
@@ -89,10 +89,11 @@ int do_run(const profile::CommandLine& cl, const sandbox::Invocation& inv, char*
     const bool timings = ro.timings, verbose = ro.verbose;
     const std::string& learn = ro.learn;
     profile::Policy policy = profile::load(cl);
-    sandbox::Plan plan = sandbox::plan(policy, inv, sandbox::gather_host_facts(envp));
+    sandbox::Invocation how = inv;
+    how.timings = timings;
+    how.learn = !learn.empty();
+    const sandbox::Plan plan = sandbox::plan(policy, how, sandbox::gather_host_facts(envp));
     sandbox::check_sources(plan);
-    plan.timings = timings;
-    plan.seccomp.learn = !learn.empty();
     const double before_launch = (sandbox::monotonic_ns() - t_main) / 1e6;
     sandbox::Outcome outcome = sandbox::launch(plan);
     if (!ro.result_file.empty() || ro.result_fd >= 0)

@@ -9,6 +9,7 @@
 #include "net/allowlist.hpp"
 #include "net/hostname.hpp"
 #include "seccomp/catalog.hpp"
+#include "seccomp/families.hpp"
 
 #include <cstring>
 
@@ -302,19 +303,15 @@ void validate_seccomp(Reader& r, const toml::table& root, SeccompPolicy& sp, boo
         return m;
     });
     r.strings(*t, pre, "socket_families", [&](const std::string& v, const toml::node&) -> std::string {
-        static const std::vector<std::pair<std::string, int>> fams = {
-            {"unix", 1}, {"inet", 2}, {"inet6", 10}, {"key", 15}, {"rds", 21}, {"can", 29},
-            {"tipc", 30}, {"bluetooth", 31}, {"alg", 38}};
-        if (v == "netlink" || v == "packet" || v == "vsock")
-            return "\"" + v + "\" sockets are in stockade's hard-deny core";
-        std::vector<std::string> names;
-        for (auto& [n, f] : fams) {
-            if (n == v) {
-                sp.socket_families.push_back(f);
-                return {};
-            }
-            names.push_back(n);
+        const seccomp::Family* f = seccomp::family_by_name(v);
+        if (f && f->core) return "\"" + v + "\" sockets are in stockade's hard-deny core";
+        if (f) {
+            sp.socket_families.push_back(f->number);
+            return {};
         }
+        std::vector<std::string> names;
+        for (const auto& fam : seccomp::kFamilies)
+            if (!fam.core) names.push_back(fam.name);
         std::string hint = did_you_mean(v, names);
         return "unknown socket family \"" + v + "\"; expected one of " + Reader::join(names) +
                (hint.empty() ? std::string() : "; did you mean \"" + hint + "\"?");

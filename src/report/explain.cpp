@@ -4,6 +4,7 @@
 
 #include "profile/units.hpp"
 #include "seccomp/catalog.hpp"
+#include "seccomp/families.hpp"
 #include "seccomp/filter.hpp"
 #include "util/error.hpp"
 
@@ -101,7 +102,8 @@ void explain_seccomp(std::ostream& out, const profile::Policy& p, const sandbox:
     if (!s.socket_families.empty()) {
         out << "  socket families:";
         for (int f : s.socket_families)
-            out << " " << (f == 1 ? "unix" : f == 2 ? "inet" : f == 10 ? "inet6" : std::to_string(f).c_str());
+            if (const seccomp::Family* fam = seccomp::family_by_number(static_cast<uint64_t>(f))) out << " " << fam->name;
+            else out << " " << f;
         out << " (others: EAFNOSUPPORT)\n";
     }
     if (!s.deny.empty()) {

@@ -12,7 +12,7 @@
 #include <sstream>
 #include <vector>
 
-#include "sandbox/wire.hpp"
+#include "jail_interface.hpp"
 #include "util/error.hpp"
 #include "util/fd.hpp"
 

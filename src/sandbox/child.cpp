@@ -15,7 +15,7 @@
 #include "sandbox/mounts.hpp"
 #include "sandbox/net.hpp"
 #include "sandbox/sysctls.hpp"
-#include "sandbox/wire.hpp"
+#include "jail_interface.hpp"
 #include "util/error.hpp"
 #include "util/fd.hpp"
 #include "util/proc_title.hpp"

@@ -9,7 +9,7 @@
 #include <cstring>
 
 #include "sandbox/jail.hpp"
-#include "sandbox/wire.hpp"
+#include "jail_interface.hpp"
 
 namespace stockade::sandbox {
 namespace {
@@ -26,7 +26,6 @@ void forward(int sig, siginfo_t* info, void*) {
     else if (g_program > 0) ::kill(g_program, sig);
 }
 
-constexpr int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 
 struct SpawnArgs {
     const Plan* plan;
@@ -75,7 +74,7 @@ void run_init(const Plan& plan, const ChildFds& fds) {
     sa.sa_sigaction = forward;
     sa.sa_flags = SA_RESTART | SA_SIGINFO;
     ::sigemptyset(&sa.sa_mask);
-    for (int sig : kForwarded) ::sigaction(sig, &sa, nullptr);
+    for (int sig : kRelayedSignals) ::sigaction(sig, &sa, nullptr);
     ::sigaction(freeze_signal(), &sa, nullptr);
     ::sigaction(thaw_signal(), &sa, nullptr);
 
@@ -102,7 +101,7 @@ void run_init(const Plan& plan, const ChildFds& fds) {
     ::sigprocmask(SIG_SETMASK, &old, nullptr);
     sigset_t fwd;
     ::sigemptyset(&fwd);
-    for (int sig : kForwarded) ::sigaddset(&fwd, sig);
+    for (int sig : kRelayedSignals) ::sigaddset(&fwd, sig);
     ::sigaddset(&fwd, freeze_signal());
     ::sigaddset(&fwd, thaw_signal());
     ::sigprocmask(SIG_UNBLOCK, &fwd, nullptr);

@@ -1,5 +1,6 @@
 // The jail side of a run: everything after clone3, in the new namespaces.
 #pragma once
+#include "jail_interface.hpp"
 #include "sandbox/plan.hpp"
 
 namespace stockade::sandbox {
@@ -12,6 +13,7 @@ struct ChildFds {
     int out = -1;     // write ends of the output relay for fds 1 and 2, or -1 to pass
     int err = -1;     // the caller's own through
     int tty = -1;     // the slave of the jail's pseudo-terminal (set by the child when Plan::terminal)
+    bool cgroup = false;  // decided by the supervisor: the limits live in a cgroup (else rlimits stand in)
 };
 
 // The cloned child: builds the jail, then becomes its init. Never returns.

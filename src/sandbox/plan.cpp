@@ -1,5 +1,6 @@
 #include "sandbox/plan.hpp"
 
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -63,7 +64,7 @@ void add_dev(std::vector<MountOp>& out, const Policy& p) {
 seccomp::Spec seccomp_spec_for(const Policy& p) {
     seccomp::Spec s = seccomp::make_spec(p.seccomp);
     // No network at all: not even an inet socket to bind, only AF_UNIX.
-    if (p.net == profile::NetMode::None) s.socket_families = {1};
+    if (p.net == profile::NetMode::None) s.socket_families = {AF_UNIX};
     return s;
 }
 
@@ -81,13 +82,20 @@ Plan plan(const Policy& p, const Invocation& inv, const HostFacts& host) {
     out.net_ns = p.net != profile::NetMode::Host;
     if (p.net == profile::NetMode::Proxy) {
         out.proxy_port = p.proxy_port;
-        out.net_allow = p.net_allow;
+        for (const auto& text : p.net_allow) {
+            net::Rule r;
+            // Validated by the profile loader already; a failure here is a bug.
+            if (std::string m = net::parse_rule(text, r); !m.empty()) throw Error("network.allow: " + m);
+            out.net_rules.push_back(std::move(r));
+        }
         out.net_hosts = p.net_hosts;
         out.net_nameservers = p.net_nameservers;
     }
     out.time_ns = p.time_ns;
     out.proc = p.proc;
     out.seccomp = seccomp_spec_for(p);
+    out.seccomp.learn = inv.learn;
+    out.timings = inv.timings;
     out.limits = p.limits;
 
     // Filesystem: ops that occupy a path in the tree are ordered parents-first, so

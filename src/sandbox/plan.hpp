@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "profile/policy.hpp"
+#include "net/allowlist.hpp"
 #include "seccomp/spec.hpp"
 
 namespace stockade::sandbox {
@@ -40,6 +41,8 @@ struct Invocation {
     std::string script;             // host path (Script)
     std::string code;               // (Code)
     std::vector<std::string> args;  // script/code arguments, or the whole argv (Exec)
+    bool timings = false;           // report each setup step's time (--timings)
+    bool learn = false;             // --learn: record the syscalls used, refuse only the core
 };
 
 // What plan() needs to know about the caller; passed in so plan stays pure.
@@ -70,7 +73,7 @@ struct Plan {
     bool loopback_up = false;
     bool net_ns = true;         // false only for [unsafe] host networking
     uint16_t proxy_port = 0;    // the jail listens here for the supervisor's proxy (proxy mode)
-    std::vector<std::string> net_allow;
+    std::vector<net::Rule> net_rules;  // [network] allow, parsed once here
     std::vector<std::pair<std::string, std::string>> net_hosts;
     std::vector<std::string> net_nameservers;
     bool time_ns = false;
@@ -79,9 +82,8 @@ struct Plan {
     bool timings = false;     // report each setup step's time (for bench/ and --timings)
     seccomp::Spec seccomp;
     profile::Limits limits;
-    bool cgroup = false;  // the limits live in a cgroup (else rlimits stand in)
-    // Limits that could not be applied as asked, and why (for the result).
-    std::vector<std::pair<std::string, std::string>> degraded;
+    // What the supervisor decides at run time (the cgroup, what degraded) is
+    // not here: the Plan is finished when plan() returns.
 };
 
 Plan plan(const profile::Policy& policy, const Invocation& inv, const HostFacts& host);

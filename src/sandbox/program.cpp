@@ -14,15 +14,13 @@
 #include "sandbox/exec_rules.hpp"
 #include "sandbox/jail.hpp"
 #include "sandbox/rlimits.hpp"
-#include "sandbox/wire.hpp"
+#include "jail_interface.hpp"
 #include "seccomp/filter.hpp"
 #include "util/error.hpp"
 
 namespace stockade::sandbox {
 namespace {
 
-constexpr int kReportFd = 3;
-constexpr int kFilterFd = 4;
 
 [[noreturn]] void fail(int report_fd, WireMsg::Type type, int err, const std::string& text, int code) {
     WireMsg m;
@@ -114,7 +112,7 @@ void exec_program(const Plan& plan, const ChildFds& fds) {
         }
 
         phase(rfd, plan.timings, "program: session, fds, cwd, lookup");
-        const std::vector<Rlimit> limits = rlimits_for(plan.limits, plan.cgroup);
+        const std::vector<Rlimit> limits = rlimits_for(plan.limits, fds.cgroup);
         check(::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl", "PR_SET_NO_NEW_PRIVS");
         // Every later execve too, not just this one; where the kernel has no
         // Landlock the supervisor has said so in the result already.

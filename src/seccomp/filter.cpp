@@ -11,7 +11,9 @@
 #include <cstring>
 #include <memory>
 
+#include "jail_interface.hpp"
 #include "seccomp/catalog.hpp"
+#include "seccomp/families.hpp"
 #include "util/error.hpp"
 #include "util/fd.hpp"
 
@@ -20,9 +22,6 @@ namespace {
 
 using Ctx = std::unique_ptr<void, void (*)(scmp_filter_ctx)>;
 
-// The program's own last steps after the filter is in: report the listeners
-// (sendmsg on fd 3), close them, execve. They must pass whatever the profile says.
-constexpr int kReportFd = 3;
 
 void lib_check(int rc, const std::string& what) {
     if (rc < 0) throw_sys_errno(-rc, "seccomp: " + what);
@@ -91,10 +90,14 @@ void allow_all_but(scmp_filter_ctx ctx, int nr, unsigned arg, const std::vector<
     }
 }
 
-// Socket families stockade knows; "any" means these, minus the core's.
+// "Any family" means every one stockade knows but the core's.
 const std::vector<int>& all_families() {
-    static const std::vector<int> f = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 18, 19, 20, 21, 22, 23,
-                                       24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 41, 42, 43, 44, 45};
+    static const std::vector<int> f = [] {
+        std::vector<int> v;
+        for (const auto& fam : kFamilies)
+            if (!fam.core) v.push_back(fam.number);
+        return v;
+    }();
     return f;
 }
 
@@ -169,11 +172,11 @@ void build(scmp_filter_ctx ctx, const Spec& spec) {
     }
 
     // The program's own last steps after the filter is in.
-    for (const char* own : {"execve", "close", "exit_group", "exit"})
+    for (const char* own : sandbox::kLastStepSyscalls)
         if (!allowed(own)) add(ctx, SCMP_ACT_ALLOW, resolve(own), std::string("allow ") + own);
     if (!allowed("sendmsg"))
         add(ctx, SCMP_ACT_ALLOW, resolve("sendmsg"), "allow sendmsg to the report socket", 1,
-            SCMP_A0(SCMP_CMP_EQ, kReportFd));
+            SCMP_A0(SCMP_CMP_EQ, sandbox::kReportFd));
 }
 
 }  // namespace

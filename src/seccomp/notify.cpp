@@ -21,6 +21,7 @@
 #include <map>
 
 #include "seccomp/catalog.hpp"
+#include "seccomp/families.hpp"
 
 namespace stockade::seccomp {
 namespace {
@@ -32,12 +33,8 @@ std::string hex(uint64_t v) {
 }
 
 std::string family(uint64_t v) {
-    static const std::map<uint64_t, const char*> names = {
-        {AF_UNIX, "AF_UNIX"}, {AF_INET, "AF_INET"},     {AF_INET6, "AF_INET6"}, {AF_NETLINK, "AF_NETLINK"},
-        {AF_PACKET, "AF_PACKET"}, {AF_VSOCK, "AF_VSOCK"}, {AF_ALG, "AF_ALG"},   {AF_KEY, "AF_KEY"},
-        {AF_BLUETOOTH, "AF_BLUETOOTH"}, {AF_CAN, "AF_CAN"}, {AF_TIPC, "AF_TIPC"}, {AF_RDS, "AF_RDS"}};
-    auto it = names.find(v & 0xffffffffu);
-    return it != names.end() ? it->second : hex(v);
+    const Family* f = family_by_number(v);
+    return f ? f->macro : hex(v);
 }
 
 std::string sock_type(uint64_t v) {

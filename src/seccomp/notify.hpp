@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "seccomp/spec.hpp"
+#include "seccomp/violation.hpp"
 #include "util/fd.hpp"
 
 struct seccomp_notif;
@@ -16,15 +17,6 @@ struct seccomp_notif_resp;
 
 namespace stockade::seccomp {
 
-struct Violation {
-    int nr = 0;
-    std::string name;
-    std::string call;  // "socket(AF_NETLINK, SOCK_RAW, 0)"
-    int err = 0;       // what the caller got
-    bool core = false;
-    bool killed = false;
-    unsigned count = 0;
-};
 
 class Notifier {
 public:

@@ -9,7 +9,7 @@
 #include <cstring>
 
 #include "net/hostname.hpp"
-#include "sandbox/wire.hpp"
+#include "jail_interface.hpp"
 
 namespace stockade::supervise {
 

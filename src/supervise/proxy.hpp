@@ -13,20 +13,12 @@
 #include <vector>
 
 #include "net/allowlist.hpp"
+#include "supervise/net_record.hpp"
 #include "supervise/resolver.hpp"
 #include "util/fd.hpp"
 
 namespace stockade::supervise {
 
-struct NetRecord {
-    double t_ms = 0;  // since the run began (the first, for merged refusals)
-    std::string method, host;  // host: normalized, or \xNN-escaped and cut when it was not a valid name
-    uint16_t port = 0;
-    bool allowed = false;
-    std::string reason;  // why refused, or the address connected to
-    uint64_t bytes_up = 0, bytes_down = 0;
-    uint64_t count = 1;  // identical refusals are merged into one record
-};
 
 class Proxy {
 public:

@@ -15,6 +15,7 @@ OutputRelay::OutputRelay(uint64_t cap, bool relay_out, bool relay_err) : cap_(ca
     const bool relay[2] = {relay_out, relay_err};
     for (int i = 0; i < 2; ++i) {
         if (!relay[i]) continue;
+        relayed_[i] = true;
         pipes_[i] = make_pipe(i == 0 ? "stdout relay" : "stderr relay");
         // The read end never blocks the supervisor's loop.
         ::fcntl(pipes_[i].read.get(), F_SETFL, O_NONBLOCK);

@@ -28,6 +28,8 @@ public:
 
     uint64_t bytes(int stream) const { return bytes_[stream]; }
     bool relaying(int stream) const { return static_cast<bool>(pipes_[stream].read); }
+    // Whether this stream goes through the relay at all (its bytes are counted).
+    bool relayed(int stream) const { return relayed_[stream]; }
     // What to poll for this stream: the jail's end for POLLIN, or, while the
     // caller's side is full, the caller's fd for POLLOUT (never both, so a
     // reader that stops reading costs the supervisor no CPU).
@@ -39,6 +41,7 @@ private:
     uint64_t bytes_[2] = {0, 0};
     bool no_splice_[2] = {false, false};
     bool blocked_[2] = {false, false};
+    bool relayed_[2] = {false, false};
 };
 
 }  // namespace stockade::supervise

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <memory>
 
-#include "sandbox/wire.hpp"
+#include "jail_interface.hpp"
 #include "util/error.hpp"
 
 namespace stockade::supervise {

@@ -1,5 +1,11 @@
-// Messages from the jail (its init and the program before exec) to the supervisor.
-// Fixed-size records below PIPE_BUF, so each write is atomic and never interleaves.
+// The contract between the supervisor (supervise/) and the jail (sandbox/ jail
+// code, inside the namespaces): the one place each of these is written down.
+//  - the fds the program holds during its last steps, which the filter knows;
+//  - the syscalls those last steps need after the filter is in;
+//  - the signals the supervisor passes in, and the init's freeze/thaw pair;
+//  - the messages from the jail (its init and the program before exec).
+// Messages are fixed-size records below PIPE_BUF, so each write is atomic and
+// never interleaves.
 #pragma once
 #include <signal.h>
 
@@ -8,6 +14,19 @@
 #include <string>
 
 namespace stockade::sandbox {
+
+// The program's last steps: the report socket sits at fd 3 and the filter pipe
+// at fd 4, both close-on-exec. The filter lets sendmsg through on fd 3 only.
+constexpr int kReportFd = 3;
+constexpr int kFilterFd = 4;
+
+// What the program's last steps call after its filter is installed, allowed
+// whatever the profile says (sendmsg only on kReportFd).
+inline constexpr const char* kLastStepSyscalls[] = {"execve", "close", "exit_group", "exit"};
+
+// Signals from the caller that the supervisor passes to the init, and the init
+// to the program.
+inline constexpr int kRelayedSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 
 struct WireMsg {
     enum Type : uint32_t {

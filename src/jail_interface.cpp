@@ -1,4 +1,4 @@
-#include "sandbox/wire.hpp"
+#include "jail_interface.hpp"
 
 #include <sys/socket.h>
 #include <sys/uio.h>

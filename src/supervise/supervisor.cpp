@@ -1,0 +1,474 @@
+#include "supervise/supervisor.hpp"
+
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "jail_interface.hpp"
+#include "sandbox/cgroup.hpp"
+#include "sandbox/exec_rules.hpp"
+#include "sandbox/jail.hpp"
+#include "sandbox/rlimits.hpp"
+#include "sandbox/sysctls.hpp"
+#include "seccomp/filter.hpp"
+#include "supervise/proxy.hpp"
+#include "util/error.hpp"
+
+namespace stockade::supervise {
+
+using sandbox::Outcome;
+using sandbox::Plan;
+using sandbox::WireMsg;
+
+namespace {
+
+void write_proc(int dirfd, const char* file, const std::string& text, pid_t pid) {
+    std::string what = "/proc/" + std::to_string(pid) + "/" + file;
+    UniqueFd fd(::openat(dirfd, file, O_WRONLY | O_CLOEXEC));
+    if (!fd) throw_sys("open", what);
+    if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) throw_sys("write", what);
+}
+
+void write_id_maps(const Plan& plan, pid_t pid) {
+    std::string dir = "/proc/" + std::to_string(pid);
+    UniqueFd d(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!d) throw_sys("open", dir);
+    // One id each way, never host root: the jail's user is the caller (or, for
+    // root, an unprivileged host user), and every other host id is unmapped.
+    write_proc(d.get(), "uid_map", std::to_string(plan.uid) + " " + std::to_string(plan.host_uid) + " 1\n", pid);
+    write_proc(d.get(), "setgroups", "deny", pid);
+    write_proc(d.get(), "gid_map", std::to_string(plan.gid) + " " + std::to_string(plan.host_gid) + " 1\n", pid);
+}
+
+pid_t clone_jail(const Plan& plan, int* pidfd, int cgroup_fd) {
+    struct clone_args args {};
+    args.flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP | CLONE_PIDFD;
+    if (plan.net_ns) args.flags |= CLONE_NEWNET;
+    if (plan.time_ns) args.flags |= CLONE_NEWTIME;
+    if (cgroup_fd >= 0) {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = static_cast<uint64_t>(cgroup_fd);
+    }
+    args.pidfd = reinterpret_cast<uintptr_t>(pidfd);
+    args.exit_signal = SIGCHLD;
+    long pid = ::syscall(SYS_clone3, &args, sizeof args);
+    if (pid < 0) {
+        int err = errno;
+        std::string hint;
+        if (err == EPERM || err == ENOSPC || err == EUSERS)
+            hint = " (are user namespaces allowed? see sysctl user.max_user_namespaces and "
+                   "kernel.apparmor_restrict_unprivileged_userns)";
+        throw Error("clone3 (new namespaces): " + std::string(std::strerror(err)) + hint, err);
+    }
+    return static_cast<pid_t>(pid);
+}
+
+UniqueFd open_script(const std::string& path) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+    if (!fd) throw_sys("script", path);
+    struct stat st;
+    check(::fstat(fd.get(), &st), "stat", path);
+    if (!S_ISREG(st.st_mode)) throw Error("script " + path + ": not a regular file");
+    return fd;
+}
+
+double ms_between(uint64_t a, uint64_t b) { return b > a ? static_cast<double>(b - a) / 1e6 : 0.0; }
+
+double tv_ms(const struct timeval& tv) {
+    return static_cast<double>(tv.tv_sec) * 1e3 + static_cast<double>(tv.tv_usec) / 1e3;
+}
+
+}  // namespace
+
+JailProcess::~JailProcess() {
+    if (!reaped_) {
+        kill(SIGKILL);
+        struct rusage ru;
+        wait(&ru);
+    }
+}
+
+void JailProcess::kill(int sig) { ::syscall(SYS_pidfd_send_signal, pidfd_.get(), sig, nullptr, 0); }
+
+int JailProcess::wait(struct rusage* ru) {
+    // The pid cannot have been reused: it is our unreaped child until this returns.
+    int status = 0;
+    while (::wait4(pid_, &status, __WALL, ru) < 0 && errno == EINTR) {
+    }
+    reaped_ = true;
+    return status;
+}
+
+Supervisor::Supervisor(const Plan& plan)
+    : plan_(plan),
+      // Terminals are met by the jail's own pty; pipes and files by the splice relay.
+      relay_(plan.limits.output, plan.limits.output && !(plan.terminal & 2u),
+             plan.limits.output && !(plan.terminal & 4u)),
+      term_(plan.terminal, plan.limits.output) {}
+
+Supervisor::~Supervisor() = default;
+
+void Supervisor::mark(const char* name) {
+    if (plan_.timings) out_.phases.emplace_back(name, ms_between(t0_, sandbox::monotonic_ns()));
+}
+
+void Supervisor::arm_wall(uint64_t ms) {
+    struct itimerspec its {};
+    its.it_value.tv_sec = static_cast<time_t>(ms / 1000);
+    its.it_value.tv_nsec = static_cast<long>((ms % 1000) * 1000000);
+    if (ms == 0) its.it_value.tv_nsec = 1;
+    check(::timerfd_settime(wall_.get(), 0, &its, nullptr), "timerfd_settime");
+}
+
+void Supervisor::start() {
+    const Plan& plan = plan_;
+    const profile::Limits& lim = plan.limits;
+    UniqueFd script;
+    if (!plan.script_host.empty()) script = open_script(plan.script_host);
+    Pipe sync = make_pipe("sync pipe");
+    Pipe filter = make_pipe("seccomp filter pipe");
+    // A socket rather than a pipe: the seccomp listener and other fds travel on it.
+    int sp[2];
+    check(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp), "socketpair", "report socket");
+    Pipe report{UniqueFd(sp[0]), UniqueFd(sp[1])};
+
+    // The cgroup first: a failure here leaves nothing behind to undo. Whether
+    // there is one is decided now, and travels beside the plan, not in it.
+    if (lim.memory || lim.pids || lim.cpus > 0 || lim.cpu_ms) {
+        std::string why;
+        cg_ = sandbox::create_cgroup(lim, why);
+        if (!cg_ && lim.require_cgroup)
+            throw Error("limits.require_cgroup: " + why + " (or allow rlimits instead: --set limits.require_cgroup=false)");
+        if (cg_) out_.cgroup = cg_->version();
+        else out_.degraded = sandbox::degraded_without_cgroup(lim, why);
+    }
+    if (sandbox::landlock_abi() == 0)
+        out_.degraded.emplace_back("exec_allow", "this kernel has no Landlock: only the first program is checked");
+    if (!sandbox::host_has_memfd_noexec())
+        out_.degraded.emplace_back("memfd_noexec", "this kernel (before 6.3) lets memfd files be executed");
+
+    t0_ = sandbox::monotonic_ns();
+    int pidfd = -1;
+    pid_t pid = clone_jail(plan, &pidfd, cg_ ? cg_->clone_into_fd() : -1);
+    if (pid == 0) {
+        sync.write.reset();
+        report.read.reset();
+        filter.write.reset();
+        sandbox::ChildFds fds;
+        fds.sync = sync.read.get();
+        fds.report = report.write.get();
+        fds.script = script.get();
+        fds.filter = filter.read.get();
+        fds.out = relay_.jail_end(0);
+        fds.err = relay_.jail_end(1);
+        fds.cgroup = static_cast<bool>(cg_);
+        sandbox::child_main(plan, fds);
+    }
+    child_ = std::make_unique<JailProcess>(pid, pidfd);
+    mark("supervisor: clone3");
+    sync.read.reset();
+    report.write.reset();
+    filter.read.reset();
+    script.reset();
+    relay_.close_jail_ends();
+
+    if (cg_) cg_->attach(pid);  // v1; v2 cloned it in already
+    write_id_maps(plan, pid);
+    check(static_cast<int>(::write(sync.write.get(), "1", 1)), "write", "sync pipe");
+    sync_ = std::move(sync.write);  // its hang-up tells the child if we die early
+    mark("supervisor: id maps written");
+
+    // The wall clock runs from clone: SIGTERM to the program when it runs out,
+    // SIGKILL to the whole jail after the grace period.
+    wall_ = UniqueFd(check(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC), "timerfd_create"));
+    if (lim.wall_ms) arm_wall(lim.wall_ms);
+    // The jail's CPU total, from the cgroup, checked ten times a second.
+    if (cg_ && lim.cpu_ms && cg_->cpu_ms() >= 0) {
+        cpu_check_ = UniqueFd(check(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC), "timerfd_create"));
+        struct itimerspec its {};
+        its.it_value.tv_nsec = its.it_interval.tv_nsec = 100000000;
+        check(::timerfd_settime(cpu_check_.get(), 0, &its, nullptr), "timerfd_settime");
+    }
+
+    // Compiled here, on the supervisor's core, while the child builds the root.
+    std::string bpf = seccomp::serialize(seccomp::compile_or_precompiled(plan.seccomp));
+    // EPIPE: the jail failed before it wanted the filter; its report says why.
+    if (::write(filter.write.get(), bpf.data(), bpf.size()) != static_cast<ssize_t>(bpf.size()) && errno != EPIPE)
+        throw_sys("write", "seccomp filter pipe");
+    filter.write.reset();
+    mark("supervisor: seccomp filters compiled");
+    notifier_ = std::make_unique<seccomp::Notifier>(plan.seccomp);
+
+    if (plan.proxy_port) {
+        Proxy::Options po;
+        po.allow = net::Allowlist(plan.net_rules);
+        for (const auto& [name, ip] : plan.net_hosts) po.pins[name] = ip;
+        po.nameservers = plan.net_nameservers;
+        proxy_ = std::make_unique<Proxy>(std::move(po), t0_);
+    }
+    report_ = std::move(report.read);
+    open_ = true;
+}
+
+bool Supervisor::done() const {
+    return child_ && !open_ && !relay_.relaying(0) && !relay_.relaying(1) && !term_.relaying();
+}
+
+void Supervisor::kill() {
+    if (child_) child_->kill(SIGKILL);
+}
+
+void Supervisor::suspend() {
+    // Ctrl-Z (or SIGTTIN): the caller's terminal back as it was, the jail
+    // frozen, and we stop; when continued, the reverse.
+    term_.restore();
+    child_->kill(sandbox::freeze_signal());
+    ::kill(::getpid(), SIGSTOP);
+    child_->kill(sandbox::thaw_signal());
+    term_.resume();
+}
+
+void Supervisor::signal(int sig) {
+    if (!child_) return;
+    if (plan_.terminal && (sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU)) {
+        suspend();
+    } else if (plan_.terminal && sig == SIGCONT) {
+        child_->kill(sandbox::thaw_signal());
+        term_.resume();
+    } else if (sig == SIGWINCH) {
+        term_.resize();
+    } else if (sig != SIGCONT && sig != SIGTSTP && sig != SIGTTIN && sig != SIGTTOU) {
+        child_->kill(sig);
+    }
+}
+
+void Supervisor::fill(std::vector<pollfd>& fds) {
+    auto add = [&](int fd, short ev) {
+        fds.push_back({fd, ev, 0});
+        return static_cast<int>(fds.size() - 1);
+    };
+    const size_t base = fds.size();
+    auto rel = [&](int abs) { return abs < 0 ? -1 : abs - static_cast<int>(base); };
+    slot_report_ = open_ ? rel(add(report_.get(), POLLIN)) : -1;
+    slot_wall_ = rel(add(wall_.get(), POLLIN));
+    slot_cpu_ = cpu_check_ ? rel(add(cpu_check_.get(), POLLIN)) : -1;
+    for (int i = 0; i < 2; ++i) {
+        slot_relay_[i] = -1;
+        if (relay_.relaying(i)) {
+            pollfd p = relay_.poll_for(i);
+            slot_relay_[i] = rel(add(p.fd, p.events));
+        }
+    }
+    first_listener_ = fds.size() - base;
+    const int notify_wait = notifier_->wait_ms();
+    if (notify_wait == 0)
+        for (const auto& l : notifier_->listeners())
+            if (l) add(l.get(), POLLIN);
+    first_term_ = fds.size() - base;
+    term_.fill(fds);
+    first_proxy_ = fds.size() - base;
+    timeout_ = notify_wait > 0 ? notify_wait : -1;
+    if (proxy_) {
+        proxy_->fill(fds);
+        int t = proxy_->expire();
+        if (t >= 0 && (timeout_ < 0 || t < timeout_)) timeout_ = t;
+    }
+    end_ = fds.size() - base;
+}
+
+void Supervisor::handle(const pollfd* fds, size_t n) {
+    if (n != end_) return;  // not this round's layout (cannot happen; be safe)
+    const profile::Limits& lim = plan_.limits;
+    if (proxy_)
+        for (size_t i = first_proxy_; i < n; ++i) proxy_->handle(fds[i]);
+    bool stop = false;
+    for (size_t i = first_term_; i < first_proxy_; ++i) stop |= term_.handle(fds[i]);
+    if (stop) suspend();
+    if (term_.over_cap() && lim.output_kill && !out_.output_killed) {
+        out_.output_killed = true;
+        child_->kill(SIGKILL);
+    }
+    for (size_t i = first_listener_; i < first_term_; ++i) {
+        if (fds[i].revents & POLLIN) notifier_->drain(fds[i].fd);
+        if (fds[i].revents & (POLLHUP | POLLERR | POLLNVAL)) notifier_->close_listener(fds[i].fd);
+    }
+    if (notifier_->wants_jail_killed() && !seccomp_kill_sent_) {
+        seccomp_kill_sent_ = true;
+        child_->kill(SIGKILL);
+    }
+    for (int i = 0; i < 2; ++i) {
+        if (slot_relay_[i] < 0 || !(fds[slot_relay_[i]].revents & (POLLIN | POLLOUT | POLLHUP | POLLERR))) continue;
+        relay_.pump(i);
+        if (relay_.over_cap() && lim.output_kill && !out_.output_killed) {
+            out_.output_killed = true;
+            child_->kill(SIGKILL);
+        }
+    }
+    if (fds[slot_wall_].revents & POLLIN) on_wall();
+    if (slot_cpu_ >= 0 && (fds[slot_cpu_].revents & POLLIN)) on_cpu_check();
+    if (slot_report_ >= 0 && (fds[slot_report_].revents & (POLLIN | POLLHUP))) on_report();
+}
+
+void Supervisor::on_wall() {
+    uint64_t ticks;
+    (void)!::read(wall_.get(), &ticks, sizeof ticks);
+    if (!out_.timed_out_wall) {
+        out_.timed_out_wall = true;
+        child_->kill(SIGTERM);  // the init passes it to the program
+        arm_wall(plan_.limits.grace_ms);
+    } else {
+        child_->kill(SIGKILL);  // the init, and with it every process in the jail
+    }
+}
+
+void Supervisor::on_cpu_check() {
+    uint64_t ticks;
+    (void)!::read(cpu_check_.get(), &ticks, sizeof ticks);
+    if (!out_.timed_out_cpu && cg_->cpu_ms() >= static_cast<double>(plan_.limits.cpu_ms)) {
+        out_.timed_out_cpu = true;
+        child_->kill(SIGKILL);
+    }
+}
+
+void Supervisor::on_report() {
+    WireMsg m;
+    int passed[2], npassed = 0;
+    if (!sandbox::receive(report_.get(), m, passed, 2, &npassed)) {
+        for (int i = 0; i < npassed; ++i) ::close(passed[i]);
+        open_ = false;  // EOF: the init and the program's pre-exec copy are gone
+        t_eof_ = sandbox::monotonic_ns();
+        report_.reset();
+        return;
+    }
+    if (m.type == WireMsg::PtyMaster && npassed == 1) return term_.attach(passed[0]);
+    if (m.type == WireMsg::ProxyListener && npassed == 1) {
+        if (proxy_) proxy_->add_listener(passed[0]);
+        else ::close(passed[0]);
+        return;
+    }
+    for (int i = 0; i < npassed; ++i) notifier_->add_listener(passed[i]);
+    switch (m.type) {
+        case WireMsg::SetupError:
+            out_.kind = Outcome::Kind::SetupError;
+            out_.err = m.err;
+            out_.message = m.text;
+            break;
+        case WireMsg::ExecReady:
+            out_.setup_ms = ms_between(t0_, m.t_ns);
+            if (plan_.timings) out_.phases.emplace_back("program: privileges dropped, filters in", out_.setup_ms);
+            break;
+        case WireMsg::Phase: out_.phases.emplace_back(m.text, ms_between(t0_, m.t_ns)); break;
+        case WireMsg::ExecError:
+            out_.kind = Outcome::Kind::ExecError;
+            out_.err = m.err;
+            out_.message = m.text;
+            out_.setup_ms = -1;
+            break;
+        case WireMsg::Exit:
+            have_exit_ = true;
+            program_status_ = m.status;
+            t_end_ = m.t_ns;
+            break;
+        default: break;
+    }
+}
+
+Outcome Supervisor::collect() {
+    Outcome& out = out_;
+    collected_ = true;
+    if (!t_eof_) t_eof_ = sandbox::monotonic_ns();
+    struct rusage ru {};
+    const int init_status = child_->wait(&ru);
+    out.cpu_user_ms = tv_ms(ru.ru_utime);
+    out.cpu_sys_ms = tv_ms(ru.ru_stime);
+    out.max_rss_bytes = static_cast<uint64_t>(ru.ru_maxrss) * 1024;
+    out.truncated = relay_.over_cap() || term_.over_cap();
+    if (proxy_) {
+        out.network = proxy_->records();
+        out.network_dropped = proxy_->dropped();
+    }
+    if (cg_) {
+        sandbox::CgroupStats st = cg_->stats();
+        out.oom_kills = st.oom_kills;
+        out.pids_peak = st.pids_peak;
+        out.pids_refused = st.pids_refused;
+        out.memory_peak = st.memory_peak;
+        // The cgroup saw every process, including those that died with the init
+        // unreaped by it (a jail ended by stockade), which rusage misses.
+        if (st.user_ms >= 0 && st.user_ms + st.sys_ms > out.cpu_user_ms + out.cpu_sys_ms) {
+            out.cpu_user_ms = st.user_ms;
+            out.cpu_sys_ms = st.sys_ms;
+        }
+    }
+    if (relay_.relayed(0)) out.stdout_bytes = static_cast<int64_t>(relay_.bytes(0));
+    if (relay_.relayed(1)) out.stderr_bytes = static_cast<int64_t>(relay_.bytes(1));
+    // What came through the jail's terminal counts as the stream it stands for.
+    if (plan_.terminal & 2u) out.stdout_bytes = static_cast<int64_t>(term_.bytes());
+    else if (plan_.terminal & 4u) out.stderr_bytes = static_cast<int64_t>(term_.bytes());
+    out.violations = notifier_->violations();
+    out.seccomp_killed = notifier_->killed_a_process();
+    out.learned = notifier_->learned();
+    if (plan_.timings) {
+        if (t_end_) out.phases.emplace_back("jail: program ran, init reported exit", ms_between(t0_, t_end_));
+        out.phases.emplace_back("supervisor: report pipe closed", ms_between(t0_, t_eof_));
+        out.phases.emplace_back("supervisor: init reaped (namespaces gone)", ms_between(t0_, sandbox::monotonic_ns()));
+    }
+    if (!t_end_) t_end_ = sandbox::monotonic_ns();
+    out.wall_ms = ms_between(t0_, t_end_);
+    // stockade's own cost (with many jails on one loop: the whole process's).
+    struct rusage self {};
+    ::getrusage(RUSAGE_SELF, &self);
+    out.supervisor_cpu_ms = tv_ms(self.ru_utime) + tv_ms(self.ru_stime);
+    // VmHWM rather than ru_maxrss: the latter keeps the peak of whatever ran
+    // in this process before execve (a large caller that forked us).
+    out.supervisor_max_rss_bytes = static_cast<uint64_t>(self.ru_maxrss) * 1024;
+    if (FILE* f = std::fopen("/proc/self/status", "re")) {
+        char line[128];
+        while (std::fgets(line, sizeof line, f))
+            if (std::strncmp(line, "VmHWM:", 6) == 0) out.supervisor_max_rss_bytes = std::strtoull(line + 6, nullptr, 10) * 1024;
+        std::fclose(f);
+    }
+    // The cgroup goes now, with the jail reaped: nothing stays behind.
+    cg_.reset();
+
+    if (!out.message.empty()) {
+        if (out.kind == Outcome::Kind::ExecError) out.exit_code = out.err == ENOENT ? 127 : 126;
+        return out;
+    }
+    if (!have_exit_) {
+        // The init itself died without reporting (killed by stockade or from outside).
+        if (WIFEXITED(init_status)) {
+            out.kind = Outcome::Kind::Exited;
+            out.exit_code = WEXITSTATUS(init_status);
+        } else {
+            out.kind = Outcome::Kind::Signaled;
+            out.signal = WTERMSIG(init_status);
+        }
+        return out;
+    }
+    if (WIFSIGNALED(program_status_)) {
+        out.kind = Outcome::Kind::Signaled;
+        out.signal = WTERMSIG(program_status_);
+        // The filter's "kill" is carried out by the supervisor with SIGKILL;
+        // report it as the kernel's own seccomp kill would appear.
+        if (out.signal == SIGKILL && out.seccomp_killed) out.signal = SIGSYS;
+    } else {
+        out.kind = Outcome::Kind::Exited;
+        out.exit_code = WEXITSTATUS(program_status_);
+    }
+    return out;
+}
+
+}  // namespace stockade::supervise
