@@ -1,4 +1,5 @@
 #include "jail_interface.hpp"
+#include "util/clock.hpp"
 
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -8,13 +9,8 @@
 #include <algorithm>
 #include <cerrno>
 
-namespace stockade::sandbox {
+namespace stockade::jail {
 
-uint64_t monotonic_ns() {
-    struct timespec ts;
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 void send(int fd, const WireMsg& m, const int* fds, int nfds) noexcept {
     struct iovec iov {const_cast<WireMsg*>(&m), sizeof m};
@@ -72,4 +68,4 @@ void phase(int fd, bool enabled, const char* name) noexcept {
     send(fd, m);
 }
 
-}  // namespace stockade::sandbox
+}  // namespace stockade::jail

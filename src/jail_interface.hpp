@@ -10,10 +10,16 @@
 #include <signal.h>
 
 #include <cstdint>
+
+#include "plan/plan.hpp"
 #include <cstring>
 #include <string>
 
-namespace stockade::sandbox {
+namespace stockade::jail {
+
+// The jail side reads the Plan it was given, nothing else.
+using plan::MountOp;
+using plan::Plan;
 
 // The program's last steps: the report socket sits at fd 3 and the filter pipe
 // at fd 4, both close-on-exec. The filter lets sendmsg through on fd 3 only.
@@ -58,7 +64,6 @@ static_assert(sizeof(WireMsg) <= 512);
 inline int freeze_signal() { return SIGRTMAX - 1; }
 inline int thaw_signal() { return SIGRTMAX; }
 
-uint64_t monotonic_ns();
 // Best effort: the jail side has nowhere else to report a failure to report.
 // Always sendmsg(2), the one call the seccomp filter lets through on this
 // socket whatever the profile allows.
@@ -69,4 +74,18 @@ bool receive(int fd, WireMsg& m, int* fds, int max_fds, int* nfds);
 // Marks the end of a setup step, when timings were asked for.
 void phase(int fd, bool enabled, const char* name) noexcept;
 
-}  // namespace stockade::sandbox
+struct ChildFds {
+    int sync = -1;    // read end: one byte once the id maps are written
+    int report = -1;  // write end: WireMsg records to the supervisor
+    int script = -1;  // the caller's script, or -1
+    int filter = -1;  // read end: the compiled seccomp filters, from the supervisor
+    int out = -1;     // write ends of the output relay for fds 1 and 2, or -1 to pass
+    int err = -1;     // the caller's own through
+    int tty = -1;     // the slave of the jail's pseudo-terminal (set by the child when Plan::terminal)
+    bool cgroup = false;  // decided by the supervisor: the limits live in a cgroup (else rlimits stand in)
+};
+
+// The cloned child: builds the jail, then becomes its init. Never returns.
+[[noreturn]] void child_main(const plan::Plan& plan, ChildFds fds);
+
+}  // namespace stockade::jail

@@ -1,5 +1,5 @@
 // stockade: the command line. This file only wires the pieces together:
-// profile::load -> sandbox::plan -> sandbox::launch -> report.
+// profile::load -> sandbox::plan -> supervise::launch -> report.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -11,15 +11,16 @@
 #include "report/explain.hpp"
 #include "report/learn.hpp"
 #include "report/result.hpp"
-#include "sandbox/host.hpp"
-#include "sandbox/launch.hpp"
-#include "sandbox/plan.hpp"
+#include "plan/host.hpp"
+#include "supervise/launch.hpp"
+#include "plan/plan.hpp"
 #include "jail_interface.hpp"
-#include "seccomp/notify.hpp"
+#include "supervise/notifier.hpp"
 #include "util/error.hpp"
 #include "util/proc_title.hpp"
 #include "util/safe_file.hpp"
 #include "util/stdio.hpp"
+#include "util/clock.hpp"
 
 #ifndef STOCKADE_VERSION
 #define STOCKADE_VERSION "0.0.0"
@@ -59,7 +60,7 @@ int print_profile_error(const profile::ProfileError& e, bool all) {
     return report::kExitStockadeFailed;
 }
 
-std::string plan_degraded_reason(const sandbox::Outcome& o) {
+std::string plan_degraded_reason(const supervise::Outcome& o) {
     for (const auto& [limit, why] : o.degraded)
         if (limit == "cgroup") return why;
     return "none available";
@@ -84,21 +85,21 @@ void result_for_setup_error(const RunOptions& ro, const std::string& message) {
     }
 }
 
-int do_run(const profile::CommandLine& cl, const sandbox::Invocation& inv, char** envp, const RunOptions& ro,
+int do_run(const profile::CommandLine& cl, const plan::Invocation& inv, char** envp, const RunOptions& ro,
            uint64_t t_main) {
     const bool timings = ro.timings, verbose = ro.verbose;
     const std::string& learn = ro.learn;
     profile::Policy policy = profile::load(cl);
-    sandbox::Invocation how = inv;
+    plan::Invocation how = inv;
     how.timings = timings;
     how.learn = !learn.empty();
-    const sandbox::Plan plan = sandbox::plan(policy, how, sandbox::gather_host_facts(envp));
-    sandbox::check_sources(plan);
-    const double before_launch = (sandbox::monotonic_ns() - t_main) / 1e6;
-    sandbox::Outcome outcome = sandbox::launch(plan);
+    const plan::Plan plan = plan::make(policy, how, plan::gather_host_facts(envp));
+    plan::check_sources(plan);
+    const double before_launch = (monotonic_ns() - t_main) / 1e6;
+    supervise::Outcome outcome = supervise::launch(plan);
     if (!ro.result_file.empty() || ro.result_fd >= 0)
         report::write_result(ro.result_file, ro.result_fd, report::result_json(outcome, plan, policy));
-    if (!outcome.degraded.empty() && !ro.quiet && outcome.kind != sandbox::Outcome::Kind::SetupError) {
+    if (!outcome.degraded.empty() && !ro.quiet && outcome.kind != supervise::Outcome::Kind::SetupError) {
         std::string names;
         bool no_cgroup = false;
         for (const auto& [limit, why] : outcome.degraded) {
@@ -115,7 +116,7 @@ int do_run(const profile::CommandLine& cl, const sandbox::Invocation& inv, char*
     }
     std::string line = report::summary_line(outcome, plan);
     if (!line.empty() && !ro.quiet) std::cerr << line << "\n";
-    if (std::string v = seccomp::summarize(outcome.violations); !v.empty() && !ro.quiet)
+    if (std::string v = supervise::summarize(outcome.violations); !v.empty() && !ro.quiet)
         std::cerr << "stockade: " << v << "\n";
     if (verbose) {
         for (const auto& r : outcome.network)
@@ -142,7 +143,7 @@ int do_run(const profile::CommandLine& cl, const sandbox::Invocation& inv, char*
 }  // namespace
 
 int main(int argc, char** argv, char** envp) {
-    const uint64_t t_main = sandbox::monotonic_ns();
+    const uint64_t t_main = monotonic_ns();
     remember_process_block(argc, argv, envp);
     ensure_stdio_open();
     // The one inherited fd that stays: the caller's --result-fd.
@@ -250,7 +251,7 @@ int main(int argc, char** argv, char** envp) {
         if (ro.result_fd >= 0 && ro.result_fd < 3) throw Error("--result-fd: expected a descriptor above 2");
         if (!ro.result.empty()) ro.result_file = HostFile(ro.result, true);
         if (!ro.learn.empty()) ro.learn_file = HostFile(ro.learn, false);
-        sandbox::Invocation inv;
+        plan::Invocation inv;
         std::vector<std::string> rest;
         if (*run) rest = run->remaining();
         if (*exec) rest = exec->remaining();
@@ -259,27 +260,27 @@ int main(int argc, char** argv, char** envp) {
 
         if (*explain) {
             profile::Policy p = profile::load(cl);
-            inv.mode = sandbox::Invocation::Mode::Code;
+            inv.mode = plan::Invocation::Mode::Code;
             inv.code = "CODE";  // stands for the script or code a run would be given
-            sandbox::Plan plan = sandbox::plan(p, inv, sandbox::gather_host_facts(envp));
+            plan::Plan plan = plan::make(p, inv, plan::gather_host_facts(envp));
             report::explain(std::cout, p, plan);
             return 0;
         }
         if (*run) {
             if (code_given) {
-                inv.mode = sandbox::Invocation::Mode::Code;
+                inv.mode = plan::Invocation::Mode::Code;
                 inv.code = code;
                 inv.args = rest;
             } else {
                 if (rest.empty()) throw Error("run: expected SCRIPT.py or -c CODE (see stockade run --help)");
                 if (rest.front().size() > 1 && rest.front()[0] == '-' && after_dashes.empty())
                     throw Error("run: unknown option " + rest.front() + " (see stockade run --help)");
-                inv.mode = sandbox::Invocation::Mode::Script;
+                inv.mode = plan::Invocation::Mode::Script;
                 inv.script = rest.front();
                 inv.args.assign(rest.begin() + 1, rest.end());
             }
         } else {
-            inv.mode = sandbox::Invocation::Mode::Exec;
+            inv.mode = plan::Invocation::Mode::Exec;
             inv.args = rest;
         }
         return do_run(cl, inv, envp, ro, t_main);

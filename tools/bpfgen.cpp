@@ -6,7 +6,7 @@
 #include <iostream>
 
 #include "profile/loader.hpp"
-#include "sandbox/plan.hpp"
+#include "plan/plan.hpp"
 #include "seccomp/filter.hpp"
 
 using namespace stockade;
@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
         for (const auto& b : profile::builtins()) {
             profile::CommandLine cl;
             cl.profile = b.name;
-            Spec spec = sandbox::seccomp_spec_for(profile::load(cl));
+            Spec spec = plan::seccomp_spec_for(profile::load(cl));
             Compiled c = compile(spec);
             out += "// " + std::string(b.name) + "\nconst sock_filter f" + std::to_string(i) + "[] = {\n";
             for (const auto& ins : c.insns) {

@@ -9,9 +9,9 @@
 
 namespace stockade::report {
 
-using Kind = sandbox::Outcome::Kind;
+using Kind = supervise::Outcome::Kind;
 
-int exit_status(const sandbox::Outcome& o, const sandbox::Plan& plan) {
+int exit_status(const supervise::Outcome& o, const plan::Plan& plan) {
     switch (classify(o, plan)) {
         case Status::TimeoutWall:
         case Status::TimeoutCpu: return kExitTimeout;
@@ -36,7 +36,7 @@ std::string duration(uint64_t ms) {
 }
 }  // namespace
 
-std::string summary_line(const sandbox::Outcome& o, const sandbox::Plan& plan) {
+std::string summary_line(const supervise::Outcome& o, const plan::Plan& plan) {
     const auto& l = plan.limits;
     switch (classify(o, plan)) {
         case Status::TimeoutWall:
@@ -79,7 +79,7 @@ std::string summary_line(const sandbox::Outcome& o, const sandbox::Plan& plan) {
     return line;
 }
 
-void print_timings(std::ostream& out, double before_launch_ms, const sandbox::Outcome& o) {
+void print_timings(std::ostream& out, double before_launch_ms, const supervise::Outcome& o) {
     char line[160];
     std::snprintf(line, sizeof line, "stockade: timing %-40s %8.3f ms\n", "cli, profile, plan", before_launch_ms);
     out << line;

@@ -11,8 +11,8 @@
 #include <ostream>
 #include <string>
 
-#include "sandbox/launch.hpp"
-#include "sandbox/plan.hpp"
+#include "supervise/launch.hpp"
+#include "plan/plan.hpp"
 
 namespace stockade::report {
 
@@ -22,13 +22,13 @@ constexpr int kExitNotFound = 127;
 
 constexpr int kExitTimeout = 124;
 
-int exit_status(const sandbox::Outcome& o, const sandbox::Plan& plan);
+int exit_status(const supervise::Outcome& o, const plan::Plan& plan);
 
 // "" when nothing needs saying (the program exited on its own). Says which
 // limit stopped the program and which flag raises it.
-std::string summary_line(const sandbox::Outcome& o, const sandbox::Plan& plan);
+std::string summary_line(const supervise::Outcome& o, const plan::Plan& plan);
 
 // The setup steps of one run and how long each took, for `--timings`.
-void print_timings(std::ostream& out, double before_launch_ms, const sandbox::Outcome& o);
+void print_timings(std::ostream& out, double before_launch_ms, const supervise::Outcome& o);
 
 }  // namespace stockade::report

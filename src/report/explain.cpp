@@ -13,7 +13,7 @@
 
 namespace stockade::report {
 
-using sandbox::MountOp;
+using plan::MountOp;
 
 namespace {
 
@@ -62,7 +62,7 @@ void explain_limits(std::ostream& out, const profile::Limits& l) {
         << (l.require_cgroup ? "the run FAILS (require_cgroup)" : "rlimits stand in and the result says so") << "\n";
 }
 
-void explain_seccomp(std::ostream& out, const profile::Policy& p, const sandbox::Plan& plan) {
+void explain_seccomp(std::ostream& out, const profile::Policy& p, const plan::Plan& plan) {
     const seccomp::Spec& s = plan.seccomp;
     if (!s.enabled) {
         out << "seccomp:     !!! UNSAFE: DISABLED by [unsafe] disable_seccomp: the whole kernel API is open\n";
@@ -123,7 +123,7 @@ void explain_seccomp(std::ostream& out, const profile::Policy& p, const sandbox:
 
 }  // namespace
 
-void explain(std::ostream& out, const profile::Policy& p, const sandbox::Plan& plan) {
+void explain(std::ostream& out, const profile::Policy& p, const plan::Plan& plan) {
     out << "profile:     " << p.name << "\n";
     if (!p.description.empty()) out << "             " << p.description << "\n";
     out << "namespaces:  user, mount, pid, " << (plan.net_ns ? "network, " : "") << "ipc, uts, cgroup"

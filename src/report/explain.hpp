@@ -3,10 +3,10 @@
 #include <ostream>
 
 #include "profile/policy.hpp"
-#include "sandbox/plan.hpp"
+#include "plan/plan.hpp"
 
 namespace stockade::report {
 
-void explain(std::ostream& out, const profile::Policy& policy, const sandbox::Plan& plan);
+void explain(std::ostream& out, const profile::Policy& policy, const plan::Plan& plan);
 
 }  // namespace stockade::report

@@ -12,7 +12,7 @@ namespace stockade::report {
 void write_learned_profile(const HostFile& file, const std::string& base, const std::string& command,
                            const std::set<std::string>& used) {
     std::set<std::string> all = used;
-    for (const char* own : sandbox::kLastStepSyscalls) all.insert(own);
+    for (const char* own : jail::kLastStepSyscalls) all.insert(own);
     std::string text = "# Written by `stockade --learn` for: " + command + "\n" +
                        "# The syscalls that run used, and no others. Review it before trusting it:\n"
                        "# a run only shows the paths it took.\n"

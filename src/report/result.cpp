@@ -14,7 +14,7 @@
 
 namespace stockade::report {
 
-using Kind = sandbox::Outcome::Kind;
+using Kind = supervise::Outcome::Kind;
 using json = nlohmann::ordered_json;
 
 const char* to_string(Status s) {
@@ -33,7 +33,7 @@ const char* to_string(Status s) {
     return "setup_error";
 }
 
-Status classify(const sandbox::Outcome& o, const sandbox::Plan& plan) {
+Status classify(const supervise::Outcome& o, const plan::Plan& plan) {
     if (o.kind == Kind::SetupError) return Status::SetupError;
     if (o.timed_out_wall) return Status::TimeoutWall;
     if (o.timed_out_cpu) return Status::TimeoutCpu;
@@ -67,7 +67,7 @@ uint64_t fnv1a(const std::string& s) {
 
 // A fingerprint of what the run was allowed: two results with the same hash ran
 // under the same resolved policy.
-std::string policy_hash(const sandbox::Plan& p) {
+std::string policy_hash(const plan::Plan& p) {
     std::string c = seccomp::canonical(p.seccomp);
     for (const auto& m : p.mounts) c += m.src + ">" + m.dst + (m.writable ? "w" : "r") + std::to_string(m.size) + ";";
     for (const auto& e : p.envp) c += e.substr(0, e.find('=')) + ";";
@@ -88,7 +88,7 @@ json ms(double v) { return std::round(v * 1000.0) / 1000.0; }
 
 }  // namespace
 
-std::string result_json(const sandbox::Outcome& o, const sandbox::Plan& plan, const profile::Policy& policy) {
+std::string result_json(const supervise::Outcome& o, const plan::Plan& plan, const profile::Policy& policy) {
     Status st = classify(o, plan);
     json j;
     j["schema_version"] = 1;

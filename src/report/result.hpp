@@ -3,8 +3,8 @@
 #include <string>
 
 #include "profile/policy.hpp"
-#include "sandbox/launch.hpp"
-#include "sandbox/plan.hpp"
+#include "supervise/launch.hpp"
+#include "plan/plan.hpp"
 #include "util/safe_file.hpp"
 
 namespace stockade::report {
@@ -23,11 +23,11 @@ enum class Status {
 };
 const char* to_string(Status s);
 
-Status classify(const sandbox::Outcome& o, const sandbox::Plan& plan);
+Status classify(const supervise::Outcome& o, const plan::Plan& plan);
 
 // The result document (see man/stockade.1, RESULT). `setup_failed` covers
 // errors before the jail existed, when there is no outcome to speak of.
-std::string result_json(const sandbox::Outcome& o, const sandbox::Plan& plan, const profile::Policy& policy);
+std::string result_json(const supervise::Outcome& o, const plan::Plan& plan, const profile::Policy& policy);
 std::string setup_error_json(const std::string& message);
 
 // Writes to the pinned file or an inherited fd (if fd >= 0); throws Error.

@@ -172,11 +172,11 @@ void build(scmp_filter_ctx ctx, const Spec& spec) {
     }
 
     // The program's own last steps after the filter is in.
-    for (const char* own : sandbox::kLastStepSyscalls)
+    for (const char* own : jail::kLastStepSyscalls)
         if (!allowed(own)) add(ctx, SCMP_ACT_ALLOW, resolve(own), std::string("allow ") + own);
     if (!allowed("sendmsg"))
         add(ctx, SCMP_ACT_ALLOW, resolve("sendmsg"), "allow sendmsg to the report socket", 1,
-            SCMP_A0(SCMP_CMP_EQ, sandbox::kReportFd));
+            SCMP_A0(SCMP_CMP_EQ, jail::kReportFd));
 }
 
 }  // namespace

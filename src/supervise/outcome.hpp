@@ -9,7 +9,7 @@
 #include "seccomp/violation.hpp"
 #include "supervise/net_record.hpp"
 
-namespace stockade::sandbox {
+namespace stockade::supervise {
 
 struct Outcome {
     enum class Kind { Exited, Signaled, SetupError, ExecError };
@@ -43,4 +43,4 @@ struct Outcome {
     uint64_t supervisor_max_rss_bytes = 0;
 };
 
-}  // namespace stockade::sandbox
+}  // namespace stockade::supervise

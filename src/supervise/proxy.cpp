@@ -10,13 +10,14 @@
 
 #include "net/hostname.hpp"
 #include "jail_interface.hpp"
+#include "util/clock.hpp"
 
 namespace stockade::supervise {
 
 namespace {
 constexpr size_t kHeadMax = 16384;
 constexpr size_t kBuf = 65536;
-uint64_t now_ms() { return sandbox::monotonic_ns() / 1000000; }
+uint64_t now_ms() { return monotonic_ns() / 1000000; }
 }  // namespace
 
 struct Proxy::Conn {
@@ -52,7 +53,7 @@ Proxy::Conn* Proxy::find(uint64_t serial) {
 NetRecord* Proxy::add_record(const std::string& method, const std::string& host, uint16_t port) {
     if (records_.size() >= opt_.max_records) return nullptr;
     NetRecord rec;
-    rec.t_ms = static_cast<double>(sandbox::monotonic_ns() - t0_) / 1e6;
+    rec.t_ms = static_cast<double>(monotonic_ns() - t0_) / 1e6;
     rec.method = net::printable(method, 32);
     rec.host = net::printable(host, 256);
     rec.port = port;

@@ -8,11 +8,12 @@
 
 #include "jail_interface.hpp"
 #include "util/error.hpp"
+#include "util/clock.hpp"
 
 namespace stockade::supervise {
 namespace {
 
-uint64_t now_ms() { return sandbox::monotonic_ns() / 1000000; }
+uint64_t now_ms() { return monotonic_ns() / 1000000; }
 
 struct Query {
     Resolver* self;

@@ -17,20 +17,21 @@
 #include <cstring>
 
 #include "jail_interface.hpp"
-#include "sandbox/cgroup.hpp"
-#include "sandbox/exec_rules.hpp"
-#include "sandbox/jail.hpp"
-#include "sandbox/rlimits.hpp"
-#include "sandbox/sysctls.hpp"
+#include "supervise/cgroup.hpp"
+#include "jail/exec_rules.hpp"
+#include "jail/jail.hpp"
+#include "jail/sysctls.hpp"
 #include "seccomp/filter.hpp"
 #include "supervise/proxy.hpp"
 #include "util/error.hpp"
+#include "util/clock.hpp"
+#include "util/kernel.hpp"
 
 namespace stockade::supervise {
 
-using sandbox::Outcome;
-using sandbox::Plan;
-using sandbox::WireMsg;
+using supervise::Outcome;
+using plan::Plan;
+using jail::WireMsg;
 
 namespace {
 
@@ -121,7 +122,7 @@ Supervisor::Supervisor(const Plan& plan)
 Supervisor::~Supervisor() = default;
 
 void Supervisor::mark(const char* name) {
-    if (plan_.timings) out_.phases.emplace_back(name, ms_between(t0_, sandbox::monotonic_ns()));
+    if (plan_.timings) out_.phases.emplace_back(name, ms_between(t0_, monotonic_ns()));
 }
 
 void Supervisor::arm_wall(uint64_t ms) {
@@ -148,25 +149,25 @@ void Supervisor::start() {
     // there is one is decided now, and travels beside the plan, not in it.
     if (lim.memory || lim.pids || lim.cpus > 0 || lim.cpu_ms) {
         std::string why;
-        cg_ = sandbox::create_cgroup(lim, why);
+        cg_ = create_cgroup(lim, why);
         if (!cg_ && lim.require_cgroup)
             throw Error("limits.require_cgroup: " + why + " (or allow rlimits instead: --set limits.require_cgroup=false)");
         if (cg_) out_.cgroup = cg_->version();
-        else out_.degraded = sandbox::degraded_without_cgroup(lim, why);
+        else out_.degraded = degraded_without_cgroup(lim, why);
     }
-    if (sandbox::landlock_abi() == 0)
+    if (landlock_abi() == 0)
         out_.degraded.emplace_back("exec_allow", "this kernel has no Landlock: only the first program is checked");
-    if (!sandbox::host_has_memfd_noexec())
+    if (!host_has_memfd_noexec())
         out_.degraded.emplace_back("memfd_noexec", "this kernel (before 6.3) lets memfd files be executed");
 
-    t0_ = sandbox::monotonic_ns();
+    t0_ = monotonic_ns();
     int pidfd = -1;
     pid_t pid = clone_jail(plan, &pidfd, cg_ ? cg_->clone_into_fd() : -1);
     if (pid == 0) {
         sync.write.reset();
         report.read.reset();
         filter.write.reset();
-        sandbox::ChildFds fds;
+        jail::ChildFds fds;
         fds.sync = sync.read.get();
         fds.report = report.write.get();
         fds.script = script.get();
@@ -174,7 +175,7 @@ void Supervisor::start() {
         fds.out = relay_.jail_end(0);
         fds.err = relay_.jail_end(1);
         fds.cgroup = static_cast<bool>(cg_);
-        sandbox::child_main(plan, fds);
+        jail::child_main(plan, fds);
     }
     child_ = std::make_unique<JailProcess>(pid, pidfd);
     mark("supervisor: clone3");
@@ -209,7 +210,7 @@ void Supervisor::start() {
         throw_sys("write", "seccomp filter pipe");
     filter.write.reset();
     mark("supervisor: seccomp filters compiled");
-    notifier_ = std::make_unique<seccomp::Notifier>(plan.seccomp);
+    notifier_ = std::make_unique<supervise::Notifier>(plan.seccomp);
 
     if (plan.proxy_port) {
         Proxy::Options po;
@@ -234,9 +235,9 @@ void Supervisor::suspend() {
     // Ctrl-Z (or SIGTTIN): the caller's terminal back as it was, the jail
     // frozen, and we stop; when continued, the reverse.
     term_.restore();
-    child_->kill(sandbox::freeze_signal());
+    child_->kill(jail::freeze_signal());
     ::kill(::getpid(), SIGSTOP);
-    child_->kill(sandbox::thaw_signal());
+    child_->kill(jail::thaw_signal());
     term_.resume();
 }
 
@@ -245,7 +246,7 @@ void Supervisor::signal(int sig) {
     if (plan_.terminal && (sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU)) {
         suspend();
     } else if (plan_.terminal && sig == SIGCONT) {
-        child_->kill(sandbox::thaw_signal());
+        child_->kill(jail::thaw_signal());
         term_.resume();
     } else if (sig == SIGWINCH) {
         term_.resize();
@@ -345,10 +346,10 @@ void Supervisor::on_cpu_check() {
 void Supervisor::on_report() {
     WireMsg m;
     int passed[2], npassed = 0;
-    if (!sandbox::receive(report_.get(), m, passed, 2, &npassed)) {
+    if (!jail::receive(report_.get(), m, passed, 2, &npassed)) {
         for (int i = 0; i < npassed; ++i) ::close(passed[i]);
         open_ = false;  // EOF: the init and the program's pre-exec copy are gone
-        t_eof_ = sandbox::monotonic_ns();
+        t_eof_ = monotonic_ns();
         report_.reset();
         return;
     }
@@ -388,7 +389,7 @@ void Supervisor::on_report() {
 Outcome Supervisor::collect() {
     Outcome& out = out_;
     collected_ = true;
-    if (!t_eof_) t_eof_ = sandbox::monotonic_ns();
+    if (!t_eof_) t_eof_ = monotonic_ns();
     struct rusage ru {};
     const int init_status = child_->wait(&ru);
     out.cpu_user_ms = tv_ms(ru.ru_utime);
@@ -400,7 +401,7 @@ Outcome Supervisor::collect() {
         out.network_dropped = proxy_->dropped();
     }
     if (cg_) {
-        sandbox::CgroupStats st = cg_->stats();
+        CgroupStats st = cg_->stats();
         out.oom_kills = st.oom_kills;
         out.pids_peak = st.pids_peak;
         out.pids_refused = st.pids_refused;
@@ -423,9 +424,9 @@ Outcome Supervisor::collect() {
     if (plan_.timings) {
         if (t_end_) out.phases.emplace_back("jail: program ran, init reported exit", ms_between(t0_, t_end_));
         out.phases.emplace_back("supervisor: report pipe closed", ms_between(t0_, t_eof_));
-        out.phases.emplace_back("supervisor: init reaped (namespaces gone)", ms_between(t0_, sandbox::monotonic_ns()));
+        out.phases.emplace_back("supervisor: init reaped (namespaces gone)", ms_between(t0_, monotonic_ns()));
     }
-    if (!t_end_) t_end_ = sandbox::monotonic_ns();
+    if (!t_end_) t_end_ = monotonic_ns();
     out.wall_ms = ms_between(t0_, t_end_);
     // stockade's own cost (with many jails on one loop: the whole process's).
     struct rusage self {};

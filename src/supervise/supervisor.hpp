@@ -12,15 +12,15 @@
 #include <memory>
 #include <vector>
 
-#include "sandbox/plan.hpp"
-#include "seccomp/notify.hpp"
+#include "plan/plan.hpp"
+#include "supervise/notifier.hpp"
 #include "supervise/event_loop.hpp"
 #include "supervise/outcome.hpp"
 #include "supervise/relay.hpp"
 #include "supervise/terminal.hpp"
 #include "util/fd.hpp"
 
-namespace stockade::sandbox {
+namespace stockade::supervise {
 class Cgroup;
 }
 
@@ -51,7 +51,7 @@ private:
 class Supervisor : public Source {
 public:
     // The plan must outlive the Supervisor.
-    explicit Supervisor(const sandbox::Plan& plan);
+    explicit Supervisor(const plan::Plan& plan);
     ~Supervisor() override;
     Supervisor(const Supervisor&) = delete;
     Supervisor& operator=(const Supervisor&) = delete;
@@ -61,7 +61,7 @@ public:
     // The jail has ended and everything it wrote has been passed on.
     bool done() const;
     // Reaps the jail and reads its figures. Once, after done().
-    sandbox::Outcome collect();
+    supervise::Outcome collect();
 
     // A signal for the jail from its caller: passed to the program, or, with a
     // terminal, job control (suspend on SIGTSTP/SIGTTIN/SIGTTOU, resume on
@@ -82,14 +82,14 @@ private:
     void on_cpu_check();
     void suspend();
 
-    const sandbox::Plan& plan_;
-    sandbox::Outcome out_;
-    std::unique_ptr<sandbox::Cgroup> cg_;
+    const plan::Plan& plan_;
+    supervise::Outcome out_;
+    std::unique_ptr<Cgroup> cg_;
     OutputRelay relay_;
     TerminalRelay term_;
     std::unique_ptr<JailProcess> child_;
     UniqueFd report_, sync_, wall_, cpu_check_;
-    std::unique_ptr<seccomp::Notifier> notifier_;
+    std::unique_ptr<supervise::Notifier> notifier_;
     std::unique_ptr<Proxy> proxy_;
     uint64_t t0_ = 0, t_end_ = 0, t_eof_ = 0;
     bool open_ = false, have_exit_ = false, seccomp_kill_sent_ = false, collected_ = false;

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "profile/loader.hpp"
-#include "sandbox/host.hpp"
-#include "sandbox/plan.hpp"
+#include "plan/host.hpp"
+#include "plan/plan.hpp"
 #include "supervise/event_loop.hpp"
 #include "supervise/supervisor.hpp"
 #include "util/error.hpp"
@@ -26,13 +26,13 @@ int main(int argc, char** argv, char** envp) {
     ::signal(SIGPIPE, SIG_IGN);
     try {
         const profile::Policy policy = profile::load(profile::CommandLine{});
-        const sandbox::HostFacts host = sandbox::gather_host_facts(envp);
-        std::vector<sandbox::Plan> plans;
+        const plan::HostFacts host = plan::gather_host_facts(envp);
+        std::vector<plan::Plan> plans;
         for (int i = 1; i < argc; ++i) {
-            sandbox::Invocation inv;
-            inv.mode = sandbox::Invocation::Mode::Code;
+            plan::Invocation inv;
+            inv.mode = plan::Invocation::Mode::Code;
             inv.code = argv[i];
-            plans.push_back(sandbox::plan(policy, inv, host));
+            plans.push_back(plan::make(policy, inv, host));
         }
         const auto t0 = std::chrono::steady_clock::now();
         supervise::EventLoop loop;
@@ -49,7 +49,7 @@ int main(int argc, char** argv, char** envp) {
             for (size_t i = 0; i < jails.size(); ++i) {
                 if (reported[i] || !jails[i]->done()) continue;
                 loop.remove(jails[i].get());
-                sandbox::Outcome o = jails[i]->collect();
+                supervise::Outcome o = jails[i]->collect();
                 std::printf("jail %zu exit %d signal %d wall_ms %.1f\n", i, o.exit_code, o.signal, o.wall_ms);
                 std::fflush(stdout);
                 reported[i] = true;

@@ -7,7 +7,7 @@ import os
 import subprocess
 import time
 
-from harness import JailTest, main
+from harness import SANITIZED, JailTest, main
 
 # Plants a symlink where the supervisor will write the result, and keeps
 # planting it until the run ends, so no timing lets the supervisor dodge it.
@@ -145,6 +145,8 @@ class SupervisorBoundsTest(JailTest):
         self.assertEqual(refused, calls, "every refusal is counted")
         sup = doc["supervisor"]["cpu_ms"]
         jail = doc["cpu_user_ms"] + doc["cpu_sys_ms"]
+        if SANITIZED:
+            self.skipTest("resource bounds hold for the release build; this one is instrumented")
         self.assertLess(sup, 0.15 * doc["wall_ms"], f"supervisor {sup} ms CPU in {doc['wall_ms']} ms")
         self.assertLess(sup, jail, f"supervisor {sup} ms CPU, jail {jail} ms")
         self.assertLess(doc["supervisor"]["max_rss_bytes"], 16 << 20)
@@ -170,7 +172,7 @@ class SupervisorBoundsTest(JailTest):
         p.wait(timeout=30)
         self.assertEqual(p.returncode, 0, p.stderr.read())
         self.assertEqual(got, 4 << 20)
-        self.assertLess(spent, 0.2, f"stockade used {spent:.2f} s of CPU waiting on a full pipe")
+        self.assertLess(spent, 0.6 if SANITIZED else 0.2, f"stockade used {spent:.2f} s of CPU waiting on a full pipe")
 
 
 class KillModeTest(JailTest):

@@ -3,12 +3,12 @@
 #include <algorithm>
 
 #include "profile/loader.hpp"
-#include "sandbox/plan.hpp"
+#include "plan/plan.hpp"
 #include "util/error.hpp"
 
 using namespace stockade;
-using sandbox::Invocation;
-using sandbox::MountOp;
+using plan::Invocation;
+using plan::MountOp;
 
 namespace {
 
@@ -19,13 +19,13 @@ profile::Policy policy(std::vector<std::string> sets = {}, std::vector<std::stri
     return profile::load(cl);
 }
 
-const MountOp* find(const sandbox::Plan& p, const std::string& dst) {
+const MountOp* find(const plan::Plan& p, const std::string& dst) {
     for (const auto& m : p.mounts)
         if (m.dst == dst) return &m;
     return nullptr;
 }
 
-size_t index_of(const sandbox::Plan& p, const std::string& dst) {
+size_t index_of(const plan::Plan& p, const std::string& dst) {
     for (size_t i = 0; i < p.mounts.size(); ++i)
         if (p.mounts[i].dst == dst) return i;
     return SIZE_MAX;
@@ -34,26 +34,26 @@ size_t index_of(const sandbox::Plan& p, const std::string& dst) {
 }  // namespace
 
 TEST_CASE("ids: the caller maps to the jail user; root maps to an unprivileged host user") {
-    sandbox::HostFacts user;
+    plan::HostFacts user;
     user.euid = 1234;
     user.egid = 1235;
     Invocation inv{Invocation::Mode::Code, "", "pass", {}};
-    auto p = sandbox::plan(policy(), inv, user);
+    auto p = plan::make(policy(), inv, user);
     CHECK(p.uid == 1000);
     CHECK(p.host_uid == 1234);
     CHECK(p.host_gid == 1235);
     CHECK_FALSE(p.clear_host_groups);
 
-    sandbox::HostFacts root;
-    auto r = sandbox::plan(policy(), inv, root);
+    plan::HostFacts root;
+    auto r = plan::make(policy(), inv, root);
     CHECK(r.host_uid == 65534);
     CHECK(r.host_gid == 65534);
     CHECK(r.clear_host_groups);
 }
 
 TEST_CASE("argv for scripts, code and exec") {
-    sandbox::HostFacts h;
-    auto s = sandbox::plan(policy({"run.python_args=[\"-X\", \"utf8\"]"}),
+    plan::HostFacts h;
+    auto s = plan::make(policy({"run.python_args=[\"-X\", \"utf8\"]"}),
                            Invocation{Invocation::Mode::Script, "/home/me/job.py", "", {"a", "b"}}, h);
     CHECK(s.argv == std::vector<std::string>{"/usr/bin/python3", "-X", "utf8", "/work/job.py", "a", "b"});
     CHECK(s.script_host == "/home/me/job.py");
@@ -62,21 +62,21 @@ TEST_CASE("argv for scripts, code and exec") {
     CHECK(script->kind == MountOp::Kind::Script);
     CHECK(s.exec_allow.empty());
 
-    auto c = sandbox::plan(policy(), Invocation{Invocation::Mode::Code, "", "print(1)", {"x"}}, h);
+    auto c = plan::make(policy(), Invocation{Invocation::Mode::Code, "", "print(1)", {"x"}}, h);
     CHECK(c.argv == std::vector<std::string>{"/usr/bin/python3", "-c", "print(1)", "x"});
     CHECK(c.script_host.empty());
 
-    auto e = sandbox::plan(policy(), Invocation{Invocation::Mode::Exec, "", "", {"env", "-i"}}, h);
+    auto e = plan::make(policy(), Invocation{Invocation::Mode::Exec, "", "", {"env", "-i"}}, h);
     CHECK(e.argv == std::vector<std::string>{"env", "-i"});
     CHECK_FALSE(e.exec_allow.empty());
-    CHECK_THROWS_AS(sandbox::plan(policy(), Invocation{Invocation::Mode::Exec, "", "", {}}, h), Error);
-    CHECK_THROWS_AS(sandbox::plan(policy({"run.exec_allow=[]"}), Invocation{Invocation::Mode::Exec, "", "", {"sh"}}, h),
+    CHECK_THROWS_AS(plan::make(policy(), Invocation{Invocation::Mode::Exec, "", "", {}}, h), Error);
+    CHECK_THROWS_AS(plan::make(policy({"run.exec_allow=[]"}), Invocation{Invocation::Mode::Exec, "", "", {"sh"}}, h),
                     Error);
 }
 
 TEST_CASE("mount order puts parents before children, whatever the flag order") {
-    sandbox::HostFacts h;
-    auto p = sandbox::plan(policy({}, {"/srv/out:/home/sandbox/out"}), Invocation{Invocation::Mode::Code, "", "", {}}, h);
+    plan::HostFacts h;
+    auto p = plan::make(policy({}, {"/srv/out:/home/sandbox/out"}), Invocation{Invocation::Mode::Code, "", "", {}}, h);
     CHECK(index_of(p, "/home/sandbox") < index_of(p, "/home/sandbox/out"));
     CHECK(index_of(p, "/dev") < index_of(p, "/dev/null"));
     CHECK(index_of(p, "/dev") < index_of(p, "/dev/shm"));
@@ -93,8 +93,8 @@ TEST_CASE("mount order puts parents before children, whatever the flag order") {
 }
 
 TEST_CASE("synthesized /etc files") {
-    sandbox::HostFacts h;
-    auto p = sandbox::plan(policy({"user.name=alice", "user.uid=1500", "run.hostname=box"}),
+    plan::HostFacts h;
+    auto p = plan::make(policy({"user.name=alice", "user.uid=1500", "run.hostname=box"}),
                            Invocation{Invocation::Mode::Code, "", "", {}}, h);
     const MountOp* passwd = find(p, "/etc/passwd");
     REQUIRE(passwd);
@@ -102,18 +102,18 @@ TEST_CASE("synthesized /etc files") {
     CHECK(find(p, "/etc/hosts")->content.find("localhost box") != std::string::npos);
     CHECK(find(p, "/etc/hostname")->content == "box\n");
     // A profile that binds /etc itself gets the host's files, not synthesized ones on top.
-    auto q = sandbox::plan(policy({"filesystem.ro=[\"/usr\", \"/etc\"]"}), Invocation{Invocation::Mode::Code, "", "", {}}, h);
+    auto q = plan::make(policy({"filesystem.ro=[\"/usr\", \"/etc\"]"}), Invocation{Invocation::Mode::Code, "", "", {}}, h);
     CHECK_FALSE(find(q, "/etc/passwd"));
 }
 
 TEST_CASE("environment: defaults, profile, --env, then passed-through values") {
-    sandbox::HostFacts h;
+    plan::HostFacts h;
     h.env = {{"TERM", "xterm"}, {"SECRET", "s3cr3t"}, {"KEEP", "kept"}};
     profile::CommandLine cl;
     cl.env = {"A=1"};
     cl.env_pass = {"KEEP", "ABSENT"};
     auto pol = profile::load(cl);
-    auto p = sandbox::plan(pol, Invocation{Invocation::Mode::Code, "", "", {}}, h);
+    auto p = plan::make(pol, Invocation{Invocation::Mode::Code, "", "", {}}, h);
     auto has = [&](const std::string& kv) { return std::find(p.envp.begin(), p.envp.end(), kv) != p.envp.end(); };
     CHECK(has("HOME=/home/sandbox"));
     CHECK(has("USER=sandbox"));
@@ -129,14 +129,14 @@ TEST_CASE("environment: defaults, profile, --env, then passed-through values") {
 }
 
 TEST_CASE("the caller's terminal never enters; the jail gets a devpts of its own") {
-    sandbox::HostFacts h;
-    auto p = sandbox::plan(policy(), Invocation{Invocation::Mode::Code, "", "", {}}, h);
+    plan::HostFacts h;
+    auto p = plan::make(policy(), Invocation{Invocation::Mode::Code, "", "", {}}, h);
     REQUIRE(find(p, "/dev/pts"));
     CHECK(find(p, "/dev/pts")->kind == MountOp::Kind::Devpts);
     CHECK(find(p, "/dev/ptmx")->kind == MountOp::Kind::Symlink);
     CHECK(p.terminal == 0);
     h.stdio_ttys = 1u | 2u;
-    auto q = sandbox::plan(policy(), Invocation{Invocation::Mode::Code, "", "", {}}, h);
+    auto q = plan::make(policy(), Invocation{Invocation::Mode::Code, "", "", {}}, h);
     CHECK(q.terminal == 3u);
     for (const auto& m : q.mounts) CHECK_FALSE((m.kind == MountOp::Kind::Device && m.src.rfind("/dev/pts/", 0) == 0));
 }

@@ -12,7 +12,7 @@
 #include "profile/loader.hpp"
 #include "seccomp/catalog.hpp"
 #include "seccomp/filter.hpp"
-#include "seccomp/notify.hpp"
+#include "supervise/notifier.hpp"
 #include "seccomp/spec.hpp"
 
 using namespace stockade;
@@ -140,9 +140,9 @@ TEST_CASE("filters compile, and the canonical key tracks every input") {
 
 TEST_CASE("format_call decodes what matters") {
     uint64_t a[6] = {AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, 0};
-    CHECK(format_call("socket", a) == "socket(AF_NETLINK, SOCK_RAW|SOCK_CLOEXEC, 0, ...)");
+    CHECK(supervise::format_call("socket", a) == "socket(AF_NETLINK, SOCK_RAW|SOCK_CLOEXEC, 0, ...)");
     uint64_t i[6] = {0, (1ull << 32) | TIOCSTI};
-    CHECK(format_call("ioctl", i) == "ioctl(0, TIOCSTI (high bits set), ...)");
+    CHECK(supervise::format_call("ioctl", i) == "ioctl(0, TIOCSTI (high bits set), ...)");
     uint64_t c[6] = {CLONE_NEWUSER | CLONE_NEWNET | SIGCHLD};
-    CHECK(format_call("clone", c) == "clone(CLONE_NEWUSER|CLONE_NEWNET|..., ...)");
+    CHECK(supervise::format_call("clone", c) == "clone(CLONE_NEWUSER|CLONE_NEWNET|..., ...)");
 }

@@ -3,7 +3,7 @@
 #pragma once
 #include <cstdint>
 
-namespace stockade::sandbox {
+namespace stockade::jail {
 
 // setresgid/setresuid to the jail's ids, keeping the user-namespace capabilities
 // that building the root still needs.
@@ -13,4 +13,4 @@ void switch_ids(uint32_t uid, uint32_t gid);
 // locks the securebits so nothing (not uid 0, not file caps) can bring any back.
 void drop_all_capabilities();
 
-}  // namespace stockade::sandbox
+}  // namespace stockade::jail

@@ -1,4 +1,4 @@
-#include "sandbox/caps.hpp"
+#include "jail/caps.hpp"
 
 #include <linux/securebits.h>
 #include <sys/capability.h>
@@ -7,7 +7,7 @@
 
 #include "util/error.hpp"
 
-namespace stockade::sandbox {
+namespace stockade::jail {
 
 void switch_ids(uint32_t uid, uint32_t gid) {
     check(::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), "prctl", "PR_SET_KEEPCAPS");
@@ -42,4 +42,4 @@ void drop_all_capabilities() {
     if (rc < 0) throw_sys_errno(err, "drop capabilities");
 }
 
-}  // namespace stockade::sandbox
+}  // namespace stockade::jail

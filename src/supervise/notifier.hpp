@@ -15,7 +15,10 @@
 struct seccomp_notif;
 struct seccomp_notif_resp;
 
-namespace stockade::seccomp {
+namespace stockade::supervise {
+
+using seccomp::Spec;
+using seccomp::Violation;
 
 
 class Notifier {
@@ -75,4 +78,4 @@ std::string format_call(const std::string& name, const uint64_t args[6]);
 // "refused 3 syscalls: socket(AF_NETLINK, ...) x2, ptrace(...)" ("" if none).
 std::string summarize(const std::vector<Violation>& v);
 
-}  // namespace stockade::seccomp
+}  // namespace stockade::supervise

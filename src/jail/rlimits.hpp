@@ -6,7 +6,7 @@
 
 #include "profile/policy.hpp"
 
-namespace stockade::sandbox {
+namespace stockade::jail {
 
 struct Rlimit {
     int resource;
@@ -19,11 +19,8 @@ struct Rlimit {
 // whole jail shares it).
 std::vector<Rlimit> rlimits_for(const profile::Limits& l, bool cgroup);
 
-// What is weaker without a cgroup, limit by limit, for the result.
-std::vector<std::pair<std::string, std::string>> degraded_without_cgroup(const profile::Limits& l,
-                                                                         const std::string& why);
 
 // setrlimit each; throws Error naming the one that failed.
 void apply(const std::vector<Rlimit>& rl);
 
-}  // namespace stockade::sandbox
+}  // namespace stockade::jail

@@ -1,4 +1,4 @@
-#include "sandbox/exec_rules.hpp"
+#include "jail/exec_rules.hpp"
 
 #include <elf.h>
 #include <fcntl.h>
@@ -15,12 +15,7 @@
 #include "util/error.hpp"
 #include "util/fd.hpp"
 
-namespace stockade::sandbox {
-
-int landlock_abi() {
-    long v = ::syscall(SYS_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION);
-    return v < 0 ? 0 : static_cast<int>(v);
-}
+namespace stockade::jail {
 
 std::string elf_interpreter(const std::string& path) {
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -96,4 +91,4 @@ void restrict_exec(const std::vector<std::string>& exec_allow, const std::string
     if (::syscall(SYS_landlock_restrict_self, ruleset.get(), 0) < 0) throw_sys("landlock_restrict_self", "(exec_allow)");
 }
 
-}  // namespace stockade::sandbox
+}  // namespace stockade::jail

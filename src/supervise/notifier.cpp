@@ -1,4 +1,4 @@
-#include "seccomp/notify.hpp"
+#include "supervise/notifier.hpp"
 
 #include <seccomp.h>
 #include <signal.h>
@@ -23,7 +23,9 @@
 #include "seccomp/catalog.hpp"
 #include "seccomp/families.hpp"
 
-namespace stockade::seccomp {
+namespace stockade::supervise {
+
+using namespace seccomp;
 namespace {
 
 std::string hex(uint64_t v) {
@@ -294,4 +296,4 @@ std::string summarize(const std::vector<Violation>& v) {
     return s;
 }
 
-}  // namespace stockade::seccomp
+}  // namespace stockade::supervise

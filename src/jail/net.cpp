@@ -1,4 +1,4 @@
-#include "sandbox/net.hpp"
+#include "jail/net.hpp"
 
 #include <net/if.h>
 #include <netlink/netlink.h>
@@ -14,7 +14,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-namespace stockade::sandbox {
+namespace stockade::jail {
 namespace {
 [[noreturn]] void nl_fail(const char* op, int rc) { throw Error(std::string(op) + " lo: " + nl_geterror(rc)); }
 }  // namespace
@@ -47,4 +47,4 @@ int proxy_listener(uint16_t port) {
     return s.release();
 }
 
-}  // namespace stockade::sandbox
+}  // namespace stockade::jail

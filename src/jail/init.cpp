@@ -8,10 +8,11 @@
 #include <cerrno>
 #include <cstring>
 
-#include "sandbox/jail.hpp"
+#include "jail/jail.hpp"
 #include "jail_interface.hpp"
+#include "util/clock.hpp"
 
-namespace stockade::sandbox {
+namespace stockade::jail {
 namespace {
 
 volatile sig_atomic_t g_program = 0;
@@ -133,4 +134,4 @@ void run_init(const Plan& plan, const ChildFds& fds) {
     ::_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 }
 
-}  // namespace stockade::sandbox
+}  // namespace stockade::jail

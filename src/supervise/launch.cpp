@@ -1,4 +1,4 @@
-#include "sandbox/launch.hpp"
+#include "supervise/launch.hpp"
 
 #include <grp.h>
 #include <signal.h>
@@ -11,13 +11,13 @@
 #include "util/error.hpp"
 #include "util/fd.hpp"
 
-namespace stockade::sandbox {
+namespace stockade::supervise {
 namespace {
 
 // The caller's signals, read from a signalfd and handed to the one jail.
-class CallerSignals : public supervise::Source {
+class CallerSignals : public Source {
 public:
-    CallerSignals(const sigset_t& set, supervise::Supervisor& jail)
+    CallerSignals(const sigset_t& set, Supervisor& jail)
         : fd_(check(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK), "signalfd")), jail_(jail) {}
     void fill(std::vector<pollfd>& fds) override { fds.push_back({fd_.get(), POLLIN, 0}); }
     void handle(const pollfd* fds, size_t n) override {
@@ -28,15 +28,15 @@ public:
 
 private:
     UniqueFd fd_;
-    supervise::Supervisor& jail_;
+    Supervisor& jail_;
 };
 
 }  // namespace
 
-Outcome launch(const Plan& plan) {
+Outcome launch(const plan::Plan& plan) {
     sigset_t caller;
     ::sigemptyset(&caller);
-    for (int s : kRelayedSignals) ::sigaddset(&caller, s);
+    for (int s : jail::kRelayedSignals) ::sigaddset(&caller, s);
     // With a terminal, job control and the window size are ours to handle.
     if (plan.terminal)
         for (int s : {SIGTSTP, SIGTTIN, SIGTTOU, SIGCONT, SIGWINCH}) ::sigaddset(&caller, s);
@@ -46,14 +46,14 @@ Outcome launch(const Plan& plan) {
     // the jail, and after setgroups=deny the jail could never shed them.
     if (plan.clear_host_groups) check(::setgroups(0, nullptr), "setgroups", "(clear root's groups)");
 
-    supervise::Supervisor jail(plan);
+    Supervisor jail(plan);
     jail.start();
     CallerSignals signals(caller, jail);
-    supervise::EventLoop loop;
+    EventLoop loop;
     loop.add(&jail);
     loop.add(&signals);
     while (!jail.done()) loop.run_once();
     return jail.collect();
 }
 
-}  // namespace stockade::sandbox
+}  // namespace stockade::supervise

@@ -1,4 +1,4 @@
-#include "sandbox/plan.hpp"
+#include "plan/plan.hpp"
 
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -7,7 +7,7 @@
 
 #include "util/error.hpp"
 
-namespace stockade::sandbox {
+namespace stockade::plan {
 
 using profile::Policy;
 
@@ -68,7 +68,7 @@ seccomp::Spec seccomp_spec_for(const Policy& p) {
     return s;
 }
 
-Plan plan(const Policy& p, const Invocation& inv, const HostFacts& host) {
+Plan make(const Policy& p, const Invocation& inv, const HostFacts& host) {
     Plan out;
     out.uid = p.uid;
     out.gid = p.gid;
@@ -201,4 +201,4 @@ void check_sources(const Plan& p) {
     }
 }
 
-}  // namespace stockade::sandbox
+}  // namespace stockade::plan

@@ -4,7 +4,7 @@
 #pragma once
 #include "util/fd.hpp"
 
-namespace stockade::sandbox {
+namespace stockade::jail {
 
 // Writes them through the host's /proc (they resolve against the caller's
 // namespaces: the jail's), before the root is pivoted. Settings this kernel
@@ -15,8 +15,5 @@ namespace stockade::sandbox {
 UniqueFd set_jail_sysctls();
 void finish_jail_sysctls(UniqueFd mnt_limit);
 
-// Whether this kernel has MFD_NOEXEC_SEAL (6.3 and later; vm.memfd_noexec
-// came with it).
-bool host_has_memfd_noexec();
 
-}  // namespace stockade::sandbox
+}  // namespace stockade::jail

@@ -1,12 +1,13 @@
 // The jail's root: a fresh tmpfs populated from the Plan's mount table, then
 // pivoted into. Runs in the child, inside its new user and mount namespaces.
 #pragma once
+#include "jail_interface.hpp"
 #include <vector>
 
-#include "sandbox/plan.hpp"
+#include "plan/plan.hpp"
 #include "util/fd.hpp"
 
-namespace stockade::sandbox {
+namespace stockade::jail {
 
 // O_PATH fds for every Bind/Device source, index-aligned with plan.mounts (others
 // stay empty). Opened with the caller's own host credentials, before the ids are
@@ -21,4 +22,4 @@ void check_source_access(const Plan& plan, const std::vector<UniqueFd>& sources)
 // script_fd is the caller's script (for the Script op), or -1.
 void build_root(const Plan& plan, const std::vector<UniqueFd>& sources, int script_fd);
 
-}  // namespace stockade::sandbox
+}  // namespace stockade::jail

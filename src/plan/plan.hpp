@@ -11,7 +11,7 @@
 #include "net/allowlist.hpp"
 #include "seccomp/spec.hpp"
 
-namespace stockade::sandbox {
+namespace stockade::plan {
 
 struct MountOp {
     enum class Kind {
@@ -86,7 +86,7 @@ struct Plan {
     // not here: the Plan is finished when plan() returns.
 };
 
-Plan plan(const profile::Policy& policy, const Invocation& inv, const HostFacts& host);
+Plan make(const profile::Policy& policy, const Invocation& inv, const HostFacts& host);
 
 // The syscall policy a run under this profile gets: the profile's [seccomp],
 // narrowed by the network mode ("none" allows AF_UNIX sockets only). Shared
@@ -101,4 +101,4 @@ void check_sources(const Plan& p);
 // Depth of an absolute path: "/" is 0, "/a/b" is 2.
 size_t path_depth(const std::string& p);
 
-}  // namespace stockade::sandbox
+}  // namespace stockade::plan

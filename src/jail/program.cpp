@@ -10,15 +10,17 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "sandbox/caps.hpp"
-#include "sandbox/exec_rules.hpp"
-#include "sandbox/jail.hpp"
-#include "sandbox/rlimits.hpp"
+#include "jail/caps.hpp"
+#include "jail/exec_rules.hpp"
+#include "jail/jail.hpp"
+#include "jail/rlimits.hpp"
 #include "jail_interface.hpp"
 #include "seccomp/filter.hpp"
 #include "util/error.hpp"
+#include "util/clock.hpp"
+#include "util/kernel.hpp"
 
-namespace stockade::sandbox {
+namespace stockade::jail {
 namespace {
 
 
@@ -150,4 +152,4 @@ void exec_program(const Plan& plan, const ChildFds& fds) {
     }
 }
 
-}  // namespace stockade::sandbox
+}  // namespace stockade::jail

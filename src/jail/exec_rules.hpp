@@ -6,10 +6,7 @@
 #include <string>
 #include <vector>
 
-namespace stockade::sandbox {
-
-// The Landlock ABI version the kernel offers (0: none).
-int landlock_abi();
+namespace stockade::jail {
 
 // Applies the rules to the calling process (no_new_privs must be set).
 // `program` is the path about to be executed. Throws Error.
@@ -18,4 +15,4 @@ void restrict_exec(const std::vector<std::string>& exec_allow, const std::string
 // The PT_INTERP of an ELF file ("" for a static one, a script, or on error).
 std::string elf_interpreter(const std::string& path);
 
-}  // namespace stockade::sandbox
+}  // namespace stockade::jail

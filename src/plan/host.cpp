@@ -1,9 +1,9 @@
-#include "sandbox/host.hpp"
+#include "plan/host.hpp"
 
 #include <unistd.h>
 
 
-namespace stockade::sandbox {
+namespace stockade::plan {
 
 HostFacts gather_host_facts(char** envp) {
     HostFacts h;
@@ -19,4 +19,4 @@ HostFacts gather_host_facts(char** envp) {
     return h;
 }
 
-}  // namespace stockade::sandbox
+}  // namespace stockade::plan

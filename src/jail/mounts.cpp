@@ -1,4 +1,4 @@
-#include "sandbox/mounts.hpp"
+#include "jail/mounts.hpp"
 
 #include <fcntl.h>
 #include <sys/mount.h>
@@ -14,7 +14,7 @@
 
 #include "util/error.hpp"
 
-namespace stockade::sandbox {
+namespace stockade::jail {
 namespace {
 
 using Kind = MountOp::Kind;
@@ -288,4 +288,4 @@ void build_root(const Plan& plan, const std::vector<UniqueFd>& sources, int scri
     RootBuilder(plan, sources, script_fd).build();
 }
 
-}  // namespace stockade::sandbox
+}  // namespace stockade::jail

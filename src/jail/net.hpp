@@ -2,7 +2,7 @@
 #pragma once
 #include <cstdint>
 
-namespace stockade::sandbox {
+namespace stockade::jail {
 
 // Brings the namespace's loopback interface up (via rtnetlink); it starts down.
 void loopback_up();
@@ -11,4 +11,4 @@ void loopback_up();
 // namespace: connections from the jail to it arrive wherever the fd is.
 int proxy_listener(uint16_t port);
 
-}  // namespace stockade::sandbox
+}  // namespace stockade::jail

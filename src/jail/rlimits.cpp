@@ -1,10 +1,10 @@
-#include "sandbox/rlimits.hpp"
+#include "jail/rlimits.hpp"
 
 #include <sys/resource.h>
 
 #include "util/error.hpp"
 
-namespace stockade::sandbox {
+namespace stockade::jail {
 
 std::vector<Rlimit> rlimits_for(const profile::Limits& l, bool cgroup) {
     std::vector<Rlimit> out;
@@ -26,16 +26,6 @@ std::vector<Rlimit> rlimits_for(const profile::Limits& l, bool cgroup) {
     return out;
 }
 
-std::vector<std::pair<std::string, std::string>> degraded_without_cgroup(const profile::Limits& l,
-                                                                         const std::string& why) {
-    std::vector<std::pair<std::string, std::string>> d;
-    d.emplace_back("cgroup", why);
-    if (l.memory) d.emplace_back("memory", "RLIMIT_AS (address space, per process) stands in");
-    if (l.pids) d.emplace_back("pids", "RLIMIT_NPROC (the jail's user, in its own user namespace) stands in");
-    if (l.cpu_ms) d.emplace_back("cpu_time", "RLIMIT_CPU per process stands in for the jail's total");
-    if (l.cpus) d.emplace_back("cpu", "the CPU share is not applied");
-    return d;
-}
 
 void apply(const std::vector<Rlimit>& rl) {
     for (const auto& r : rl) {
@@ -50,4 +40,4 @@ void apply(const std::vector<Rlimit>& rl) {
     }
 }
 
-}  // namespace stockade::sandbox
+}  // namespace stockade::jail

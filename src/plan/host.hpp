@@ -1,9 +1,9 @@
 // Facts about the caller that plan() takes as input.
 #pragma once
-#include "sandbox/plan.hpp"
+#include "plan/plan.hpp"
 
-namespace stockade::sandbox {
+namespace stockade::plan {
 
 HostFacts gather_host_facts(char** envp);
 
-}  // namespace stockade::sandbox
+}  // namespace stockade::plan

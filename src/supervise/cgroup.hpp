@@ -10,7 +10,7 @@
 
 #include "profile/policy.hpp"
 
-namespace stockade::sandbox {
+namespace stockade::supervise {
 
 struct CgroupStats {
     int64_t memory_peak = -1;  // bytes; -1 when the kernel does not say
@@ -39,4 +39,8 @@ public:
 // saying why (and how to fix it). Also removes stale cgroups of dead stockades.
 std::unique_ptr<Cgroup> create_cgroup(const profile::Limits& l, std::string& why_not);
 
-}  // namespace stockade::sandbox
+// What is weaker without a cgroup, limit by limit, for the result.
+std::vector<std::pair<std::string, std::string>> degraded_without_cgroup(const profile::Limits& l,
+                                                                         const std::string& why);
+
+}  // namespace stockade::supervise

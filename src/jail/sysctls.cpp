@@ -1,4 +1,4 @@
-#include "sandbox/sysctls.hpp"
+#include "jail/sysctls.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -10,7 +10,7 @@
 #include "util/error.hpp"
 #include "util/fd.hpp"
 
-namespace stockade::sandbox {
+namespace stockade::jail {
 namespace {
 
 long read_long(const char* path) {
@@ -59,6 +59,5 @@ void finish_jail_sysctls(UniqueFd mnt_limit) {
     if (mnt_limit && ::write(mnt_limit.get(), "0", 1) != 1) throw_sys("write", "/proc/sys/user/max_mnt_namespaces");
 }
 
-bool host_has_memfd_noexec() { return ::access("/proc/sys/vm/memfd_noexec", F_OK) == 0; }
 
-}  // namespace stockade::sandbox
+}  // namespace stockade::jail

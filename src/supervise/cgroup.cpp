@@ -1,4 +1,4 @@
-#include "sandbox/cgroup.hpp"
+#include "supervise/cgroup.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -15,8 +15,9 @@
 #include "jail_interface.hpp"
 #include "util/error.hpp"
 #include "util/fd.hpp"
+#include "util/clock.hpp"
 
-namespace stockade::sandbox {
+namespace stockade::supervise {
 namespace {
 
 std::string read_file(const std::string& path) {
@@ -349,4 +350,15 @@ std::unique_ptr<Cgroup> create_cgroup(const profile::Limits& l, std::string& why
     }
 }
 
-}  // namespace stockade::sandbox
+std::vector<std::pair<std::string, std::string>> degraded_without_cgroup(const profile::Limits& l,
+                                                                         const std::string& why) {
+    std::vector<std::pair<std::string, std::string>> d;
+    d.emplace_back("cgroup", why);
+    if (l.memory) d.emplace_back("memory", "RLIMIT_AS (address space, per process) stands in");
+    if (l.pids) d.emplace_back("pids", "RLIMIT_NPROC (the jail's user, in its own user namespace) stands in");
+    if (l.cpu_ms) d.emplace_back("cpu_time", "RLIMIT_CPU per process stands in for the jail's total");
+    if (l.cpus) d.emplace_back("cpu", "the CPU share is not applied");
+    return d;
+}
+
+}  // namespace stockade::supervise

@@ -10,17 +10,17 @@
 
 #include <cerrno>
 
-#include "sandbox/caps.hpp"
-#include "sandbox/jail.hpp"
-#include "sandbox/mounts.hpp"
-#include "sandbox/net.hpp"
-#include "sandbox/sysctls.hpp"
+#include "jail/caps.hpp"
+#include "jail/jail.hpp"
+#include "jail/mounts.hpp"
+#include "jail/net.hpp"
+#include "jail/sysctls.hpp"
 #include "jail_interface.hpp"
 #include "util/error.hpp"
 #include "util/fd.hpp"
 #include "util/proc_title.hpp"
 
-namespace stockade::sandbox {
+namespace stockade::jail {
 namespace {
 
 // Blocks until the supervisor has written our id maps. EOF means it died first.
@@ -111,4 +111,4 @@ void child_main(const Plan& plan, ChildFds fds) {
     run_init(plan, fds);
 }
 
-}  // namespace stockade::sandbox
+}  // namespace stockade::jail
