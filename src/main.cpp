@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "profile/loader.hpp"
+#include "profile/schema.hpp"
 #include "report/exit_status.hpp"
 #include "report/explain.hpp"
 #include "report/learn.hpp"
@@ -172,17 +173,15 @@ int main(int argc, char** argv, char** envp) {
     exec->prefix_command();
 
     RunOptions ro;
-    std::vector<std::string> limit_flags(6);
-    const std::pair<const char*, const char*> limit_opts[] = {
-        {"--timeout", "wall-clock limit, e.g. 10s, 10m (limits.wall_time)"},
-        {"--cpu-time", "CPU time of the whole jail (limits.cpu_time)"},
-        {"--memory", "memory limit, e.g. 512M, 2G (limits.memory)"},
-        {"--pids", "processes and threads (limits.pids)"},
-        {"--cpus", "share of CPU cores, e.g. 0.5 or 2 (limits.cpu)"},
-        {"--output-limit", "bytes of stdout and stderr together (limits.output)"}};
+    // The limit flags come from the schema's rows: each sets its key via --set.
+    std::vector<std::pair<const profile::KeyDoc*, std::string>> limit_flags;
+    for (const auto& k : profile::schema_keys())
+        if (k.cli_flag) limit_flags.emplace_back(&k, std::string());
     for (CLI::App* sub : {run, exec}) {
-        for (size_t i = 0; i < 6; ++i)
-            sub->add_option(limit_opts[i].first, limit_flags[i], limit_opts[i].second)->group("Limits");
+        for (auto& [key, value] : limit_flags)
+            sub->add_option(key->cli_flag, value,
+                            std::string(key->doc) + ", " + key->type + " (" + key->section + "." + key->key + ")")
+                ->group("Limits");
         sub->add_option("--result", ro.result, "write the JSON result to FILE when the run ends")->type_name("FILE");
         sub->add_option("--result-fd", ro.result_fd, "write the JSON result to this inherited fd")->type_name("N");
         sub->add_flag("-q,--quiet", ro.quiet, "no summary line on stderr");
@@ -245,9 +244,8 @@ int main(int argc, char** argv, char** envp) {
             }
         }
 
-        const char* limit_keys[] = {"wall_time", "cpu_time", "memory", "pids", "cpu", "output"};
-        for (size_t i = 0; i < 6; ++i)
-            if (!limit_flags[i].empty()) cl.sets.push_back(std::string("limits.") + limit_keys[i] + "=" + limit_flags[i]);
+        for (const auto& [key, value] : limit_flags)
+            if (!value.empty()) cl.sets.push_back(std::string(key->section) + "." + key->key + "=" + value);
         if (ro.result_fd >= 0 && ro.result_fd < 3) throw Error("--result-fd: expected a descriptor above 2");
         if (!ro.result.empty()) ro.result_file = HostFile(ro.result, true);
         if (!ro.learn.empty()) ro.learn_file = HostFile(ro.learn, false);

@@ -23,8 +23,9 @@
 namespace stockade::jail {
 namespace {
 
-// Blocks until the supervisor has written our id maps. EOF means it died first.
-void wait_for_maps(int sync) {
+// Blocks until the supervisor says go: once for the id maps, once for the
+// cgroup (a v1 attach runs while we build the root). EOF means it died first.
+void wait_for_supervisor(int sync) {
     char c;
     ssize_t n;
     do n = ::read(sync, &c, 1);
@@ -59,7 +60,7 @@ int open_terminal(int report) {
 
 void child_main(const Plan& plan, ChildFds fds) {
     try {
-        wait_for_maps(fds.sync);
+        wait_for_supervisor(fds.sync);
         phase(fds.report, plan.timings, "child: id maps received");
         // Re-rooted now that the supervisor has put us in the jail's cgroup (v1
         // attaches after clone): /proc/self/cgroup then shows "/", not the
@@ -73,7 +74,6 @@ void child_main(const Plan& plan, ChildFds fds) {
         switch_ids(plan.uid, plan.gid);
         // The id switch clears PDEATHSIG, so it is set only now.
         die_with_supervisor(fds.sync);
-        ::close(fds.sync);
         check_source_access(plan, sources);
         phase(fds.report, plan.timings, "child: sources opened, ids switched");
         scrub_process_block("stockade-init");
@@ -108,6 +108,10 @@ void child_main(const Plan& plan, ChildFds fds) {
         send(fds.report, m);
         ::_exit(125);
     }
+    // The program must start inside the jail's cgroup: wait for the attach.
+    wait_for_supervisor(fds.sync);
+    ::close(fds.sync);
+    phase(fds.report, plan.timings, "child: cgroup ready");
     run_init(plan, fds);
 }
 

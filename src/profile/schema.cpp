@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <optional>
 #include <limits>
 #include <map>
 
@@ -256,101 +257,403 @@ std::string check_syscall_name(const std::string& v, SeccompPolicy& sp) {
     return "unknown syscall \"" + v + "\"" + (hint.empty() ? std::string() : "; did you mean \"" + hint + "\"?");
 }
 
-void validate_seccomp(Reader& r, const toml::table& root, SeccompPolicy& sp, bool& host_network) {
-    std::vector<std::string> unsafe;
-    const toml::node* unsafe_node = nullptr;
-    if (const toml::table* t = r.table(root, "unsafe")) {
-        r.unknown_keys(*t, "unsafe.", {"allow_syscalls", "disable_seccomp", "host_network", "root_host_ids"});
-        r.boolean(*t, "unsafe.", "disable_seccomp", sp.disabled);
-        r.boolean(*t, "unsafe.", "host_network", host_network);
-        unsafe_node = t->get("allow_syscalls");
-        r.strings(*t, "unsafe.", "allow_syscalls", [&](const std::string& v, const toml::node&) -> std::string {
-            if (!seccomp::find_core(v))
-                return "\"" + v + "\" is not in the hard-deny core; allow it in seccomp.allow instead";
-            unsafe.push_back(v);
-            return {};
-        });
-    }
-    (void)unsafe_node;
-    sp.unsafe_allow = unsafe;
-    const toml::table* t = r.table(root, "seccomp");
-    if (!t) return;
-    const std::string pre = "seccomp.";
-    r.unknown_keys(*t, pre, {"default_action", "default_errno", "allow", "deny", "deny_errno", "socket_families"});
-    using D = SeccompPolicy::Default;
-    r.choice(*t, pre, "default_action", sp.default_action, {{"errno", D::Errno}, {"kill", D::Kill}, {"log", D::Log}});
-    for (const char* key : {"default_errno", "deny_errno"}) {
-        r.string(*t, pre, key, [&](const std::string& v) -> std::string {
-            auto e = errno_by_name(v);
-            if (!e) return "expected an errno name like \"EPERM\" or \"ENOSYS\", got \"" + v + "\"";
-            (std::string(key) == "default_errno" ? sp.default_errno : sp.deny_errno) = *e;
-            return {};
-        });
-    }
-    r.strings(*t, pre, "allow", [&](const std::string& v, const toml::node&) -> std::string {
-        std::string m = check_syscall_name(v, sp);
-        if (!m.empty()) return m;
-        if (seccomp::find_core(v) && !seccomp::core_is_conditional(v) &&
-            std::find(unsafe.begin(), unsafe.end(), v) == unsafe.end())
-            return "\"" + v + "\" is in stockade's hard-deny core (" + seccomp::find_core(v)->why +
-                   "); allowing it needs [unsafe] allow_syscalls = [\"" + v + "\"]";
-        sp.allow.push_back(v);
-        return {};
-    });
-    r.strings(*t, pre, "deny", [&](const std::string& v, const toml::node&) -> std::string {
-        std::string m = check_syscall_name(v, sp);
-        if (m.empty()) sp.deny.push_back(v);
-        return m;
-    });
-    r.strings(*t, pre, "socket_families", [&](const std::string& v, const toml::node&) -> std::string {
-        const seccomp::Family* f = seccomp::family_by_name(v);
-        if (f && f->core) return "\"" + v + "\" sockets are in stockade's hard-deny core";
-        if (f) {
-            sp.socket_families.push_back(f->number);
-            return {};
-        }
-        std::vector<std::string> names;
-        for (const auto& fam : seccomp::kFamilies)
-            if (!fam.core) names.push_back(fam.name);
-        std::string hint = did_you_mean(v, names);
-        return "unknown socket family \"" + v + "\"; expected one of " + Reader::join(names) +
-               (hint.empty() ? std::string() : "; did you mean \"" + hint + "\"?");
-    });
+
+// ---- The schema: one row per key ------------------------------------------
+// Each row names its key once, with its type, range and default as a person
+// reads them (for the man page check and the CLI's flags), and how it is read
+// into the Policy. validate() walks the rows; unknown keys are what no row names.
+
+struct Context {
+    std::vector<std::string> unsafe;  // [unsafe] allow_syscalls, read before [seccomp]
+};
+
+using ReadFn = std::function<void(Reader&, const toml::table&, const std::string&, Policy&, Context&)>;
+
+struct Row {
+    KeyDoc doc;
+    ReadFn read;
+};
+
+constexpr uint64_t kWeekMs = 7ull * 24 * 3600 * 1000;
+
+Row size_row(const char* section, const char* key, uint64_t Policy::*member, uint64_t min, uint64_t max,
+             const char* def, const char* doc) {
+    return {{section, key, "size", def, doc, nullptr},
+            [=](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                r.size(t, pre, key, p.*member, min, max);
+            }};
 }
 
-void validate_limits(Reader& r, const toml::table& root, Limits& l) {
-    const toml::table* t = r.table(root, "limits");
-    if (!t) return;
-    const std::string pre = "limits.";
-    r.unknown_keys(*t, pre, {"wall_time", "grace", "cpu_time", "memory", "pids", "cpu", "file_size", "open_files",
-                             "stack", "output", "output_action", "require_cgroup"});
-    // 0 lifts a limit; otherwise each must be in a sensible range.
-    const uint64_t week = 7ull * 24 * 3600 * 1000;
-    r.duration(*t, pre, "wall_time", l.wall_ms, 1, week);
-    r.duration(*t, pre, "grace", l.grace_ms, 0, 3600 * 1000);
-    r.duration(*t, pre, "cpu_time", l.cpu_ms, 1, week);
-    r.size(*t, pre, "memory", l.memory, 4ull << 20, 1ull << 50, true);
-    r.size(*t, pre, "file_size", l.file_size, 4096, 1ull << 50, true);
-    r.size(*t, pre, "stack", l.stack, 64 << 10, 1ull << 34, true);
-    r.size(*t, pre, "output", l.output, 1, 1ull << 50, true);
-    r.count(*t, pre, "pids", l.pids, 1, 1 << 22);
-    r.count(*t, pre, "open_files", l.open_files, 16, 1 << 20);
-    if (const toml::node* n = t->get("cpu")) {
-        std::optional<double> v;
-        if (n->is_integer()) v = static_cast<double>(n->as_integer()->get());
-        if (n->is_floating_point()) v = n->as_floating_point()->get();
-        if (!v || (*v != 0 && (*v < 0.01 || *v > 1024)))
-            r.error(n, pre + "cpu", "expected 0 (no limit) or a number of CPU cores from 0.01 to 1024 (e.g. 0.5 or 2), got " +
-                                        Reader::repr(*n));
-        else l.cpus = *v;
+Row limit_size(const char* key, uint64_t Limits::*member, uint64_t min, uint64_t max, const char* def,
+               const char* doc, const char* flag = nullptr) {
+    return {{"limits", key, "size, 0 lifts it", def, doc, flag},
+            [=](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                r.size(t, pre, key, p.limits.*member, min, max, true);
+            }};
+}
+
+Row limit_duration(const char* key, uint64_t Limits::*member, uint64_t min, uint64_t max, const char* def,
+                   const char* doc, const char* flag = nullptr) {
+    return {{"limits", key, "duration, 0 lifts it", def, doc, flag},
+            [=](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                r.duration(t, pre, key, p.limits.*member, min, max);
+            }};
+}
+
+Row limit_count(const char* key, uint64_t Limits::*member, int64_t min, int64_t max, const char* def,
+                const char* doc, const char* flag = nullptr) {
+    return {{"limits", key, "integer, 0 lifts it", def, doc, flag},
+            [=](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                r.count(t, pre, key, p.limits.*member, min, max);
+            }};
+}
+
+Row id_row(const char* key, uint32_t Policy::*member, const char* def, const char* doc) {
+    return {{"user", key, "id", def, doc, nullptr},
+            [=](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                r.id(t, pre, key, p.*member, false);
+            }};
+}
+
+Row bool_row(const char* section, const char* key, bool Policy::*member, const char* def, const char* doc) {
+    return {{section, key, "boolean", def, doc, nullptr},
+            [=](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                r.boolean(t, pre, key, p.*member);
+            }};
+}
+
+Row path_row(const char* section, const char* key, std::string Policy::*member, const char* def, const char* doc) {
+    return {{section, key, "absolute path", def, doc, nullptr},
+            [=](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                r.string(t, pre, key, [&](const std::string& v) { return check_abs(v, p.*member); });
+            }};
+}
+
+std::string check_nameserver(const std::string& v) {
+    std::string host = v;
+    if (!host.empty() && host.front() == '[') {
+        size_t close = host.find(']');
+        if (close == std::string::npos) return "expected \"IP\", \"IP:port\" or \"[IPv6]:port\", got \"" + v + "\"";
+        host = host.substr(1, close - 1);
+    } else if (std::count(host.begin(), host.end(), ':') == 1) {
+        std::string port = host.substr(host.find(':') + 1);
+        host = host.substr(0, host.find(':'));
+        if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit) ||
+            std::stoi(port) < 1 || std::stoi(port) > 65535)
+            return "expected a port from 1 to 65535 in \"" + v + "\"";
     }
-    bool kill = false;
-    r.choice(*t, pre, "output_action", kill, {{"truncate", false}, {"kill", true}});
-    l.output_kill = kill;
-    r.boolean(*t, pre, "require_cgroup", l.require_cgroup);
+    if (!net::parse_ip(host)) return "expected \"IP\", \"IP:port\" or \"[IPv6]:port\", got \"" + v + "\"";
+    return {};
+}
+
+const std::vector<Row>& rows() {
+    using D = SeccompPolicy::Default;
+    static const std::vector<Row> all = {
+        {{"", "description", "string", "\"\"", "one line saying what the profile is for", nullptr},
+         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+             r.string(t, pre, "description", [&](const std::string& v) {
+                 p.description = v;
+                 return std::string();
+             });
+         }},
+
+        // [run]
+        path_row("run", "python", &Policy::python, "\"/usr/bin/python3\"", "the interpreter `run` starts"),
+        {{"run", "python_args", "array of strings", "[]", "arguments before the script", nullptr},
+         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+             r.strings(t, pre, "python_args", [&](const std::string& v, const toml::node&) {
+                 p.python_args.push_back(v);
+                 return std::string();
+             });
+         }},
+        {{"run", "exec_allow", "array of path globs", "[\"/usr/bin/*\", ...]", "what any execve in the jail may run", nullptr},
+         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+             r.strings(t, pre, "exec_allow", [&](const std::string& v, const toml::node&) -> std::string {
+                 if (v.empty() || v[0] != '/') return "expected an absolute path or glob (\"/usr/bin/*\"), got \"" + v + "\"";
+                 p.exec_allow.push_back(v);
+                 return {};
+             });
+         }},
+        path_row("run", "cwd", &Policy::cwd, "\"/work\"", "the working directory inside the jail"),
+        {{"run", "hostname", "host name", "\"stockade\"", "the jail's hostname (its own UTS namespace)", nullptr},
+         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+             r.string(t, pre, "hostname", [&](const std::string& v) -> std::string {
+                 bool ok = !v.empty() && v.size() <= 64 && v.front() != '-' &&
+                           std::all_of(v.begin(), v.end(), [](char c) {
+                               return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.';
+                           });
+                 if (!ok) return "expected a hostname of 1 to 64 letters, digits, '-' and '.', got \"" + v + "\"";
+                 p.hostname = v;
+                 return {};
+             });
+         }},
+
+        // [user]
+        id_row("uid", &Policy::uid, "1000", "the uid inside the jail"),
+        id_row("gid", &Policy::gid, "1000", "the gid inside the jail"),
+        {{"user", "name", "user name", "\"sandbox\"", "the user's name in the jail's /etc/passwd", nullptr},
+         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+             r.string(t, pre, "name", [&](const std::string& v) -> std::string {
+                 bool ok = !v.empty() && v.size() <= 32 && (std::islower(static_cast<unsigned char>(v[0])) || v[0] == '_') &&
+                           std::all_of(v.begin(), v.end(), [](char c) {
+                               return std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
+                                      c == '_' || c == '-';
+                           });
+                 if (!ok) return "expected a user name like \"sandbox\" ([a-z_][a-z0-9_-]*, at most 32), got \"" + v + "\"";
+                 p.user_name = v;
+                 return {};
+             });
+         }},
+        {{"user", "home", "absolute path", "\"/home/sandbox\"", "HOME, a private tmpfs", nullptr},
+         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+             r.string(t, pre, "home", [&](const std::string& v) -> std::string {
+                 std::string m = check_abs(v, p.home);
+                 if (m.empty() && p.home == "/") return "expected a directory below /, got \"/\"";
+                 return m;
+             });
+         }},
+        id_row("root_host_uid", &Policy::root_host_uid, "65534", "the jail's host uid when stockade runs as root"),
+        id_row("root_host_gid", &Policy::root_host_gid, "65534", "the jail's host gid when stockade runs as root"),
+
+        // [filesystem]
+        {{"filesystem", "ro", "array of SRC[:DST]", "[\"/usr\", ...]", "host paths bound read-only", nullptr},
+         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+             r.strings(t, pre, "ro", [&](const std::string& v, const toml::node& n) {
+                 Bind b;
+                 std::string m = parse_bind_spec(v, false, b);
+                 if (m.empty()) {
+                     b.origin = origin_of(n);
+                     p.binds.push_back(std::move(b));
+                 }
+                 return m;
+             });
+         }},
+        {{"filesystem", "rw", "array of SRC[:DST]", "[]", "host paths bound read-write (noexec)", nullptr},
+         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+             r.strings(t, pre, "rw", [&](const std::string& v, const toml::node& n) {
+                 Bind b;
+                 std::string m = parse_bind_spec(v, true, b);
+                 if (m.empty()) {
+                     b.origin = origin_of(n);
+                     p.binds.push_back(std::move(b));
+                 }
+                 return m;
+             });
+         }},
+        {{"filesystem", "symlinks", "table of path = target", "{}", "symlinks made in the jail's root", nullptr},
+         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+             r.string_map(t, pre, "symlinks", [&](const std::string& path, const std::string& target) -> std::string {
+                 Symlink sl;
+                 if (std::string m = check_abs(path, sl.path); !m.empty()) return "link path: " + m;
+                 if (target.empty() || target.find('\0') != std::string::npos) return "expected a non-empty link target";
+                 sl.target = target;
+                 p.symlinks.push_back(std::move(sl));
+                 return {};
+             });
+         }},
+        {{"filesystem", "proc", "\"pid\" or \"full\"", "\"pid\"", "what /proc shows", nullptr},
+         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+             r.choice(t, pre, "proc", p.proc, {{"pid", ProcMode::Pid}, {"full", ProcMode::Full}});
+         }},
+        size_row("filesystem", "tmp_size", &Policy::tmp_size, 64 << 10, 1ull << 40, "\"128M\"", "the size of /tmp"),
+        size_row("filesystem", "home_size", &Policy::home_size, 64 << 10, 1ull << 40, "\"128M\"", "the size of HOME"),
+        size_row("filesystem", "shm_size", &Policy::shm_size, 64 << 10, 1ull << 40, "\"64M\"", "the size of /dev/shm"),
+        bool_row("filesystem", "noexec_writable", &Policy::noexec_writable, "true",
+                 "noexec on /tmp, HOME, /dev/shm and --rw binds"),
+
+        // [env]
+        {{"env", "set", "table of NAME = value", "{...}", "variables set in the jail", nullptr},
+         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+             r.string_map(t, pre, "set", [&](const std::string& k, const std::string& v) -> std::string {
+                 if (!valid_env_key(k)) return "expected a variable name ([A-Za-z_][A-Za-z0-9_]*)";
+                 if (v.find('\0') != std::string::npos) return "value contains a NUL byte";
+                 p.env.emplace_back(k, v);
+                 return {};
+             });
+         }},
+        {{"env", "pass", "array of names", "[\"TERM\"]", "variables passed from the caller", nullptr},
+         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+             r.strings(t, pre, "pass", [&](const std::string& v, const toml::node&) -> std::string {
+                 if (!valid_env_key(v)) return "expected a variable name ([A-Za-z_][A-Za-z0-9_]*), got \"" + v + "\"";
+                 p.env_pass.push_back(v);
+                 return {};
+             });
+         }},
+
+        // [network]
+        {{"network", "mode", "none, loopback, proxy or host", "\"loopback\"", "the jail's network", nullptr},
+         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+             r.choice(t, pre, "mode", p.net,
+                      {{"none", NetMode::None}, {"loopback", NetMode::Loopback}, {"proxy", NetMode::Proxy}, {"host", NetMode::Host}});
+         }},
+        {{"network", "allow", "array of destinations", "[]", "what the proxy may reach", nullptr},
+         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+             r.strings(t, pre, "allow", [&](const std::string& v, const toml::node&) -> std::string {
+                 net::Rule rule;
+                 std::string m = net::parse_rule(v, rule);
+                 if (m.empty()) p.net_allow.push_back(v);
+                 return m;
+             });
+         }},
+        {{"network", "hosts", "table of name = IP", "{}", "pins for the proxy's resolver", nullptr},
+         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+             r.string_map(t, pre, "hosts", [&](const std::string& name, const std::string& ip) -> std::string {
+                 if (!net::parse_ip(ip)) return "expected an IP address, got \"" + ip + "\"";
+                 // The same normal form the proxy gives a request's host.
+                 auto lname = net::normalize_host(name);
+                 if (!lname) return "expected a host name (letters, digits, '-' and '.'), got \"" + name + "\"";
+                 p.net_hosts.emplace_back(*lname, ip);
+                 return {};
+             });
+         }},
+        {{"network", "proxy_port", "port", "3128", "where the proxy listens inside the jail", nullptr},
+         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+             uint64_t port = 0;
+             r.count(t, pre, "proxy_port", port, 1, 65535);
+             if (port) p.proxy_port = static_cast<uint16_t>(port);
+         }},
+        {{"network", "nameservers", "array of IP[:port]", "[]", "the proxy's DNS servers (default: resolv.conf)", nullptr},
+         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+             r.strings(t, pre, "nameservers", [&](const std::string& v, const toml::node&) -> std::string {
+                 std::string m = check_nameserver(v);
+                 if (m.empty()) p.net_nameservers.push_back(v);
+                 return m;
+             });
+         }},
+
+        // [namespaces]
+        bool_row("namespaces", "time", &Policy::time_ns, "false", "a time namespace of the jail's own"),
+
+        // [unsafe]: before [seccomp], whose allow list depends on it
+        {{"unsafe", "allow_syscalls", "array of core syscall names", "[]", "lift the hard-deny core for these", nullptr},
+         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context& c) {
+             r.strings(t, pre, "allow_syscalls", [&](const std::string& v, const toml::node&) -> std::string {
+                 if (!seccomp::find_core(v))
+                     return "\"" + v + "\" is not in the hard-deny core; allow it in seccomp.allow instead";
+                 c.unsafe.push_back(v);
+                 return {};
+             });
+             p.seccomp.unsafe_allow = c.unsafe;
+         }},
+        {{"unsafe", "disable_seccomp", "boolean", "false", "no filter at all", nullptr},
+         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+             r.boolean(t, pre, "disable_seccomp", p.seccomp.disabled);
+         }},
+        bool_row("unsafe", "host_network", &Policy::unsafe_host_network, "false", "allow network.mode = \"host\""),
+        bool_row("unsafe", "root_host_ids", &Policy::unsafe_root_host_ids, "false",
+                 "let root_host_uid/gid name any host id"),
+
+        // [seccomp]
+        {{"seccomp", "default_action", "errno, kill or log", "\"errno\"", "what an unlisted syscall gets", nullptr},
+         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+             r.choice(t, pre, "default_action", p.seccomp.default_action,
+                      {{"errno", D::Errno}, {"kill", D::Kill}, {"log", D::Log}});
+         }},
+        {{"seccomp", "default_errno", "errno name", "\"ENOSYS\"", "the errno for unlisted syscalls", nullptr},
+         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+             r.string(t, pre, "default_errno", [&](const std::string& v) -> std::string {
+                 auto e = errno_by_name(v);
+                 if (!e) return "expected an errno name like \"EPERM\" or \"ENOSYS\", got \"" + v + "\"";
+                 p.seccomp.default_errno = *e;
+                 return {};
+             });
+         }},
+        {{"seccomp", "allow", "array of syscalls and @groups", "[\"@python\"]", "the allowlist", nullptr},
+         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context& c) {
+             SeccompPolicy& sp = p.seccomp;
+             r.strings(t, pre, "allow", [&](const std::string& v, const toml::node&) -> std::string {
+                 std::string m = check_syscall_name(v, sp);
+                 if (!m.empty()) return m;
+                 if (seccomp::find_core(v) && !seccomp::core_is_conditional(v) &&
+                     std::find(c.unsafe.begin(), c.unsafe.end(), v) == c.unsafe.end())
+                     return "\"" + v + "\" is in stockade's hard-deny core (" + seccomp::find_core(v)->why +
+                            "); allowing it needs [unsafe] allow_syscalls = [\"" + v + "\"]";
+                 sp.allow.push_back(v);
+                 return {};
+             });
+         }},
+        {{"seccomp", "deny", "array of syscalls and @groups", "[]", "refused with deny_errno", nullptr},
+         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+             r.strings(t, pre, "deny", [&](const std::string& v, const toml::node&) -> std::string {
+                 std::string m = check_syscall_name(v, p.seccomp);
+                 if (m.empty()) p.seccomp.deny.push_back(v);
+                 return m;
+             });
+         }},
+        {{"seccomp", "deny_errno", "errno name", "\"EPERM\"", "the errno for denied syscalls", nullptr},
+         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+             r.string(t, pre, "deny_errno", [&](const std::string& v) -> std::string {
+                 auto e = errno_by_name(v);
+                 if (!e) return "expected an errno name like \"EPERM\" or \"ENOSYS\", got \"" + v + "\"";
+                 p.seccomp.deny_errno = *e;
+                 return {};
+             });
+         }},
+        {{"seccomp", "socket_families", "array of family names", "[\"unix\", \"inet\", \"inet6\"]",
+          "what socket() may create", nullptr},
+         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+             r.strings(t, pre, "socket_families", [&](const std::string& v, const toml::node&) -> std::string {
+                 const seccomp::Family* f = seccomp::family_by_name(v);
+                 if (f && f->core) return "\"" + v + "\" sockets are in stockade's hard-deny core";
+                 if (f) {
+                     p.seccomp.socket_families.push_back(f->number);
+                     return {};
+                 }
+                 std::vector<std::string> names;
+                 for (const auto& fam : seccomp::kFamilies)
+                     if (!fam.core) names.push_back(fam.name);
+                 std::string hint = did_you_mean(v, names);
+                 return "unknown socket family \"" + v + "\"; expected one of " + Reader::join(names) +
+                        (hint.empty() ? std::string() : "; did you mean \"" + hint + "\"?");
+             });
+         }},
+
+        // [limits]: 0 lifts a limit; otherwise each must be in a sensible range.
+        limit_duration("wall_time", &Limits::wall_ms, 1, kWeekMs, "\"30s\"", "wall-clock limit", "--timeout"),
+        limit_duration("grace", &Limits::grace_ms, 0, 3600 * 1000, "\"1s\"", "from SIGTERM to SIGKILL at the wall clock"),
+        limit_duration("cpu_time", &Limits::cpu_ms, 1, kWeekMs, "\"30s\"", "CPU time of the whole jail", "--cpu-time"),
+        limit_size("memory", &Limits::memory, 4ull << 20, 1ull << 50, "\"512M\"", "memory limit", "--memory"),
+        limit_count("pids", &Limits::pids, 1, 1 << 22, "128", "processes and threads", "--pids"),
+        {{"limits", "cpu", "number of cores, 0 lifts it", "1", "share of CPU cores", "--cpus"},
+         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+             const toml::node* n = t.get("cpu");
+             if (!n) return;
+             std::optional<double> v;
+             if (n->is_integer()) v = static_cast<double>(n->as_integer()->get());
+             if (n->is_floating_point()) v = n->as_floating_point()->get();
+             if (!v || (*v != 0 && (*v < 0.01 || *v > 1024)))
+                 r.error(n, pre + "cpu", "expected 0 (no limit) or a number of CPU cores from 0.01 to 1024 (e.g. 0.5 or 2), got " +
+                                             Reader::repr(*n));
+             else p.limits.cpus = *v;
+         }},
+        limit_size("file_size", &Limits::file_size, 4096, 1ull << 50, "\"128M\"", "largest file the program may write"),
+        limit_count("open_files", &Limits::open_files, 16, 1 << 20, "1024", "open file descriptors"),
+        limit_size("stack", &Limits::stack, 64 << 10, 1ull << 34, "\"8M\"", "stack size"),
+        limit_size("output", &Limits::output, 1, 1ull << 50, "\"64M\"", "stdout and stderr together", "--output-limit"),
+        {{"limits", "output_action", "\"truncate\" or \"kill\"", "\"truncate\"", "what happens at the output cap", nullptr},
+         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+             bool kill = p.limits.output_kill;
+             r.choice(t, pre, "output_action", kill, {{"truncate", false}, {"kill", true}});
+             p.limits.output_kill = kill;
+         }},
+        {{"limits", "require_cgroup", "boolean", "false", "refuse to run without a cgroup for the limits", nullptr},
+         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+             r.boolean(t, pre, "require_cgroup", p.limits.require_cgroup);
+         }},
+    };
+    return all;
 }
 
 }  // namespace
+
+const std::vector<KeyDoc>& schema_keys() {
+    static const std::vector<KeyDoc> docs = [] {
+        std::vector<KeyDoc> v;
+        for (const auto& row : rows()) v.push_back(row.doc);
+        return v;
+    }();
+    return docs;
+}
 
 bool valid_env_key(const std::string& k) {
     if (k.empty() || (k[0] >= '0' && k[0] <= '9')) return false;
@@ -393,161 +696,36 @@ std::string parse_bind_spec(const std::string& spec, bool writable, Bind& out) {
 Policy validate(const toml::table& root, std::vector<Diagnostic>& diags) {
     Policy p;
     Reader r(diags);
-    r.unknown_keys(root, "", {"schema", "extends", "description", "run", "user", "filesystem", "env", "network",
-                              "namespaces", "seccomp", "unsafe", "limits"});
-    r.string(root, "", "description", [&](const std::string& v) {
-        p.description = v;
-        return std::string();
-    });
-
-    if (const toml::table* t = r.table(root, "run")) {
-        const std::string pre = "run.";
-        r.unknown_keys(*t, pre, {"python", "python_args", "exec_allow", "cwd", "hostname"});
-        r.string(*t, pre, "python", [&](const std::string& v) { return check_abs(v, p.python); });
-        r.strings(*t, pre, "python_args", [&](const std::string& v, const toml::node&) {
-            p.python_args.push_back(v);
-            return std::string();
-        });
-        r.strings(*t, pre, "exec_allow", [&](const std::string& v, const toml::node&) -> std::string {
-            if (v.empty() || v[0] != '/') return "expected an absolute path or glob (\"/usr/bin/*\"), got \"" + v + "\"";
-            p.exec_allow.push_back(v);
-            return {};
-        });
-        r.string(*t, pre, "cwd", [&](const std::string& v) { return check_abs(v, p.cwd); });
-        r.string(*t, pre, "hostname", [&](const std::string& v) -> std::string {
-            bool ok = !v.empty() && v.size() <= 64 && v.front() != '-' &&
-                      std::all_of(v.begin(), v.end(), [](char c) {
-                          return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.';
-                      });
-            if (!ok) return "expected a hostname of 1 to 64 letters, digits, '-' and '.', got \"" + v + "\"";
-            p.hostname = v;
-            return {};
-        });
+    Context ctx;
+    // The sections, in the rows' order; the top level also holds the loader's keys.
+    std::vector<std::string> sections;
+    for (const auto& row : rows())
+        if (*row.doc.section && std::find(sections.begin(), sections.end(), row.doc.section) == sections.end())
+            sections.emplace_back(row.doc.section);
+    auto keys_of = [](const std::string& section) {
+        std::vector<std::string> keys;
+        for (const auto& row : rows())
+            if (section == row.doc.section) keys.emplace_back(row.doc.key);
+        return keys;
+    };
+    std::vector<std::string> top(std::begin(kLoaderKeys), std::end(kLoaderKeys));
+    for (const auto& k : keys_of("")) top.push_back(k);
+    top.insert(top.end(), sections.begin(), sections.end());
+    r.unknown_keys(root, "", top);
+    for (const auto& row : rows())
+        if (!*row.doc.section) row.read(r, root, "", p, ctx);
+    for (const auto& section : sections) {
+        const toml::table* t = r.table(root, section.c_str());
+        if (!t) continue;
+        const std::string pre = section + ".";
+        r.unknown_keys(*t, pre, keys_of(section));
+        for (const auto& row : rows())
+            if (section == row.doc.section) row.read(r, *t, pre, p, ctx);
     }
 
-    if (const toml::table* t = r.table(root, "user")) {
-        const std::string pre = "user.";
-        r.unknown_keys(*t, pre, {"uid", "gid", "name", "home", "root_host_uid", "root_host_gid"});
-        r.id(*t, pre, "uid", p.uid, false);
-        r.id(*t, pre, "gid", p.gid, false);
-        r.id(*t, pre, "root_host_uid", p.root_host_uid, false);
-        r.id(*t, pre, "root_host_gid", p.root_host_gid, false);
-        r.string(*t, pre, "name", [&](const std::string& v) -> std::string {
-            bool ok = !v.empty() && v.size() <= 32 && (std::islower(static_cast<unsigned char>(v[0])) || v[0] == '_') &&
-                      std::all_of(v.begin(), v.end(), [](char c) {
-                          return std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
-                                 c == '_' || c == '-';
-                      });
-            if (!ok) return "expected a user name like \"sandbox\" ([a-z_][a-z0-9_-]*, at most 32), got \"" + v + "\"";
-            p.user_name = v;
-            return {};
-        });
-        r.string(*t, pre, "home", [&](const std::string& v) -> std::string {
-            std::string m = check_abs(v, p.home);
-            if (m.empty() && p.home == "/") return "expected a directory below /, got \"/\"";
-            return m;
-        });
-    }
-
-    if (const toml::table* t = r.table(root, "filesystem")) {
-        const std::string pre = "filesystem.";
-        r.unknown_keys(*t, pre, {"ro", "rw", "symlinks", "proc", "tmp_size", "home_size", "shm_size", "noexec_writable"});
-        for (bool writable : {false, true}) {
-            r.strings(*t, pre, writable ? "rw" : "ro", [&](const std::string& v, const toml::node& n) {
-                Bind b;
-                std::string m = parse_bind_spec(v, writable, b);
-                if (m.empty()) {
-                    b.origin = origin_of(n);
-                    p.binds.push_back(std::move(b));
-                }
-                return m;
-            });
-        }
-        r.string_map(*t, pre, "symlinks", [&](const std::string& path, const std::string& target) -> std::string {
-            Symlink s;
-            if (std::string m = check_abs(path, s.path); !m.empty()) return "link path: " + m;
-            if (target.empty() || target.find('\0') != std::string::npos) return "expected a non-empty link target";
-            s.target = target;
-            p.symlinks.push_back(std::move(s));
-            return {};
-        });
-        r.choice(*t, pre, "proc", p.proc, {{"pid", ProcMode::Pid}, {"full", ProcMode::Full}});
-        const uint64_t min = 64 << 10, max = 1ull << 40;
-        r.size(*t, pre, "tmp_size", p.tmp_size, min, max);
-        r.size(*t, pre, "home_size", p.home_size, min, max);
-        r.size(*t, pre, "shm_size", p.shm_size, min, max);
-        r.boolean(*t, pre, "noexec_writable", p.noexec_writable);
-    }
-
-    if (const toml::table* t = r.table(root, "env")) {
-        const std::string pre = "env.";
-        r.unknown_keys(*t, pre, {"set", "pass"});
-        r.string_map(*t, pre, "set", [&](const std::string& k, const std::string& v) -> std::string {
-            if (!valid_env_key(k)) return "expected a variable name ([A-Za-z_][A-Za-z0-9_]*)";
-            if (v.find('\0') != std::string::npos) return "value contains a NUL byte";
-            p.env.emplace_back(k, v);
-            return {};
-        });
-        r.strings(*t, pre, "pass", [&](const std::string& v, const toml::node&) -> std::string {
-            if (!valid_env_key(v)) return "expected a variable name ([A-Za-z_][A-Za-z0-9_]*), got \"" + v + "\"";
-            p.env_pass.push_back(v);
-            return {};
-        });
-    }
-
-    if (const toml::table* t = r.table(root, "network")) {
-        r.unknown_keys(*t, "network.", {"mode", "allow", "hosts", "proxy_port", "nameservers"});
-        r.choice(*t, "network.", "mode", p.net,
-                 {{"none", NetMode::None}, {"loopback", NetMode::Loopback}, {"proxy", NetMode::Proxy}, {"host", NetMode::Host}});
-        r.strings(*t, "network.", "allow", [&](const std::string& v, const toml::node&) -> std::string {
-            net::Rule rule;
-            std::string m = net::parse_rule(v, rule);
-            if (m.empty()) p.net_allow.push_back(v);
-            return m;
-        });
-        r.string_map(*t, "network.", "hosts", [&](const std::string& name, const std::string& ip) -> std::string {
-            if (!net::parse_ip(ip)) return "expected an IP address, got \"" + ip + "\"";
-            // The same normal form the proxy gives a request's host.
-            auto lname = net::normalize_host(name);
-            if (!lname) return "expected a host name (letters, digits, '-' and '.'), got \"" + name + "\"";
-            p.net_hosts.emplace_back(*lname, ip);
-            return {};
-        });
-        // The proxy's DNS servers, instead of /etc/resolv.conf.
-        r.strings(*t, "network.", "nameservers", [&](const std::string& v, const toml::node&) -> std::string {
-            std::string host = v;
-            if (!host.empty() && host.front() == '[') {
-                size_t close = host.find(']');
-                if (close == std::string::npos) return "expected \"IP\", \"IP:port\" or \"[IPv6]:port\", got \"" + v + "\"";
-                host = host.substr(1, close - 1);
-            } else if (std::count(host.begin(), host.end(), ':') == 1) {
-                std::string port = host.substr(host.find(':') + 1);
-                host = host.substr(0, host.find(':'));
-                if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit) ||
-                    std::stoi(port) < 1 || std::stoi(port) > 65535)
-                    return "expected a port from 1 to 65535 in \"" + v + "\"";
-            }
-            if (!net::parse_ip(host)) return "expected \"IP\", \"IP:port\" or \"[IPv6]:port\", got \"" + v + "\"";
-            p.net_nameservers.push_back(v);
-            return {};
-        });
-        uint64_t port = 0;
-        r.count(*t, "network.", "proxy_port", port, 1, 65535);
-        if (port) p.proxy_port = static_cast<uint16_t>(port);
-    }
-
-    if (const toml::table* t = r.table(root, "namespaces")) {
-        r.unknown_keys(*t, "namespaces.", {"time"});
-        r.boolean(*t, "namespaces.", "time", p.time_ns);
-    }
-
-    validate_seccomp(r, root, p.seccomp, p.unsafe_host_network);
     if (p.net == NetMode::Host && !p.unsafe_host_network)
         r.error(root.get("network"), "network.mode",
                 "\"host\" shares the host's network; it needs [unsafe] host_network = true");
-    validate_limits(r, root, p.limits);
-    if (const toml::node* u = root.get("unsafe"); u && u->is_table())
-        r.boolean(*u->as_table(), "unsafe.", "root_host_ids", p.unsafe_root_host_ids);
     // The host identity of a root-run jail: nobody, or the subordinate-id space
     // (100000 and up, where useradd hands out ranges for user namespaces and no
     // login user or system group lives). Anything else may be a group such as

@@ -13,6 +13,18 @@ namespace stockade::profile {
 // Every problem is appended to diags; the Policy is meaningful only when none were.
 Policy validate(const toml::table& root, std::vector<Diagnostic>& diags);
 
+// One key of the schema as a person reads it: the man page, explain and the
+// CLI's limit flags come from these.
+struct KeyDoc {
+    const char* section;   // "" for the top level
+    const char* key;
+    const char* type;
+    const char* def;       // the default, as a profile would write it
+    const char* doc;       // one line
+    const char* cli_flag;  // a flag of run/exec that sets it ("--memory"), or nullptr
+};
+const std::vector<KeyDoc>& schema_keys();
+
 // Keys that may appear at the top of a profile file but are consumed by the loader.
 inline constexpr const char* kLoaderKeys[] = {"schema", "extends"};
 

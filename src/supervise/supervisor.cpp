@@ -1,6 +1,7 @@
 #include "supervise/supervisor.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <linux/sched.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -185,11 +186,26 @@ void Supervisor::start() {
     script.reset();
     relay_.close_jail_ends();
 
-    if (cg_) cg_->attach(pid);  // v1; v2 cloned it in already
     write_id_maps(plan, pid);
     check(static_cast<int>(::write(sync.write.get(), "1", 1)), "write", "sync pipe");
-    sync_ = std::move(sync.write);  // its hang-up tells the child if we die early
     mark("supervisor: id maps written");
+    // cgroup v1 has no CLONE_INTO_CGROUP: the jail is moved in now, while its
+    // child builds the root. The kernel's migration waits for an RCU grace
+    // period (about 10 ms), which this keeps off the path of the program, and
+    // the init starts the program only after the second byte.
+    if (cg_ && cg_->clone_into_fd() < 0) {
+        try {
+            cg_->attach(pid);
+        } catch (const Error&) {
+            // A child that already failed (its report says why) cannot be moved.
+            struct pollfd p{child_->pidfd(), POLLIN, 0};
+            if (::poll(&p, 1, 0) != 1) throw;
+        }
+        mark("supervisor: cgroup attached (v1)");
+    }
+    // EPIPE: the child failed before it needed this; its report says why.
+    if (::write(sync.write.get(), "2", 1) != 1 && errno != EPIPE) throw_sys("write", "sync pipe");
+    sync_ = std::move(sync.write);  // its hang-up tells the child if we die early
 
     // The wall clock runs from clone: SIGTERM to the program when it runs out,
     // SIGKILL to the whole jail after the grace period.

@@ -2,10 +2,14 @@
 
 #include <cstdio>
 #include <fstream>
+#include <set>
+#include <sstream>
+#include <utility>
 #include <string>
 #include <unistd.h>
 
 #include "profile/loader.hpp"
+#include "profile/schema.hpp"
 
 using namespace stockade::profile;
 
@@ -182,4 +186,41 @@ TEST_CASE("non-ASCII outside strings is a syntax error, not undefined behaviour 
     CHECK(first_error("\"\"\" d+y\\\n\"  =wd\n\xd2\x9b l\n").find("TOML syntax") != std::string::npos);
     // Inside strings and comments it is fine.
     CHECK(first_error("schema = 1\n# \xc3\xa9t\xc3\xa9\ndescription = \"caf\xc3\xa9\"\n").empty());
+}
+
+TEST_CASE("the man page names every key of the schema") {
+    std::ifstream man(STOCKADE_SOURCE_DIR "/man/stockade-profile.5");
+    REQUIRE(man);
+    std::stringstream text;
+    text << man.rdbuf();
+    const std::string page = text.str();
+    // The words of the page's .B/.BR lines: where it defines keys.
+    std::set<std::string> defined;
+    std::istringstream lines(page);
+    for (std::string line; std::getline(lines, line);) {
+        if (line.rfind(".B", 0) != 0) continue;
+        std::string word;
+        for (char c : line + " ") {
+            if (std::isalnum(static_cast<unsigned char>(c)) || c == '_') word += c;
+            else if (!word.empty()) defined.insert(std::exchange(word, ""));
+        }
+    }
+    for (const auto& k : stockade::profile::schema_keys()) {
+        INFO(k.section << "." << k.key);
+        if (*k.section) CHECK(page.find(std::string(".SH [") + k.section + "]") != std::string::npos);
+        if (*k.section) CHECK(defined.count(k.key) == 1);
+    }
+}
+
+TEST_CASE("every limit flag sets a key the schema has") {
+    int flags = 0;
+    for (const auto& k : stockade::profile::schema_keys())
+        if (k.cli_flag) {
+            ++flags;
+            CHECK(std::string(k.section) == "limits");
+            stockade::profile::CommandLine cl;
+            cl.sets = {std::string(k.section) + "." + k.key + "=0"};
+            CHECK_NOTHROW(stockade::profile::load(cl));
+        }
+    CHECK(flags == 6);
 }
