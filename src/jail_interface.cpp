@@ -68,4 +68,13 @@ void phase(int fd, bool enabled, const char* name) noexcept {
     send(fd, m);
 }
 
+void fail(int fd, WireMsg::Type type, int err, const std::string& text, int code) noexcept {
+    WireMsg m;
+    m.type = type;
+    m.err = err;
+    m.set_text(text);
+    send(fd, m);
+    ::_exit(code);
+}
+
 }  // namespace stockade::jail

@@ -71,6 +71,9 @@ void send(int fd, const WireMsg& m, const int* fds = nullptr, int nfds = 0) noex
 // Receives one record (and up to max_fds passed fds, close-on-exec). Returns
 // false at EOF or on a short record.
 bool receive(int fd, WireMsg& m, int* fds, int max_fds, int* nfds);
+// The jail side's one way to fail: one record to the supervisor (which shows
+// its text as stockade's one line), then _exit(code).
+[[noreturn]] void fail(int fd, WireMsg::Type type, int err, const std::string& text, int code = 125) noexcept;
 // Marks the end of a setup step, when timings were asked for.
 void phase(int fd, bool enabled, const char* name) noexcept;
 

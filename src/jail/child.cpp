@@ -95,18 +95,9 @@ void child_main(const Plan& plan, ChildFds fds) {
         if (plan.terminal) fds.tty = open_terminal(fds.report);
         phase(fds.report, plan.timings, "child: hostname, network");
     } catch (const Error& e) {
-        WireMsg m;
-        m.type = WireMsg::SetupError;
-        m.err = e.code();
-        m.set_text(e.what());
-        send(fds.report, m);
-        ::_exit(125);
+        fail(fds.report, WireMsg::SetupError, e.code(), e.what());
     } catch (const std::exception& e) {
-        WireMsg m;
-        m.type = WireMsg::SetupError;
-        m.set_text(std::string("jail setup: ") + e.what());
-        send(fds.report, m);
-        ::_exit(125);
+        fail(fds.report, WireMsg::SetupError, 0, std::string("jail setup: ") + e.what());
     }
     // The program must start inside the jail's cgroup: wait for the attach.
     wait_for_supervisor(fds.sync);

@@ -80,14 +80,7 @@ void run_init(const Plan& plan, const ChildFds& fds) {
     ::sigaction(thaw_signal(), &sa, nullptr);
 
     pid_t program = spawn_program(plan, fds);
-    if (program < 0) {
-        WireMsg m;
-        m.type = WireMsg::SetupError;
-        m.err = errno;
-        m.set_text(std::string("fork program: ") + std::strerror(errno));
-        send(report_fd, m);
-        ::_exit(125);
-    }
+    if (program < 0) fail(report_fd, WireMsg::SetupError, errno, std::string("fork program: ") + std::strerror(errno));
     g_program = program;
     for (int fd : {fds.filter, fds.out, fds.err, fds.tty})
         if (fd >= 0) ::close(fd);

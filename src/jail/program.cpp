@@ -24,15 +24,6 @@ namespace stockade::jail {
 namespace {
 
 
-[[noreturn]] void fail(int report_fd, WireMsg::Type type, int err, const std::string& text, int code) {
-    WireMsg m;
-    m.type = type;
-    m.err = err;
-    m.set_text(text);
-    send(report_fd, m);
-    ::_exit(code);
-}
-
 void reset_signals() {
     struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;

@@ -564,8 +564,7 @@ const std::vector<Row>& rows() {
              r.strings(t, pre, "allow", [&](const std::string& v, const toml::node&) -> std::string {
                  std::string m = check_syscall_name(v, sp);
                  if (!m.empty()) return m;
-                 if (seccomp::find_core(v) && !seccomp::core_is_conditional(v) &&
-                     std::find(c.unsafe.begin(), c.unsafe.end(), v) == c.unsafe.end())
+                 if (seccomp::core_refuses_always(v, c.unsafe))
                      return "\"" + v + "\" is in stockade's hard-deny core (" + seccomp::find_core(v)->why +
                             "); allowing it needs [unsafe] allow_syscalls = [\"" + v + "\"]";
                  sp.allow.push_back(v);

@@ -158,6 +158,12 @@ const CoreRule* find_core(const std::string& syscall) {
     return nullptr;
 }
 
+const CoreRule* core_rule(const std::string& syscall, const std::vector<std::string>& unsafe) {
+    for (const auto& u : unsafe)
+        if (u == syscall) return nullptr;
+    return find_core(syscall);
+}
+
 bool core_is_conditional(const std::string& syscall) {
     for (const char* c : {"clone", "socket", "socketpair", "ioctl", "personality", "prctl"})
         if (syscall == c) return true;

@@ -30,6 +30,14 @@ const CoreRule* find_core(const std::string& syscall);
 // True for core syscalls refused only in some argument forms (clone, socket, ioctl, ...).
 bool core_is_conditional(const std::string& syscall);
 
+// The one place the hard-deny core is decided: the core's rule for this
+// syscall, unless [unsafe] lifted it (nullptr: the core has nothing to say).
+const CoreRule* core_rule(const std::string& syscall, const std::vector<std::string>& unsafe);
+// Refused in every form whatever the profile allows (the core, not lifted, unconditional).
+inline bool core_refuses_always(const std::string& syscall, const std::vector<std::string>& unsafe) {
+    return core_rule(syscall, unsafe) && !core_is_conditional(syscall);
+}
+
 // Native syscall number, or -1 if this architecture has no such syscall.
 int resolve(const std::string& name);
 // Name of a native syscall number ("" if unknown).

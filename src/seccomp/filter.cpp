@@ -49,11 +49,7 @@ std::vector<sock_filter> export_bpf(scmp_filter_ctx ctx) {
     return insns;
 }
 
-bool lifted(const Spec& spec, const std::string& name) {
-    for (const auto& u : spec.unsafe)
-        if (u == name) return true;
-    return false;
-}
+bool lifted(const Spec& spec, const std::string& name) { return find_core(name) && !core_rule(name, spec.unsafe); }
 
 void add(scmp_filter_ctx ctx, uint32_t action, int nr, const std::string& what, unsigned n = 0,
          scmp_arg_cmp cmp = {}) {

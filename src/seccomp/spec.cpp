@@ -85,8 +85,7 @@ Spec make_spec(const profile::SeccompPolicy& p) {
     std::erase_if(s.allow, [&](int nr) {
         if (std::binary_search(s.deny.begin(), s.deny.end(), nr)) return true;
         std::string n = name_of(nr);
-        return find_core(n) && !core_is_conditional(n) &&
-               std::find(s.unsafe.begin(), s.unsafe.end(), n) == s.unsafe.end();
+        return core_refuses_always(n, s.unsafe);
     });
     return s;
 }
@@ -125,10 +124,9 @@ Decision decide(const Spec& spec, int nr, const uint64_t args[6]) {
     if (std::find(self_only_syscalls().begin(), self_only_syscalls().end(), name) != self_only_syscalls().end() &&
         args[0] != 0 && std::binary_search(spec.allow.begin(), spec.allow.end(), nr))
         return {EPERM, true, spec.default_action == DefaultAction::Kill, true};
-    bool lifted = std::find(spec.unsafe.begin(), spec.unsafe.end(), name) != spec.unsafe.end();
     // Kill mode kills for every refusal, the core's included.
     const bool kill_mode = spec.default_action == DefaultAction::Kill;
-    if (const CoreRule* core = find_core(name); core && !lifted) {
+    if (const CoreRule* core = core_rule(name, spec.unsafe)) {
         if (!has_arg_rules(name)) return {core->err, true, kill_mode};
         for (const auto& r : core_arg_rules())
             if (name == r.syscall && (args[r.arg] & r.mask) == r.value) return {core->err, true, kill_mode};
