@@ -8,6 +8,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "plan/fingerprint.hpp"
 #include "profile/units.hpp"
 #include "util/error.hpp"
 #include "util/fd.hpp"
@@ -56,30 +57,6 @@ Status classify(const supervise::Outcome& o, const plan::Plan& plan) {
 
 namespace {
 
-uint64_t fnv1a(const std::string& s) {
-    uint64_t h = 1469598103934665603ull;
-    for (unsigned char c : s) {
-        h ^= c;
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
-// A fingerprint of what the run was allowed: two results with the same hash ran
-// under the same resolved policy.
-std::string policy_hash(const plan::Plan& p) {
-    std::string c = seccomp::canonical(p.seccomp);
-    for (const auto& m : p.mounts) c += m.src + ">" + m.dst + (m.writable ? "w" : "r") + std::to_string(m.size) + ";";
-    for (const auto& e : p.envp) c += e.substr(0, e.find('=')) + ";";
-    c += p.hostname + std::to_string(p.uid) + std::to_string(p.loopback_up);
-    const auto& l = p.limits;
-    for (uint64_t v : {l.wall_ms, l.cpu_ms, l.memory, l.pids, l.file_size, l.open_files, l.stack, l.output})
-        c += std::to_string(v) + ",";
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(fnv1a(c)));
-    return buf;
-}
-
 // Strings from the jail (a proxy request's host, say) may be any bytes: invalid
 // UTF-8 becomes U+FFFD rather than an exception, so the result is always written.
 std::string dump(const json& j) { return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n"; }
@@ -126,7 +103,7 @@ std::string result_json(const supervise::Outcome& o, const plan::Plan& plan, con
                        {"allowed", r.allowed}, {"reason", r.reason}, {"bytes_up", r.bytes_up}, {"bytes_down", r.bytes_down},
                        {"count", r.count}});
     j["network"] = net;
-    j["profile"] = {{"name", policy.name}, {"hash", policy_hash(plan)}};
+    j["profile"] = {{"name", policy.name}, {"hash", plan::fingerprint(plan)}};
     j["network_dropped"] = o.network_dropped;
     j["supervisor"] = {{"cpu_ms", ms(o.supervisor_cpu_ms)}, {"max_rss_bytes", o.supervisor_max_rss_bytes}};
     return dump(j);

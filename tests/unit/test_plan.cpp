@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "profile/loader.hpp"
+#include "plan/fingerprint.hpp"
 #include "plan/plan.hpp"
 #include "util/error.hpp"
 
@@ -139,4 +140,24 @@ TEST_CASE("the caller's terminal never enters; the jail gets a devpts of its own
     auto q = plan::make(policy(), Invocation{Invocation::Mode::Code, "", "", {}}, h);
     CHECK(q.terminal == 3u);
     for (const auto& m : q.mounts) CHECK_FALSE((m.kind == MountOp::Kind::Device && m.src.rfind("/dev/pts/", 0) == 0));
+}
+
+TEST_CASE("the fingerprint covers everything that changes behaviour, and nothing else") {
+    plan::HostFacts h;
+    h.euid = 1000;
+    auto fp = [&](std::vector<std::string> sets, std::string code = "pass") {
+        return plan::fingerprint(plan::make(policy(std::move(sets)), Invocation{Invocation::Mode::Code, "", code, {}}, h));
+    };
+    const std::string base = fp({});
+    CHECK(base.size() == 16);
+    CHECK(fp({}, "print('other code')") == base);  // what ran is not the policy
+    // Each of these was missed by the old hand-picked hash.
+    for (const char* set : {"network.mode=\"proxy\"", "run.exec_allow=[\"/usr/bin/python3\"]", "limits.cpu=2",
+                            "filesystem.noexec_writable=false", "limits.grace=\"5s\"", "limits.require_cgroup=true",
+                            "user.gid=1001", "namespaces.time=true", "limits.output_action=\"kill\""}) {
+        INFO(set);
+        CHECK(fp({set}) != base);
+    }
+    CHECK(fp({"network.mode=\"proxy\"", "network.allow=[\"a.example:443\"]"}) !=
+          fp({"network.mode=\"proxy\"", "network.allow=[\"b.example:443\"]"}));
 }
