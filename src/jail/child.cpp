@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "jail/caps.hpp"
 #include "jail/jail.hpp"
@@ -59,14 +60,11 @@ int open_terminal(int report) {
 }  // namespace
 
 void child_main(const Plan& plan, ChildFds fds) {
+    DeferredLimits limits;
     try {
         wait_for_supervisor(fds.sync);
         phase(fds.report, plan.timings, "child: id maps received");
-        // Re-rooted now that the supervisor has put us in the jail's cgroup (v1
-        // attaches after clone): /proc/self/cgroup then shows "/", not the
-        // cgroup's host path with the supervisor's pid in it.
-        check(::unshare(CLONE_NEWCGROUP), "unshare", "cgroup namespace");
-        UniqueFd mnt_limit = set_jail_sysctls();
+        limits = set_jail_sysctls();
         // Not before the maps: the supervisor must still be able to open /proc/PID/uid_map.
         check(::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl", "PR_SET_DUMPABLE");
         ::umask(0);
@@ -79,7 +77,6 @@ void child_main(const Plan& plan, ChildFds fds) {
         scrub_process_block("stockade-init");
         build_root(plan, sources, fds.script);
         sources.clear();
-        finish_jail_sysctls(std::move(mnt_limit));
         phase(fds.report, plan.timings, "child: root built and pivoted");
         if (fds.script >= 0) ::close(fds.script);
         check(::sethostname(plan.hostname.data(), plan.hostname.size()), "sethostname", plan.hostname);
@@ -102,6 +99,15 @@ void child_main(const Plan& plan, ChildFds fds) {
     // The program must start inside the jail's cgroup: wait for the attach.
     wait_for_supervisor(fds.sync);
     ::close(fds.sync);
+    // Re-rooted now that the supervisor has put us in the jail's cgroup (v1
+    // attaches after clone): /proc/self/cgroup then shows "/", not the
+    // cgroup's host path with the supervisor's pid in it.
+    try {
+        check(::unshare(CLONE_NEWCGROUP), "unshare", "cgroup namespace");
+        finish_jail_sysctls(std::move(limits));
+    } catch (const Error& e) {
+        fail(fds.report, WireMsg::SetupError, e.code(), e.what());
+    }
     phase(fds.report, plan.timings, "child: cgroup ready");
     run_init(plan, fds);
 }

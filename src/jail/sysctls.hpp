@@ -9,11 +9,15 @@ namespace stockade::jail {
 // Writes them through the host's /proc (they resolve against the caller's
 // namespaces: the jail's), before the root is pivoted. Settings this kernel
 // does not have are skipped; the supervisor reports those (host_lacks_*).
-// Returns the one that must wait: max_mnt_namespaces, since building the root
-// makes detached mount trees (open_tree), which count. Write "0" to it (with
-// finish_jail_sysctls) once the root is built; the fd outlives the pivot.
-UniqueFd set_jail_sysctls();
-void finish_jail_sysctls(UniqueFd mnt_limit);
+// Returns the ones that must wait, open: max_mnt_namespaces (building the root
+// makes detached mount trees, which count) and max_cgroup_namespaces (the
+// child re-roots its cgroup namespace once attached). finish_jail_sysctls
+// writes 0 to them just before the init starts; the fds outlive the pivot.
+struct DeferredLimits {
+    UniqueFd mnt, cgroup;
+};
+DeferredLimits set_jail_sysctls();
+void finish_jail_sysctls(DeferredLimits limits);
 
 
 }  // namespace stockade::jail
