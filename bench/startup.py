@@ -26,6 +26,10 @@ def contenders(stockade):
         c["unshare -Urmpfn --ipc --uts (namespaces only)"] = [
             "unshare", "-Urmpf", "--net", "--ipc", "--uts", "--kill-child", PY, "-c", "pass"]
     c["stockade run -c pass"] = [stockade, "run", "-c", "pass"]
+    # The whole default profile (namespaces, root, seccomp, Landlock, rlimits,
+    # output relay) but no cgroup: the figure to hold against bubblewrap.
+    c["stockade run, cgroup limits off"] = [stockade, "run", "--set", "limits.memory=0", "--set", "limits.pids=0",
+                                            "--set", "limits.cpu=0", "--set", "limits.cpu_time=0", "-c", "pass"]
     c["stockade run -p strict -c pass"] = [stockade, "run", "-p", "strict", "-c", "pass"]
     bwrap = shutil.which("bwrap")
     if bwrap:

@@ -148,6 +148,7 @@ const std::vector<CoreRule>& core() {
         // which outranks stockade's notification: no record, and no kill in kill mode.
         {"seccomp", EPERM, "stacking another seccomp filter (it could pre-empt stockade's answers)"},
         {"prctl", EPERM, "only PR_SET_SECCOMP (stacking another seccomp filter)"},
+        {"prlimit64", EPERM, "only on pid 1, the jail's init"},
     };
     return all;
 }
@@ -165,7 +166,7 @@ const CoreRule* core_rule(const std::string& syscall, const std::vector<std::str
 }
 
 bool core_is_conditional(const std::string& syscall) {
-    for (const char* c : {"clone", "socket", "socketpair", "ioctl", "personality", "prctl"})
+    for (const char* c : {"clone", "socket", "socketpair", "ioctl", "personality", "prctl", "prlimit64"})
         if (syscall == c) return true;
     return false;
 }

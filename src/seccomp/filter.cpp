@@ -136,7 +136,6 @@ void build(scmp_filter_ctx ctx, const Spec& spec) {
     // rules for their harmless forms only.
     for (int nr : allow) {
         std::string name = name_of(nr);
-        const auto& self_only = self_only_syscalls();
         if (name == "memfd_create") {
             // Only sealed non-executable memfds pass in the kernel; the rest
             // are made that way by the supervisor (decide(): sealed_memfd).
@@ -144,9 +143,6 @@ void build(scmp_filter_ctx ctx, const Spec& spec) {
                 SCMP_A1(SCMP_CMP_MASKED_EQ, kMfdNoexecSeal, kMfdNoexecSeal));
             if (!notify_by_default)
                 add(ctx, SCMP_ACT_NOTIFY, nr, "memfd_create, to be sealed", 1, SCMP_A1(SCMP_CMP_MASKED_EQ, kMfdNoexecSeal, 0));
-        } else if (std::find(self_only.begin(), self_only.end(), name) != self_only.end()) {
-            add(ctx, SCMP_ACT_ALLOW, nr, "allow " + name + " on itself", 1, SCMP_A0(SCMP_CMP_EQ, 0));
-            if (!notify_by_default) add(ctx, SCMP_ACT_NOTIFY, nr, name + " on another process", 1, SCMP_A0(SCMP_CMP_NE, 0));
         } else if (!core_is_conditional(name) || lifted(spec, name)) {
             add(ctx, SCMP_ACT_ALLOW, nr, "allow " + name);
         } else if (name == "clone") {
@@ -157,11 +153,15 @@ void build(scmp_filter_ctx ctx, const Spec& spec) {
         } else if (name == "socket" || name == "socketpair") {
             const std::vector<int>& fams = spec.socket_families.empty() ? all_families() : spec.socket_families;
             for (int f : fams) add(ctx, SCMP_ACT_ALLOW, nr, "allow " + name, 1, low32_eq(0, static_cast<uint64_t>(f)));
-        } else if (name == "ioctl" || name == "prctl") {
+        } else if (name == "ioctl" || name == "prctl" || name == "prlimit64") {
             std::vector<uint32_t> ex;
+            unsigned arg = 0;
             for (const auto& a : core_arg_rules())
-                if (name == a.syscall) ex.push_back(static_cast<uint32_t>(a.value));
-            allow_all_but(ctx, nr, name == "ioctl" ? 1 : 0, ex, "allow " + name);
+                if (name == a.syscall) {
+                    ex.push_back(static_cast<uint32_t>(a.value));
+                    arg = a.arg;
+                }
+            allow_all_but(ctx, nr, arg, ex, "allow " + name);
         } else if (name == "personality") {
             for (uint64_t v : {0x0ull, 0xffffffffull}) add(ctx, SCMP_ACT_ALLOW, nr, "allow personality", 1, low32_eq(0, v));
         }

@@ -37,6 +37,8 @@ const std::vector<ArgRule>& core_arg_rules() {
         {"socketpair", 0, 0xffffffffu, AF_VSOCK, "AF_VSOCK"},
         {"ioctl", 1, 0xffffffffu, TIOCSTI, "TIOCSTI"},
         {"prctl", 0, 0xffffffffu, PR_SET_SECCOMP, "PR_SET_SECCOMP"},
+        // The init shares the program's uid: its limits are out of the program's reach.
+        {"prlimit64", 0, 0xffffffffu, 1, "the init (pid 1)"},
         {"ioctl", 1, 0xffffffffu, TIOCLINUX, "TIOCLINUX"},
         {"personality", 0, ADDR_NO_RANDOMIZE, ADDR_NO_RANDOMIZE, "ADDR_NO_RANDOMIZE"},
         {"personality", 0, READ_IMPLIES_EXEC, READ_IMPLIES_EXEC, "READ_IMPLIES_EXEC"},
@@ -103,13 +105,6 @@ std::string canonical(const Spec& s) {
     return c;
 }
 
-const std::vector<std::string>& self_only_syscalls() {
-    // prlimit64 on another process: the init shares the program's uid, so
-    // without this the program could shrink the init's limits or raise them.
-    static const std::vector<std::string> names = {"prlimit64"};
-    return names;
-}
-
 Decision decide(const Spec& spec, int nr, const uint64_t args[6]) {
     std::string name = name_of(nr);
     if (name == "memfd_create" && !(args[1] & kMfdNoexecSeal) && !spec.learn &&
@@ -121,9 +116,6 @@ Decision decide(const Spec& spec, int nr, const uint64_t args[6]) {
         d.kill = d.err && spec.default_action == DefaultAction::Kill;
         return d;
     }
-    if (std::find(self_only_syscalls().begin(), self_only_syscalls().end(), name) != self_only_syscalls().end() &&
-        args[0] != 0 && std::binary_search(spec.allow.begin(), spec.allow.end(), nr))
-        return {EPERM, true, spec.default_action == DefaultAction::Kill, true};
     // Kill mode kills for every refusal, the core's included.
     const bool kill_mode = spec.default_action == DefaultAction::Kill;
     if (const CoreRule* core = core_rule(name, spec.unsafe)) {

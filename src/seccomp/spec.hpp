@@ -49,9 +49,6 @@ struct Decision {
     int err = 0;
     bool core = false;
     bool kill = false;
-    // Let through if the target (args[0], a pid in the jail) is the caller's own
-    // process; otherwise refused with err.
-    bool self_only = false;
     // memfd_create without MFD_NOEXEC_SEAL: the supervisor makes the memfd
     // itself, sealed non-executable, and hands it in as the call's result.
     bool sealed_memfd = false;
@@ -61,9 +58,7 @@ struct Decision {
 constexpr uint64_t kMfdNoexecSeal = 0x0008;
 constexpr uint64_t kMfdExec = 0x0010;
 
-// Allowed syscalls that take a pid first and may only name the caller itself:
-// the filter passes them with pid 0 and sends the rest to the supervisor.
-const std::vector<std::string>& self_only_syscalls();
+
 Decision decide(const Spec& spec, int nr, const uint64_t args[6]);
 
 }  // namespace stockade::seccomp

@@ -160,16 +160,6 @@ bool Notifier::kill_process(int fd, uint64_t id, uint32_t tid) {
     return ok;
 }
 
-// Does `target` (a pid as the jail numbers them) name the caller's own process?
-bool Notifier::is_own_process(uint32_t tid, uint64_t target) {
-    long tgid = -1;
-    std::vector<long> self, leader;
-    if (!read_status(tid, tgid, self)) return false;
-    if (static_cast<uint64_t>(self.back()) == target) return true;
-    if (!read_status(static_cast<uint32_t>(tgid), tgid, leader)) return false;
-    return static_cast<uint64_t>(leader.back()) == target;
-}
-
 // memfd_create(name, flags) done here with MFD_NOEXEC_SEAL added, and the fd
 // placed in the caller as the call's own result (SECCOMP_ADDFD_FLAG_SEND).
 // The name is only a label: reading it racily from the caller's memory is
@@ -230,13 +220,6 @@ bool Notifier::handle(int fd) {
     resp->error = 0;
     if (d.sealed_memfd && d.err == 0) {
         make_sealed_memfd(fd, req);
-        return true;
-    }
-    if (d.self_only && is_own_process(req->pid, args[0])) {
-        // The pid is a value, not a pointer: what the kernel re-reads on
-        // CONTINUE is exactly what was checked.
-        resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
-        seccomp_notify_respond(fd, resp);
         return true;
     }
     if (d.err < 0) {

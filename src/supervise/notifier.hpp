@@ -57,7 +57,6 @@ private:
 
     bool kill_process(int fd, uint64_t id, uint32_t tid);
     bool make_sealed_memfd(int fd, const struct seccomp_notif* req);
-    bool is_own_process(uint32_t tid, uint64_t target);
 
     const Spec& spec_;
     std::vector<UniqueFd> listeners_;

@@ -110,8 +110,9 @@ TEST_CASE("decide: the supervisor's answer to a refused call") {
     Spec k = spec_of({"seccomp.default_action=\"kill\""});
     CHECK(decide(k, resolve("set_mempolicy"), none).kill);
     CHECK(decide(k, resolve("ptrace"), none).kill);  // kill mode kills for the core too
-    uint64_t other[6] = {1, 0, 0, 0};
-    CHECK(decide(s, resolve("prlimit64"), other).self_only);  // on another pid: only if it is the caller
+    uint64_t init_pid[6] = {1, 0, 0, 0}, high_bits[6] = {0x100000001ull, 0, 0, 0};
+    CHECK(decide(s, resolve("prlimit64"), init_pid).err == EPERM);  // the init's limits are out of reach
+    CHECK(decide(s, resolve("prlimit64"), high_bits).core);         // an int pid: compared on the low 32 bits
 
     Spec l = s;
     l.learn = true;
