@@ -60,9 +60,20 @@ void add_rule(int ruleset, const std::string& path, std::set<std::string>& inter
 
 void restrict_exec(const std::vector<std::string>& exec_allow, const std::string& program) {
     struct landlock_ruleset_attr ra {};
-    ra.handled_access_fs = LANDLOCK_ACCESS_FS_EXECUTE;
+    // REFER too, granted everywhere below: a ruleset that does not handle it
+    // forbids moving or linking a file into another directory (EXDEV), which
+    // would break shutil.move, pip and any rename between directories.
+    ra.handled_access_fs = LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_REFER;
     UniqueFd ruleset(static_cast<int>(::syscall(SYS_landlock_create_ruleset, &ra, sizeof ra, 0)));
     if (!ruleset) throw_sys("landlock_create_ruleset", "(exec_allow)");
+    {
+        UniqueFd root(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+        struct landlock_path_beneath_attr attr {};
+        attr.allowed_access = LANDLOCK_ACCESS_FS_REFER;
+        attr.parent_fd = root.get();
+        if (!root || ::syscall(SYS_landlock_add_rule, ruleset.get(), LANDLOCK_RULE_PATH_BENEATH, &attr, 0) < 0)
+            throw_sys("landlock_add_rule", "/ (refer)");
+    }
     std::set<std::string> interps;
     std::vector<std::string> allowed = exec_allow;
     if (allowed.empty()) allowed.push_back(program);  // the profile's own python, and only it

@@ -109,7 +109,8 @@ void exec_program(const Plan& plan, const ChildFds& fds) {
         check(::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl", "PR_SET_NO_NEW_PRIVS");
         // Every later execve too, not just this one; where the kernel has no
         // Landlock the supervisor has said so in the result already.
-        if (landlock_abi() > 0) restrict_exec(plan.exec_rules, path);
+        // ABI 2 at least: ABI 1 cannot allow moving files between directories.
+        if (landlock_abi() >= 2) restrict_exec(plan.exec_rules, path);
         drop_all_capabilities();
         // Compiled by the supervisor while this jail was being built.
         seccomp::Compiled filters = seccomp::read_from(kFilterFd);

@@ -156,8 +156,8 @@ void Supervisor::start() {
         if (cg_) out_.cgroup = cg_->version();
         else out_.degraded = degraded_without_cgroup(lim, why);
     }
-    if (landlock_abi() == 0)
-        out_.degraded.emplace_back("exec_allow", "this kernel has no Landlock: only the first program is checked");
+    if (landlock_abi() < 2)
+        out_.degraded.emplace_back("exec_allow", "this kernel has no Landlock (ABI 2): only the first program is checked");
     if (!host_has_memfd_noexec())
         out_.degraded.emplace_back("memfd_noexec", "this kernel (before 6.3) lets memfd files be executed");
 

@@ -67,6 +67,20 @@ class ExecTest(JailTest):
         self.assertIn("PermissionError", r.stderr)
 
 
+    def test_exec_rules_leave_renames_alone(self):
+        # A Landlock ruleset that did not handle REFER would forbid moving or
+        # linking files between directories (EXDEV): shutil.move, pip, rename.
+        code = ("import os, shutil\n"
+                "os.makedirs('/tmp/a'); os.makedirs('/tmp/b'); open('/tmp/a/f', 'w').write('x')\n"
+                "os.rename('/tmp/a/f', '/tmp/b/f'); os.link('/tmp/b/f', '/tmp/a/g')\n"
+                "shutil.move('/tmp/a/g', '/tmp/b/g')\n"
+                "print(sorted(os.listdir('/tmp/b')))\n")
+        for opts in ((), ("-p", "strict", "--set", "limits.require_cgroup=false")):
+            r = self.stockade("run", *opts, "-c", code)
+            self.assertOk(r)
+            self.assertEqual(r.stdout, "['f', 'g']\n")
+
+
 class QuotaTest(JailTest):
     COUNT = ("import ctypes\n"
              "libc = ctypes.CDLL(None, use_errno=True)\n"
