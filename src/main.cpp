@@ -200,6 +200,8 @@ int main(int argc, char** argv, char** envp) {
 
     CLI::App* explain = app.add_subcommand("explain", "print the effective, fully resolved policy");
     add_common(explain, cl);
+    bool explain_keys = false;
+    explain->add_flag("--keys", explain_keys, "list every profile key: type, default, what it does");
 
     CLI::App* profiles = app.add_subcommand("profiles", "list the built-in profiles");
 
@@ -256,6 +258,10 @@ int main(int argc, char** argv, char** envp) {
         if (!rest.empty() && rest.front() == "--") rest.erase(rest.begin());
         rest.insert(rest.end(), after_dashes.begin(), after_dashes.end());
 
+        if (*explain && explain_keys) {
+            report::explain_keys(std::cout);
+            return 0;
+        }
         if (*explain) {
             profile::Policy p = profile::load(cl);
             inv.mode = plan::Invocation::Mode::Code;

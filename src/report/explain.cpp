@@ -2,6 +2,7 @@
 
 #include <iomanip>
 
+#include "profile/schema.hpp"
 #include "profile/units.hpp"
 #include "seccomp/catalog.hpp"
 #include "seccomp/families.hpp"
@@ -179,6 +180,19 @@ void explain(std::ostream& out, const profile::Policy& p, const plan::Plan& plan
         bool present = false;
         for (const auto& e : plan.envp) present |= e.compare(0, k.size() + 1, k + "=") == 0;
         if (!present) out << "  " << k << " (passed through when the caller has it; unset now)\n";
+    }
+}
+
+void explain_keys(std::ostream& out) {
+    std::string section = "-";
+    for (const auto& k : profile::schema_keys()) {
+        if (section != k.section) {
+            section = k.section;
+            out << (section.empty() ? "(top level)" : "[" + section + "]") << "\n";
+        }
+        out << "  " << std::left << std::setw(18) << k.key << " " << k.doc << "; " << k.type << ", default " << k.def;
+        if (k.cli_flag) out << "; flag " << k.cli_flag;
+        out << "\n";
     }
 }
 

@@ -9,4 +9,7 @@ namespace stockade::report {
 
 void explain(std::ostream& out, const profile::Policy& policy, const plan::Plan& plan);
 
+// `stockade explain --keys`: every profile key, from the schema's own rows.
+void explain_keys(std::ostream& out);
+
 }  // namespace stockade::report

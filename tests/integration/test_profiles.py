@@ -91,6 +91,18 @@ class ProfileErrorTest(JailTest):
                 self.stockade("check", name[:-5])
             self.assertOk(r, name)
 
+    def test_explain_keys_come_from_the_schema(self):
+        r = self.stockade("explain", "--keys")
+        self.assertOk(r)
+        for line in ("[limits]", "  memory ", "flag --memory", "[network]", "  nameservers ", "[unsafe]",
+                     "  root_host_ids "):
+            self.assertIn(line, r.stdout)
+        # Every limit flag run accepts is listed against its key.
+        help_text = self.stockade("run", "--help").stdout
+        for flag in ("--timeout", "--cpu-time", "--memory", "--pids", "--cpus", "--output-limit"):
+            self.assertIn(flag, help_text)
+            self.assertIn(f"flag {flag}", r.stdout)
+
 
 if __name__ == "__main__":
     main()
