@@ -147,11 +147,17 @@ int main(int argc, char** argv, char** envp) {
     const uint64_t t_main = monotonic_ns();
     remember_process_block(argc, argv, envp);
     ensure_stdio_open();
-    // The one inherited fd that stays: the caller's --result-fd.
-    int keep_fd = -1;
-    for (int i = 1; i + 1 < argc && std::strcmp(argv[i], "--") != 0; ++i)
-        if (std::strcmp(argv[i], "--result-fd") == 0) keep_fd = std::atoi(argv[i + 1]);
-    close_inherited_fds(keep_fd);
+    // The inherited fds that stay: the caller's --result-fd, or the fd that
+    // --result /dev/fd/N (or /proc/self/fd/N) names.
+    std::vector<int> keep_fds;
+    for (int i = 1; i + 1 < argc && std::strcmp(argv[i], "--") != 0; ++i) {
+        if (std::strcmp(argv[i], "--result-fd") == 0) keep_fds.push_back(std::atoi(argv[i + 1]));
+        if (std::strcmp(argv[i], "--result") == 0)
+            for (const char* prefix : {"/dev/fd/", "/proc/self/fd/"})
+                if (std::strncmp(argv[i + 1], prefix, std::strlen(prefix)) == 0)
+                    keep_fds.push_back(std::atoi(argv[i + 1] + std::strlen(prefix)));
+    }
+    close_inherited_fds(keep_fds);
 
     CLI::App app{"stockade: a small, fast, setuid-free Linux jail for untrusted Python", "stockade"};
     app.set_version_flag("--version", std::string("stockade ") + STOCKADE_VERSION);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 
 #include "util/error.hpp"
 
@@ -13,6 +14,30 @@ namespace stockade {
 
 HostFile::HostFile(const std::string& path, bool remove_stale) : path_(path) {
     if (path.empty() || path.back() == '/') throw Error(path + ": expected a file name, not a directory");
+    if (path.rfind("/dev/", 0) == 0 || path.rfind("/proc/", 0) == 0) {
+        // The caller's own fd, duplicated rather than reopened: a pipe another
+        // user made cannot be reopened through /proc, and a dup shares the
+        // caller's offset, as writing to the fd itself would.
+        int fd = -1;
+        if (path == "/dev/stdout") fd = 1;
+        else if (path == "/dev/stderr") fd = 2;
+        for (const char* prefix : {"/dev/fd/", "/proc/self/fd/"}) {
+            const std::string p(prefix);
+            if (path.rfind(p, 0) == 0 && path.size() > p.size() &&
+                path.find_first_not_of("0123456789", p.size()) == std::string::npos)
+                fd = std::atoi(path.c_str() + p.size());
+        }
+        through_ = UniqueFd(fd >= 0 ? ::fcntl(fd, F_DUPFD_CLOEXEC, 3)
+                                    : ::open(path.c_str(), O_WRONLY | O_APPEND | O_NOCTTY | O_CLOEXEC));
+        if (!through_) throw_sys("open", path);
+        struct stat st;
+        check(::fstat(through_.get(), &st), "stat", path);
+        // A pipe, a socket, a terminal, /dev/null, or the file a caller's fd
+        // points at; never a disk.
+        if (S_ISBLK(st.st_mode) || S_ISDIR(st.st_mode))
+            throw Error(path + ": expected a pipe, a terminal or a file, not a device or directory");
+        return;
+    }
     size_t slash = path.rfind('/');
     std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
     base_ = slash == std::string::npos ? path : path.substr(slash + 1);
@@ -30,6 +55,7 @@ HostFile::HostFile(const std::string& path, bool remove_stale) : path_(path) {
 }
 
 void HostFile::write(const std::string& text) const {
+    if (through_) return write_all(through_.get(), text.data(), text.size(), path_.c_str());
     if (!dir_) return;
     // O_TMPFILE would need a linkat that can replace; a named temporary with
     // O_EXCL|O_NOFOLLOW is as safe: it is created fresh or not at all.

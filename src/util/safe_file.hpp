@@ -5,6 +5,10 @@
 // and the file is made as a fresh temporary in it and renamed over the name:
 // rename replaces a planted symlink rather than following it, and a reader
 // never sees a half-written or stale file.
+//
+// Paths under /dev and /proc (/dev/stdout, /dev/fd/3, /proc/self/fd/1) are the
+// caller's own descriptors spelled as paths: the jail can create nothing
+// there, so they are opened once, at start, and written through (appending).
 #pragma once
 #include <string>
 
@@ -20,7 +24,7 @@ public:
     // once, so a caller never reads an old result for this run.
     HostFile(const std::string& path, bool remove_stale);
 
-    bool empty() const { return !dir_; }
+    bool empty() const { return !dir_ && !through_; }
     const std::string& path() const { return path_; }
     // Writes the whole text as a regular file, mode 0644, atomically. Throws Error.
     void write(const std::string& text) const;
@@ -28,6 +32,7 @@ public:
 private:
     std::string path_, base_;
     UniqueFd dir_;
+    UniqueFd through_;  // a /dev or /proc path, opened at start
 };
 
 }  // namespace stockade

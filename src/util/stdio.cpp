@@ -1,6 +1,8 @@
 #include "util/stdio.hpp"
 
 #include <fcntl.h>
+
+#include <algorithm>
 #include <unistd.h>
 
 #include <cerrno>
@@ -18,14 +20,17 @@ void ensure_stdio_open() {
     }
 }
 
-void close_inherited_fds(int keep) {
-    if (keep < 3) {
-        ::close_range(3, ~0U, 0);
-        return;
+void close_inherited_fds(const std::vector<int>& keep) {
+    unsigned from = 3;
+    std::vector<int> sorted = keep;
+    std::sort(sorted.begin(), sorted.end());
+    for (int k : sorted) {
+        if (k < static_cast<int>(from)) continue;
+        if (static_cast<unsigned>(k) > from) ::close_range(from, static_cast<unsigned>(k) - 1, 0);
+        ::fcntl(k, F_SETFD, FD_CLOEXEC);
+        from = static_cast<unsigned>(k) + 1;
     }
-    if (keep > 3) ::close_range(3, static_cast<unsigned>(keep) - 1, 0);
-    ::close_range(static_cast<unsigned>(keep) + 1, ~0U, 0);
-    ::fcntl(keep, F_SETFD, FD_CLOEXEC);
+    ::close_range(from, ~0U, 0);
 }
 
 }  // namespace stockade

@@ -86,6 +86,29 @@ class HostFilesTest(JailTest):
         with open(victim) as f:
             self.assertEqual(f.read(), "precious\n")
 
+    def test_result_to_the_callers_own_fds(self):
+        # /dev/stdout and /dev/fd/N are the caller's descriptors spelled as
+        # paths: written through, never replaced (the jail can plant nothing there).
+        before = os.readlink("/dev/stdout")
+        r = self.stockade("run", "-q", "--result", "/dev/stdout", "-c", "print('out')")
+        self.assertOk(r)
+        self.assertEqual(os.readlink("/dev/stdout"), before)
+        self.assertTrue(r.stdout.startswith("out\n{"), r.stdout)
+        self.assertEqual(json.loads(r.stdout[4:])["status"], "ok")
+        rfd, wfd = os.pipe()
+        try:
+            r = self.stockade("run", "-q", "--result", f"/dev/fd/{wfd}", "-c", "pass", pass_fds=(wfd,))
+            os.close(wfd)
+            wfd = -1
+            with os.fdopen(rfd, "rb") as f:
+                rfd = -1
+                self.assertEqual(json.loads(f.read())["status"], "ok")
+        finally:
+            for fd in (rfd, wfd):
+                if fd >= 0:
+                    os.close(fd)
+        self.assertOk(r)
+
     def test_stale_result_never_survives(self):
         result = self.path("result.json")
         for args in (["run", "--set", "limits.memory=nonsense", "-c", "pass"],   # bad profile
