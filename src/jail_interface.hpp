@@ -86,6 +86,7 @@ struct ChildFds {
     int err = -1;     // the caller's own through
     int tty = -1;     // the slave of the jail's pseudo-terminal (set by the child when Plan::terminal)
     bool cgroup = false;  // decided by the supervisor: the limits live in a cgroup (else rlimits stand in)
+    bool exec_rules = false;  // decided by the supervisor: the kernel has Landlock (ABI 2) for Plan::exec_rules
 };
 
 // The cloned child: builds the jail, then becomes its init. Never returns.

@@ -34,8 +34,8 @@ namespace {
 constexpr const char* kExamples = R"(Examples:
   stockade run hello.py                     run a script under the default profile
   stockade run -c 'print(2 + 2)'            run a code string
-  stockade run -p strict --ro ./data:/data job.py   no network, ./data read-only at /data
-  stockade run --rw out:/work/out job.py     let the script write into ./out
+  stockade run -p strict --ro "$PWD/data:/data" job.py   no network, ./data read-only at /data
+  stockade run --rw "$PWD/out:/work/out" job.py   let the script write into ./out
   stockade exec -- /usr/bin/env              run any program the profile allows
   stockade explain -p strict                 show exactly what a profile allows
   stockade check my-profile.toml             validate a profile

@@ -42,7 +42,9 @@ namespace {
 
 bool has_glob(const std::string& s) { return s.find_first_of("*?[") != std::string::npos; }
 
-void add_rule(int ruleset, const std::string& path, std::set<std::string>& interps) {
+// interps: where to note the ELF interpreter of a file rule (nullptr: the
+// rule is an interpreter itself). Each file is read once.
+void add_rule(int ruleset, const std::string& path, std::set<std::string>* interps, std::set<std::string>& read) {
     UniqueFd fd(::open(path.c_str(), O_PATH | O_CLOEXEC));
     if (!fd) return;  // a pattern may name what this jail does not have
     struct stat st;
@@ -52,8 +54,8 @@ void add_rule(int ruleset, const std::string& path, std::set<std::string>& inter
     attr.parent_fd = fd.get();
     if (::syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &attr, 0) < 0)
         throw_sys("landlock_add_rule", path);
-    if (S_ISREG(st.st_mode))
-        if (std::string i = elf_interpreter(path); !i.empty()) interps.insert(i);
+    if (interps && S_ISREG(st.st_mode) && read.insert(path).second)
+        if (std::string i = elf_interpreter(path); !i.empty()) interps->insert(i);
 }
 
 }  // namespace
@@ -74,7 +76,7 @@ void restrict_exec(const std::vector<std::string>& exec_allow, const std::string
         if (!root || ::syscall(SYS_landlock_add_rule, ruleset.get(), LANDLOCK_RULE_PATH_BENEATH, &attr, 0) < 0)
             throw_sys("landlock_add_rule", "/ (refer)");
     }
-    std::set<std::string> interps;
+    std::set<std::string> interps, read;
     std::vector<std::string> allowed = exec_allow;
     if (allowed.empty()) allowed.push_back(program);  // the profile's own python, and only it
     for (const auto& pat : allowed) {
@@ -82,23 +84,23 @@ void restrict_exec(const std::vector<std::string>& exec_allow, const std::string
         // far as a path-beneath rule goes); other patterns are expanded here,
         // inside the jail, to the files they name now.
         if (pat.size() > 2 && pat.compare(pat.size() - 2, 2, "/*") == 0 && !has_glob(pat.substr(0, pat.size() - 2))) {
-            add_rule(ruleset.get(), pat.substr(0, pat.size() - 2), interps);
+            add_rule(ruleset.get(), pat.substr(0, pat.size() - 2), &interps, read);
             continue;
         }
         if (!has_glob(pat)) {
-            add_rule(ruleset.get(), pat, interps);
+            add_rule(ruleset.get(), pat, &interps, read);
             continue;
         }
         glob_t g{};
         if (::glob(pat.c_str(), GLOB_NOSORT, nullptr, &g) == 0)
-            for (size_t i = 0; i < g.gl_pathc; ++i) add_rule(ruleset.get(), g.gl_pathv[i], interps);
+            for (size_t i = 0; i < g.gl_pathc; ++i) add_rule(ruleset.get(), g.gl_pathv[i], &interps, read);
         ::globfree(&g);
     }
     // The program's ELF interpreter is opened for execution by the kernel:
     // it needs the right too, and so do those of the other allowed files.
-    if (std::string i = elf_interpreter(program); !i.empty()) interps.insert(i);
-    std::set<std::string> none;
-    for (const auto& i : interps) add_rule(ruleset.get(), i, none);
+    if (read.insert(program).second)
+        if (std::string i = elf_interpreter(program); !i.empty()) interps.insert(i);
+    for (const auto& i : interps) add_rule(ruleset.get(), i, nullptr, read);
     if (::syscall(SYS_landlock_restrict_self, ruleset.get(), 0) < 0) throw_sys("landlock_restrict_self", "(exec_allow)");
 }
 

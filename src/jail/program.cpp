@@ -18,7 +18,6 @@
 #include "seccomp/filter.hpp"
 #include "util/error.hpp"
 #include "util/clock.hpp"
-#include "util/kernel.hpp"
 
 namespace stockade::jail {
 namespace {
@@ -107,10 +106,10 @@ void exec_program(const Plan& plan, const ChildFds& fds) {
         phase(rfd, plan.timings, "program: session, fds, cwd, lookup");
         const std::vector<Rlimit> limits = rlimits_for(plan.limits, fds.cgroup);
         check(::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl", "PR_SET_NO_NEW_PRIVS");
-        // Every later execve too, not just this one; where the kernel has no
-        // Landlock the supervisor has said so in the result already.
-        // ABI 2 at least: ABI 1 cannot allow moving files between directories.
-        if (landlock_abi() >= 2) restrict_exec(plan.exec_rules, path);
+        // Every later execve too, not just this one. The supervisor decided
+        // whether the kernel can (Landlock ABI 2: ABI 1 cannot allow moving
+        // files between directories), and said so in the result if not.
+        if (fds.exec_rules) restrict_exec(plan.exec_rules, path);
         drop_all_capabilities();
         // Compiled by the supervisor while this jail was being built.
         seccomp::Compiled filters = seccomp::read_from(kFilterFd);

@@ -83,29 +83,18 @@ uint64_t now_ns() {
     return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-// "Tgid:" and the last "NSpid:" (the id inside the jail) of a host tid.
-bool read_status(uint32_t tid, long& tgid, std::vector<long>& nspid) {
+// The thread group (process) of a host tid, or -1.
+long read_tgid(uint32_t tid) {
     char path[64];
     std::snprintf(path, sizeof path, "/proc/%u/status", tid);
     FILE* f = std::fopen(path, "re");
-    if (!f) return false;
+    if (!f) return -1;
     char line[256];
-    tgid = -1;
-    while (std::fgets(line, sizeof line, f)) {
+    long tgid = -1;
+    while (tgid < 0 && std::fgets(line, sizeof line, f))
         if (std::strncmp(line, "Tgid:", 5) == 0) tgid = std::strtol(line + 5, nullptr, 10);
-        if (std::strncmp(line, "NSpid:", 6) == 0) {
-            char* p = line + 6;
-            nspid.clear();
-            for (char* e; (void)(e = nullptr), true;) {
-                long v = std::strtol(p, &e, 10);
-                if (e == p) break;
-                nspid.push_back(v);
-                p = e;
-            }
-        }
-    }
     std::fclose(f);
-    return tgid > 0 && !nspid.empty();
+    return tgid;
 }
 }  // namespace
 
@@ -150,9 +139,8 @@ void Notifier::drain(int fd) {
 // read while the notification is pending, and checked again after the pidfd
 // is open, so it cannot have been reused.
 bool Notifier::kill_process(int fd, uint64_t id, uint32_t tid) {
-    long tgid = -1;
-    std::vector<long> nspid;
-    if (!read_status(tid, tgid, nspid)) return false;
+    const long tgid = read_tgid(tid);
+    if (tgid <= 0) return false;
     int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, tgid, 0));
     if (pidfd < 0) return false;
     bool ok = seccomp_notify_id_valid(fd, id) == 0 && ::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0) == 0;

@@ -156,7 +156,8 @@ void Supervisor::start() {
         if (cg_) out_.cgroup = cg_->version();
         else out_.degraded = degraded_without_cgroup(lim, why);
     }
-    if (landlock_abi() < 2)
+    const bool exec_rules = landlock_abi() >= 2;  // decided once, here; the jail is told
+    if (!exec_rules)
         out_.degraded.emplace_back("exec_allow", "this kernel has no Landlock (ABI 2): only the first program is checked");
     if (!host_has_memfd_noexec())
         out_.degraded.emplace_back("memfd_noexec", "this kernel (before 6.3) lets memfd files be executed");
@@ -176,6 +177,7 @@ void Supervisor::start() {
         fds.out = relay_.jail_end(0);
         fds.err = relay_.jail_end(1);
         fds.cgroup = static_cast<bool>(cg_);
+        fds.exec_rules = exec_rules;
         jail::child_main(plan, fds);
     }
     child_ = std::make_unique<JailProcess>(pid, pidfd);

@@ -7,12 +7,12 @@ import http.server
 import json
 import os
 import socket
-import socketserver
 import struct
 import threading
 import time
 
 from harness import SANITIZED, JailTest, main
+from test_network import Server
 
 
 class DNS(threading.Thread):
@@ -63,10 +63,6 @@ class Echo(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *a):
         pass
-
-
-class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
 
 
 RAW = ("import socket, sys\n"

@@ -19,9 +19,10 @@ TIOCGEXCL = 0x80045440
 
 
 def read_until(fd, needle, timeout=10.0):
+    """What fd gives until needle appears (None: until it goes quiet, EOF or timeout)."""
     out = b""
     end = time.time() + timeout
-    while needle.encode() not in out and time.time() < end:
+    while (needle is None or needle.encode() not in out) and time.time() < end:
         r, _, _ = select.select([fd], [], [], max(0.0, end - time.time()))
         if not r:
             break
@@ -36,20 +37,7 @@ def read_until(fd, needle, timeout=10.0):
 
 
 def drain(fd, seconds):
-    out = b""
-    end = time.time() + seconds
-    while time.time() < end:
-        r, _, _ = select.select([fd], [], [], max(0.0, end - time.time()))
-        if not r:
-            break
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-    return out.decode(errors="replace")
+    return read_until(fd, None, seconds)
 
 
 class TerminalTest(JailTest):
