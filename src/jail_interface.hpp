@@ -25,6 +25,9 @@ using plan::Plan;
 // at fd 4, both close-on-exec. The filter lets sendmsg through on fd 3 only.
 constexpr int kReportFd = 3;
 constexpr int kFilterFd = 4;
+// A warm jail's program (serve's runner) keeps its control socket to the
+// server here, across exec; every other jail has nothing above fd 2.
+constexpr int kControlFd = 5;
 
 // What the program's last steps call after its filter is installed, allowed
 // whatever the profile says (sendmsg only on kReportFd).
@@ -85,6 +88,7 @@ struct ChildFds {
     int out = -1;     // write ends of the output relay for fds 1 and 2, or -1 to pass
     int err = -1;     // the caller's own through
     int tty = -1;     // the slave of the jail's pseudo-terminal (set by the child when Plan::terminal)
+    int control = -1;  // serve: the runner's socket to the server, kept at kControlFd, or -1
     bool cgroup = false;  // decided by the supervisor: the limits live in a cgroup (else rlimits stand in)
     bool exec_rules = false;  // decided by the supervisor: the kernel has Landlock (ABI 2) for Plan::exec_rules
 };

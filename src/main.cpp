@@ -14,6 +14,7 @@
 #include "report/result.hpp"
 #include "plan/host.hpp"
 #include "supervise/launch.hpp"
+#include "serve/server.hpp"
 #include "plan/plan.hpp"
 #include "jail_interface.hpp"
 #include "supervise/notifier.hpp"
@@ -178,11 +179,29 @@ int main(int argc, char** argv, char** envp) {
     add_common(exec, cl);
     exec->prefix_command();
 
+    serve::ServeOptions so;
+    bool serve_check = false;
+    double idle_s = 600;
+    CLI::App* serve_cmd = app.add_subcommand("serve", "keep warm jails and run tasks for clients on a Unix socket (see stockade-serve(1))");
+    add_common(serve_cmd, cl);
+    serve_cmd->add_option("--socket", so.socket, "the socket (default: $XDG_RUNTIME_DIR/stockade/serve.sock, /run/stockade/serve.sock as root)")->type_name("PATH");
+    serve_cmd->add_option("--pool", so.pool, "warm jails kept ready (default 2)")->type_name("N");
+    serve_cmd->add_option("--preload", so.preload, "modules each warm jail imports before its task")->type_name("MOD,...");
+    serve_cmd->add_option("--max-jails", so.max_jails, "jails alive at once: warm, busy and sessions (default 8)")->type_name("N");
+    serve_cmd->add_option("--max-sessions", so.max_sessions, "sessions open at once (default 4)")->type_name("N");
+    serve_cmd->add_option("--allow-uid", so.allow_uids, "also serve clients with this uid")->type_name("UID")->allow_extra_args(false);
+    serve_cmd->add_option("--allow-gid", so.allow_gids, "also serve clients with this gid")->type_name("GID")->allow_extra_args(false);
+    serve_cmd->add_option("--idle-timeout", idle_s, "close a session unused this long (seconds, default 600)")->type_name("S");
+    serve_cmd->add_flag("--check", serve_check, "say whether a server answers on the socket, and print its stats");
+
     RunOptions ro;
     // The limit flags come from the schema's rows: each sets its key via --set.
     std::vector<std::pair<const profile::KeyDoc*, std::string>> limit_flags;
     for (const auto& k : profile::schema_keys())
         if (k.cli_flag) limit_flags.emplace_back(&k, std::string());
+    for (auto& [key, value] : limit_flags)
+        serve_cmd->add_option(key->cli_flag, value, std::string(key->doc) + " (" + key->section + "." + key->key + ")")
+            ->group("Limits");
     for (CLI::App* sub : {run, exec}) {
         for (auto& [key, value] : limit_flags)
             sub->add_option(key->cli_flag, value,
@@ -210,6 +229,7 @@ int main(int argc, char** argv, char** envp) {
     explain->add_flag("--keys", explain_keys, "list every profile key: type, default, what it does");
 
     CLI::App* profiles = app.add_subcommand("profiles", "list the built-in profiles");
+
 
     // Everything after the first "--" belongs to the program, untouched by option
     // parsing (CLI11 would otherwise try to read "-c" in `exec -- sh -c ...`).
@@ -267,6 +287,12 @@ int main(int argc, char** argv, char** envp) {
         if (*explain && explain_keys) {
             report::explain_keys(std::cout);
             return 0;
+        }
+        if (*serve_cmd) {
+            if (serve_check) return serve::check_server(so.socket);
+            if (!(idle_s > 0)) throw Error("serve: --idle-timeout: expected seconds above 0");
+            so.idle_timeout_ms = static_cast<uint64_t>(idle_s * 1000);
+            return serve::serve(cl, so, envp);
         }
         if (*explain) {
             profile::Policy p = profile::load(cl);

@@ -82,7 +82,7 @@ void run_init(const Plan& plan, const ChildFds& fds) {
     pid_t program = spawn_program(plan, fds);
     if (program < 0) fail(report_fd, WireMsg::SetupError, errno, std::string("fork program: ") + std::strerror(errno));
     g_program = program;
-    for (int fd : {fds.filter, fds.out, fds.err, fds.tty})
+    for (int fd : {fds.filter, fds.out, fds.err, fds.tty, fds.control})
         if (fd >= 0) ::close(fd);
 
     // The init must not keep the caller's stdio open: whoever reads the program's

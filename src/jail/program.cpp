@@ -65,7 +65,7 @@ bool allowed(const Plan& plan, const std::string& path) {
 
 void exec_program(const Plan& plan, const ChildFds& fds) {
     // The report socket moves to fd 3 and the filter pipe to 4 (both
-    // close-on-exec), then everything above is closed: nothing the caller or
+    // close-on-exec), a warm jail's control socket to 5, then everything above is closed: nothing the caller or
     // stockade had open reaches the program. Via high fds first, so neither
     // move can land on the other.
     // Output through the supervisor's relay when the profile caps it.
@@ -75,8 +75,10 @@ void exec_program(const Plan& plan, const ChildFds& fds) {
         if ((plan.terminal & (1u << i)) && ::dup2(fds.tty, i) < 0) ::_exit(125);
     int r = ::fcntl(fds.report, F_DUPFD_CLOEXEC, 10);
     int f = ::fcntl(fds.filter, F_DUPFD_CLOEXEC, 10);
+    int c = fds.control >= 0 ? ::fcntl(fds.control, F_DUPFD_CLOEXEC, 10) : -1;
     if (r < 0 || f < 0 || ::dup3(r, kReportFd, O_CLOEXEC) < 0 || ::dup3(f, kFilterFd, O_CLOEXEC) < 0) ::_exit(125);
-    ::close_range(kFilterFd + 1, ~0U, 0);
+    if (fds.control >= 0 && (c < 0 || ::dup2(c, kControlFd) < 0)) ::_exit(125);  // dup2: kept across exec
+    ::close_range(fds.control >= 0 ? kControlFd + 1 : kFilterFd + 1, ~0U, 0);
     const int rfd = kReportFd;
     try {
         reset_signals();

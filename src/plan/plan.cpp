@@ -105,7 +105,10 @@ Plan make(const Policy& p, const Invocation& inv, const HostFacts& host) {
         tree.push_back({MountOp::Kind::Symlink, s.target, s.path, false, false, 0, 0, "", "filesystem.symlinks"});
     tree.push_back({MountOp::Kind::Tmpfs, "", "/tmp", true, p.noexec_writable, p.tmp_size, 01777, "", "filesystem.tmp_size"});
     tree.push_back({MountOp::Kind::Tmpfs, "", p.home, true, p.noexec_writable, p.home_size, 0700, "", "filesystem.home_size"});
-    tree.push_back({MountOp::Kind::Dir, "", "/work", false, false, 0, 0755, "", "built-in"});
+    if (inv.writable_work)
+        tree.push_back({MountOp::Kind::Tmpfs, "", "/work", true, p.noexec_writable, p.tmp_size, 0755, "", "serve: the task's /work"});
+    else
+        tree.push_back({MountOp::Kind::Dir, "", "/work", false, false, 0, 0755, "", "built-in"});
     if (inv.mode == Invocation::Mode::Script) {
         std::string name = basename_of(inv.script);
         if (name.empty() || name == "." || name == "..")

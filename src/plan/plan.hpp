@@ -43,6 +43,7 @@ struct Invocation {
     std::vector<std::string> args;  // script/code arguments, or the whole argv (Exec)
     bool timings = false;           // report each setup step's time (--timings)
     bool learn = false;             // --learn: record the syscalls used, refuse only the core
+    bool writable_work = false;     // serve: /work is a tmpfs of the jail's own, for the task's files
 };
 
 // What plan() needs to know about the caller; passed in so plan stays pure.

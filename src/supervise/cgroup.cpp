@@ -128,15 +128,34 @@ std::string join(const Mount& m, const std::string& path) {
 
 // ---- v2 ---------------------------------------------------------------------
 
+// stockade's own step into a leaf below its cgroup, which v2's rule of no
+// processes in inner cgroups asks for before controllers can be enabled. One
+// per process, shared by every jail it runs (serve runs many), undone with
+// the last: controllers off again, stockade back where it was, leaf gone.
+struct SelfLeaf {
+    std::string base, leaf, enabled;
+    ~SelfLeaf() {
+        std::string off = enabled;
+        for (auto& ch : off)
+            if (ch == '+') ch = '-';
+        write_file(base + "/cgroup.subtree_control", off, false);
+        write_file(base + "/cgroup.procs", std::to_string(::getpid()), false);
+        ::rmdir(leaf.c_str());
+    }
+};
+std::weak_ptr<SelfLeaf> g_self_leaf;
+
 class CgroupV2 : public Cgroup {
 public:
     CgroupV2(std::string base, const profile::Limits& l) : base_(std::move(base)) {
         remove_stale(base_);
         const bool root = read_file("/proc/self/cgroup").find("0::/\n") != std::string::npos;
+        leaf_ = g_self_leaf.lock();
+        if (leaf_ && leaf_->base != base_) leaf_.reset();
         std::string wanted;
         for (const char* c : {"memory", "pids", "cpu"})
             if (!has_word(read_file(base_ + "/cgroup.subtree_control"), c)) wanted += std::string("+") + c + " ";
-        if (!wanted.empty()) {
+        if (!wanted.empty() && !leaf_) {
             // No internal processes: controllers can be enabled only in a cgroup
             // with nobody in it (or the root). If stockade is alone, it steps
             // into a leaf of its own first; it never moves anyone else.
@@ -147,12 +166,16 @@ public:
                         throw Error("cgroup " + base_ + " holds other processes, so stockade cannot enable controllers "
                                     "below it; run it in a delegated cgroup of its own: "
                                     "systemd-run --user --scope -p Delegate=yes stockade ...");
-                sup_ = base_ + "/" + unique_name("sup-");
-                if (::mkdir(sup_.c_str(), 0755) < 0) throw_sys("mkdir", sup_);
-                write_file(sup_ + "/cgroup.procs", std::to_string(::getpid()));
+                auto leaf = std::make_shared<SelfLeaf>();
+                leaf->base = base_;
+                leaf->leaf = base_ + "/" + unique_name("sup-");
+                if (::mkdir(leaf->leaf.c_str(), 0755) < 0) throw_sys("mkdir", leaf->leaf);
+                write_file(leaf->leaf + "/cgroup.procs", std::to_string(::getpid()));
+                leaf_ = leaf;
+                g_self_leaf = leaf;
             }
             write_file(base_ + "/cgroup.subtree_control", wanted);
-            enabled_ = wanted;
+            if (leaf_) leaf_->enabled = wanted;
         }
         dir_ = base_ + "/" + unique_name("");
         if (::mkdir(dir_.c_str(), 0755) < 0) throw_sys("mkdir", dir_);
@@ -174,15 +197,7 @@ public:
             kill();
             for (int i = 0; i < 100 && ::rmdir(dir_.c_str()) < 0 && errno == EBUSY; ++i) ::usleep(1000);
         }
-        if (!sup_.empty()) {
-            // Undo our own move: controllers off again, back where we were, leaf gone.
-            std::string off = enabled_;
-            for (auto& ch : off)
-                if (ch == '+') ch = '-';
-            write_file(base_ + "/cgroup.subtree_control", off, false);
-            write_file(base_ + "/cgroup.procs", std::to_string(::getpid()), false);
-            ::rmdir(sup_.c_str());
-        }
+        // leaf_, if ours alone, is undone after this body.
     }
     const char* version() const override { return "v2"; }
     int clone_into_fd() const override { return fd_.get(); }
@@ -213,7 +228,8 @@ public:
     }
 
 private:
-    std::string base_, dir_, sup_, enabled_;
+    std::string base_, dir_;
+    std::shared_ptr<SelfLeaf> leaf_;
     UniqueFd fd_;
     bool made_ = false;
 };

@@ -11,7 +11,7 @@
 
 namespace stockade::supervise {
 
-OutputRelay::OutputRelay(uint64_t cap, bool relay_out, bool relay_err) : cap_(cap) {
+OutputRelay::OutputRelay(uint64_t cap, bool relay_out, bool relay_err, bool capture) : cap_(cap), capture_(capture) {
     const bool relay[2] = {relay_out, relay_err};
     for (int i = 0; i < 2; ++i) {
         if (!relay[i]) continue;
@@ -40,6 +40,18 @@ bool OutputRelay::pump(int stream) {
     int out = stream + 1;
     uint64_t used = bytes_[0] + bytes_[1];
     uint64_t room = used < cap_ ? cap_ - used : 0;
+    if (capture_) {
+        char buf[65536];
+        ssize_t n = ::read(in, buf, sizeof buf);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+            pipes_[stream].read.reset();
+            return false;
+        }
+        if (n < 0) return true;  // EAGAIN, EINTR: still open
+        kept_[stream].append(buf, std::min<uint64_t>(room, static_cast<uint64_t>(n)));
+        bytes_[stream] += static_cast<uint64_t>(n);
+        return true;
+    }
     if (room > 0 && !no_splice_[stream]) {
         ssize_t n = ::splice(in, nullptr, out, nullptr, std::min<uint64_t>(room, 1 << 20), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n > 0) {
@@ -81,6 +93,21 @@ bool OutputRelay::pump(int stream) {
     }
     bytes_[stream] += static_cast<uint64_t>(n);  // discarded bytes count too: the result says how much was written
     return true;
+}
+
+void OutputRelay::drain(int stream) {
+    // Bounded: a writer still inside the jail cannot keep us here.
+    for (int i = 0; i < 1024 && relaying(stream); ++i) {
+        int avail = 0;
+        if (::ioctl(pipes_[stream].read.get(), FIONREAD, &avail) < 0 || avail == 0) break;
+        pump(stream);
+    }
+}
+
+std::string OutputRelay::take(int stream) {
+    std::string s;
+    s.swap(kept_[stream]);
+    return s;
 }
 
 }  // namespace stockade::supervise

@@ -7,6 +7,7 @@
 #include <poll.h>
 
 #include <cstdint>
+#include <string>
 
 #include "util/fd.hpp"
 
@@ -15,7 +16,9 @@ namespace stockade::supervise {
 class OutputRelay {
 public:
     // relay[i] for stdout (0) and stderr (1); cap in bytes for both together.
-    OutputRelay(uint64_t cap, bool relay_out, bool relay_err);
+    // With capture (serve), both streams are kept in memory, up to the cap,
+    // for the server to take, instead of going to our own fds 1 and 2.
+    OutputRelay(uint64_t cap, bool relay_out, bool relay_err, bool capture = false);
 
     // Write end to hand the jail for fd 1 or 2, or -1 to pass the caller's through.
     int jail_end(int stream) const { return pipes_[stream].write.get(); }
@@ -25,6 +28,12 @@ public:
     // Moves what is readable on `stream` on; false once that stream hit EOF.
     bool pump(int stream);
     bool over_cap() const { return bytes_[0] + bytes_[1] > cap_; }
+    // Capture: reads until the pipe is empty (the writer has said it is done).
+    void drain(int stream);
+    // Capture: what the stream wrote since the last take; the counts start
+    // again, so each session cell has the whole cap.
+    std::string take(int stream);
+    void new_window() { bytes_[0] = bytes_[1] = 0; }
 
     uint64_t bytes(int stream) const { return bytes_[stream]; }
     bool relaying(int stream) const { return static_cast<bool>(pipes_[stream].read); }
@@ -42,6 +51,8 @@ private:
     bool no_splice_[2] = {false, false};
     bool blocked_[2] = {false, false};
     bool relayed_[2] = {false, false};
+    bool capture_ = false;
+    std::string kept_[2];
 };
 
 }  // namespace stockade::supervise

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -113,12 +114,55 @@ int JailProcess::wait(struct rusage* ru) {
     return status;
 }
 
-Supervisor::Supervisor(const Plan& plan)
-    : plan_(plan),
-      // Terminals are met by the jail's own pty; pipes and files by the splice relay.
-      relay_(plan.limits.output, plan.limits.output && !(plan.terminal & 2u),
-             plan.limits.output && !(plan.terminal & 4u)),
-      term_(plan.terminal, plan.limits.output) {}
+namespace {
+// What a captured stream may hold when the profile sets no output cap: the
+// server's memory is not the jail's to fill.
+constexpr uint64_t kCaptureCap = 64ull << 20;
+
+OutputRelay make_relay(const Plan& plan, bool capture) {
+    if (capture) return OutputRelay(plan.limits.output ? plan.limits.output : kCaptureCap, true, true, true);
+    // Terminals are met by the jail's own pty; pipes and files by the splice relay.
+    return OutputRelay(plan.limits.output, plan.limits.output && !(plan.terminal & 2u),
+                       plan.limits.output && !(plan.terminal & 4u));
+}
+
+// CPU time of the init's children (the program) so far, from /proc: the
+// baseline of a warm jail without a cgroup.
+double children_cpu_ms(pid_t init) {
+    std::string list;
+    std::string path = "/proc/" + std::to_string(init) + "/task/" + std::to_string(init) + "/children";
+    if (FILE* f = std::fopen(path.c_str(), "re")) {
+        char buf[256];
+        while (std::fgets(buf, sizeof buf, f)) list += buf;
+        std::fclose(f);
+    }
+    double total = 0;
+    const double tick = 1000.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
+    for (char* p = list.data(); *p;) {
+        char* end;
+        long pid = std::strtol(p, &end, 10);
+        if (end == p) break;
+        p = end;
+        std::string stat = "/proc/" + std::to_string(pid) + "/stat";
+        FILE* f = std::fopen(stat.c_str(), "re");
+        if (!f) continue;
+        char line[1024];
+        if (std::fgets(line, sizeof line, f)) {
+            // After the command's closing parenthesis: field 3 on; utime and stime are 14 and 15.
+            if (char* rp = std::strrchr(line, ')')) {
+                unsigned long long ut = 0, st = 0;
+                if (std::sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2)
+                    total += static_cast<double>(ut + st) * tick;
+            }
+        }
+        std::fclose(f);
+    }
+    return total;
+}
+}  // namespace
+
+Supervisor::Supervisor(const Plan& plan, Options opt)
+    : plan_(plan), opt_(opt), relay_(make_relay(plan, opt.capture)), term_(plan.terminal, plan.limits.output) {}
 
 Supervisor::~Supervisor() = default;
 
@@ -145,6 +189,12 @@ void Supervisor::start() {
     int sp[2];
     check(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp), "socketpair", "report socket");
     Pipe report{UniqueFd(sp[0]), UniqueFd(sp[1])};
+    UniqueFd control_jail;
+    if (opt_.warm) {
+        check(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), "socketpair", "control socket");
+        control_ = UniqueFd(sp[0]);
+        control_jail = UniqueFd(sp[1]);
+    }
 
     // The cgroup first: a failure here leaves nothing behind to undo. Whether
     // there is one is decided now, and travels beside the plan, not in it.
@@ -178,6 +228,7 @@ void Supervisor::start() {
         fds.err = relay_.jail_end(1);
         fds.cgroup = static_cast<bool>(cg_);
         fds.exec_rules = exec_rules;
+        fds.control = control_jail.get();
         jail::child_main(plan, fds);
     }
     child_ = std::make_unique<JailProcess>(pid, pidfd);
@@ -186,6 +237,7 @@ void Supervisor::start() {
     report.write.reset();
     filter.read.reset();
     script.reset();
+    control_jail.reset();
     relay_.close_jail_ends();
 
     write_id_maps(plan, pid);
@@ -212,7 +264,7 @@ void Supervisor::start() {
     // The wall clock runs from clone: SIGTERM to the program when it runs out,
     // SIGKILL to the whole jail after the grace period.
     wall_ = UniqueFd(check(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC), "timerfd_create"));
-    if (lim.wall_ms) arm_wall(lim.wall_ms);
+    if (lim.wall_ms && !opt_.warm) arm_wall(lim.wall_ms);
     // The jail's CPU total, from the cgroup, checked ten times a second.
     if (cg_ && lim.cpu_ms && cg_->cpu_ms() >= 0) {
         cpu_check_ = UniqueFd(check(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC), "timerfd_create"));
@@ -247,6 +299,24 @@ bool Supervisor::done() const {
 
 void Supervisor::kill() {
     if (child_) child_->kill(SIGKILL);
+}
+
+pid_t Supervisor::pid() const { return child_ ? child_->pid() : -1; }
+
+void Supervisor::begin_task(uint64_t wall_ms) {
+    t_task_ = monotonic_ns();
+    if (wall_ms) arm_wall(wall_ms);
+    cpu_base_ms_ = cg_ ? std::max(0.0, cg_->cpu_ms()) : 0;
+    if (!cg_ && child_) base_rusage_ms_ = children_cpu_ms(child_->pid());
+}
+
+std::pair<std::string, std::string> Supervisor::take_output(bool* truncated) {
+    relay_.drain(0);
+    relay_.drain(1);
+    if (truncated) *truncated = relay_.over_cap();
+    std::pair<std::string, std::string> out{relay_.take(0), relay_.take(1)};
+    relay_.new_window();
+    return out;
 }
 
 void Supervisor::suspend() {
@@ -355,7 +425,7 @@ void Supervisor::on_wall() {
 void Supervisor::on_cpu_check() {
     uint64_t ticks;
     (void)!::read(cpu_check_.get(), &ticks, sizeof ticks);
-    if (!out_.timed_out_cpu && cg_->cpu_ms() >= static_cast<double>(plan_.limits.cpu_ms)) {
+    if (!out_.timed_out_cpu && cg_->cpu_ms() - cpu_base_ms_ >= static_cast<double>(plan_.limits.cpu_ms)) {
         out_.timed_out_cpu = true;
         child_->kill(SIGKILL);
     }
@@ -404,14 +474,16 @@ void Supervisor::on_report() {
     }
 }
 
-Outcome Supervisor::collect() {
+Outcome Supervisor::collect(bool reap) {
     Outcome& out = out_;
     collected_ = true;
     if (!t_eof_) t_eof_ = monotonic_ns();
     struct rusage ru {};
-    const int init_status = child_->wait(&ru);
+    // Without the reap, only a reported exit says how the program ended.
+    const int init_status = reap || !have_exit_ ? child_->wait(&ru) : 0;
     out.cpu_user_ms = tv_ms(ru.ru_utime);
     out.cpu_sys_ms = tv_ms(ru.ru_stime);
+    double base_ms = base_rusage_ms_, total_ms = -1;
     out.max_rss_bytes = static_cast<uint64_t>(ru.ru_maxrss) * 1024;
     out.truncated = relay_.over_cap() || term_.over_cap();
     if (proxy_) {
@@ -430,6 +502,20 @@ Outcome Supervisor::collect() {
             out.cpu_user_ms = st.user_ms;
             out.cpu_sys_ms = st.sys_ms;
         }
+        if (st.cpu_ms > 0) {
+            base_ms = cpu_base_ms_;
+            total_ms = st.cpu_ms;  // nanosecond counts, where the split may be in ticks
+        }
+    }
+    // A warm jail's start (python, its preloads) is not the task's: the
+    // split keeps its proportions, the total is the task's own.
+    if (base_ms > 0) {
+        const double all = out.cpu_user_ms + out.cpu_sys_ms;
+        const double task = std::max(0.0, (total_ms > 0 ? total_ms : all) - base_ms);
+        if (all > 0) {
+            out.cpu_user_ms = task * out.cpu_user_ms / all;
+            out.cpu_sys_ms = task - out.cpu_user_ms;
+        }
     }
     if (relay_.relayed(0)) out.stdout_bytes = static_cast<int64_t>(relay_.bytes(0));
     if (relay_.relayed(1)) out.stderr_bytes = static_cast<int64_t>(relay_.bytes(1));
@@ -445,7 +531,7 @@ Outcome Supervisor::collect() {
         out.phases.emplace_back("supervisor: init reaped (namespaces gone)", ms_between(t0_, monotonic_ns()));
     }
     if (!t_end_) t_end_ = monotonic_ns();
-    out.wall_ms = ms_between(t0_, t_end_);
+    out.wall_ms = ms_between(t_task_ ? t_task_ : t0_, t_end_);
     // stockade's own cost (with many jails on one loop: the whole process's).
     struct rusage self {};
     ::getrusage(RUSAGE_SELF, &self);
@@ -459,8 +545,8 @@ Outcome Supervisor::collect() {
             if (std::strncmp(line, "VmHWM:", 6) == 0) out.supervisor_max_rss_bytes = std::strtoull(line + 6, nullptr, 10) * 1024;
         std::fclose(f);
     }
-    // The cgroup goes now, with the jail reaped: nothing stays behind.
-    cg_.reset();
+    // The cgroup goes with this object (after the jail is reaped): a server
+    // answers first, then removes it.
 
     if (!out.message.empty()) {
         if (out.kind == Outcome::Kind::ExecError) out.exit_code = out.err == ENOENT ? 127 : 126;

@@ -10,6 +10,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "plan/plan.hpp"
@@ -50,8 +52,17 @@ private:
 
 class Supervisor : public Source {
 public:
+    struct Options {
+        // serve: stdout and stderr kept in memory for the answer, never
+        // passed to our own fds.
+        bool capture = false;
+        // serve: a warm jail. Its program holds a control socket to us at
+        // jail::kControlFd; its clock and CPU budget start at begin_task().
+        bool warm = false;
+    };
     // The plan must outlive the Supervisor.
-    explicit Supervisor(const plan::Plan& plan);
+    explicit Supervisor(const plan::Plan& plan) : Supervisor(plan, Options{}) {}
+    Supervisor(const plan::Plan& plan, Options opt);
     ~Supervisor() override;
     Supervisor(const Supervisor&) = delete;
     Supervisor& operator=(const Supervisor&) = delete;
@@ -61,7 +72,13 @@ public:
     // The jail has ended and everything it wrote has been passed on.
     bool done() const;
     // Reaps the jail and reads its figures. Once, after done().
-    supervise::Outcome collect();
+    supervise::Outcome collect() { return collect(true); }
+    // The init has reported the program's end, with nothing left running in
+    // the jail: its output is all in the pipes and its cgroup's figures are
+    // final. A server answers from here (collect(false), no reap: the figures
+    // come from the cgroup) and destroys the jail after.
+    bool exited() const { return have_exit_; }
+    supervise::Outcome collect(bool reap);
 
     // A signal for the jail from its caller: passed to the program, or, with a
     // terminal, job control (suspend on SIGTSTP/SIGTTIN/SIGTTOU, resume on
@@ -69,6 +86,17 @@ public:
     void signal(int sig);
     // Ends the jail at once (its caller is gone).
     void kill();
+
+    // Warm jails (Options::warm): the server's end of the control socket.
+    int control_fd() const { return control_.get(); }
+    // The task starts now: the wall clock (0: none) and the CPU budget run
+    // from here, and the figures in the outcome count from here.
+    void begin_task(uint64_t wall_ms);
+    // Capture: what the program wrote so far, all of it that the pipes hold;
+    // the output cap starts again for the next window (a session's next cell).
+    std::pair<std::string, std::string> take_output(bool* truncated);
+    // The jail's pid on the host (its init).
+    pid_t pid() const;
 
     void fill(std::vector<pollfd>& fds) override;
     void handle(const pollfd* fds, size_t n) override;
@@ -83,15 +111,18 @@ private:
     void suspend();
 
     const plan::Plan& plan_;
+    Options opt_;
     supervise::Outcome out_;
     std::unique_ptr<Cgroup> cg_;
     OutputRelay relay_;
     TerminalRelay term_;
     std::unique_ptr<JailProcess> child_;
-    UniqueFd report_, sync_, wall_, cpu_check_;
+    UniqueFd report_, sync_, wall_, cpu_check_, control_;
+    double cpu_base_ms_ = 0;  // the cgroup's CPU total when the task began (warm jails)
     std::unique_ptr<supervise::Notifier> notifier_;
     std::unique_ptr<Proxy> proxy_;
-    uint64_t t0_ = 0, t_end_ = 0, t_eof_ = 0;
+    uint64_t t0_ = 0, t_end_ = 0, t_eof_ = 0, t_task_ = 0;
+    double base_rusage_ms_ = 0;  // the same, from /proc, when there is no cgroup
     bool open_ = false, have_exit_ = false, seccomp_kill_sent_ = false, collected_ = false;
     int program_status_ = 0;
     int timeout_ = -1;

@@ -1,0 +1,68 @@
+#include "serve/pool.hpp"
+
+#include <algorithm>
+
+#include "util/clock.hpp"
+#include "util/error.hpp"
+
+namespace stockade::serve {
+
+std::unique_ptr<WarmJail> Pool::take() {
+    for (auto it = jails_.begin(); it != jails_.end(); ++it) {
+        if ((*it)->state() != WarmJail::State::Ready) continue;
+        std::unique_ptr<WarmJail> j = std::move(*it);
+        jails_.erase(it);
+        return j;
+    }
+    return nullptr;
+}
+
+size_t Pool::ready() const {
+    return static_cast<size_t>(std::count_if(jails_.begin(), jails_.end(),
+                                             [](const auto& j) { return j->state() == WarmJail::State::Ready; }));
+}
+
+int Pool::retry_in_ms() const {
+    if (jails_.size() >= target_ || !not_before_ns_) return -1;
+    uint64_t now = monotonic_ns();
+    return now >= not_before_ns_ ? 0 : static_cast<int>((not_before_ns_ - now) / 1000000 + 1);
+}
+
+void Pool::tick() {
+    for (auto it = jails_.begin(); it != jails_.end();) {
+        if (!(*it)->ended()) {
+            if ((*it)->state() == WarmJail::State::Ready) consecutive_failures_ = 0;
+            ++it;
+            continue;
+        }
+        ++failures_;
+        last_error_ = (*it)->warmup_error();
+        (*it)->collect();
+        it = jails_.erase(it);
+        // 50 ms, doubling to 10 s: a broken preload costs a few jails, not a loop.
+        ++consecutive_failures_;
+        uint64_t pause_ms = std::min<uint64_t>(10000, 50ull << std::min(consecutive_failures_, 8u));
+        not_before_ns_ = monotonic_ns() + pause_ms * 1000000;
+    }
+}
+
+void Pool::refill(size_t room) {
+    if (not_before_ns_ && monotonic_ns() < not_before_ns_) return;
+    while (jails_.size() < target_ && room > 0) {
+        auto j = std::make_unique<WarmJail>(spec_, loop_);
+        try {
+            j->start();
+        } catch (const Error& e) {
+            ++failures_;
+            last_error_ = e.what();
+            ++consecutive_failures_;
+            not_before_ns_ = monotonic_ns() + std::min<uint64_t>(10000, 50ull << std::min(consecutive_failures_, 8u)) * 1000000;
+            return;
+        }
+        jails_.push_back(std::move(j));
+        ++refills_;
+        --room;
+    }
+}
+
+}  // namespace stockade::serve

@@ -1,0 +1,48 @@
+// The warm pool: N jails of one spec kept started, python running, the
+// preloads imported, each waiting for one task. Refilled in the background
+// within the room the server gives it; a spec whose jails keep failing to get
+// ready is retried with a growing pause, not in a loop.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "serve/warm_jail.hpp"
+
+namespace stockade::serve {
+
+class Pool {
+public:
+    Pool(std::shared_ptr<const JailSpec> spec, size_t target, supervise::EventLoop& loop)
+        : spec_(std::move(spec)), target_(target), loop_(loop) {}
+
+    // A ready jail, or nullptr.
+    std::unique_ptr<WarmJail> take();
+    // Starts jails until `target` are warming or ready, at most `room` more.
+    void refill(size_t room);
+    // Drops jails that ended while waiting (their failure counted).
+    void tick();
+    void clear() { jails_.clear(); }
+    // How long until the next refill may be tried (ms, -1: not waiting).
+    int retry_in_ms() const;
+
+    size_t size() const { return jails_.size(); }
+    size_t ready() const;
+    size_t target() const { return target_; }
+    uint64_t refills() const { return refills_; }
+    uint64_t failures() const { return failures_; }
+    const std::string& last_error() const { return last_error_; }
+
+private:
+    std::shared_ptr<const JailSpec> spec_;
+    size_t target_;
+    supervise::EventLoop& loop_;
+    std::vector<std::unique_ptr<WarmJail>> jails_;
+    uint64_t refills_ = 0, failures_ = 0;
+    unsigned consecutive_failures_ = 0;
+    uint64_t not_before_ns_ = 0;
+    std::string last_error_;
+};
+
+}  // namespace stockade::serve

@@ -1,0 +1,242 @@
+# stockade serve's runner: the first program of a warm jail. It runs inside
+# the jail, under its seccomp filter, as the jail's user, so a task that
+# tampers with it gains nothing it did not already have. The server treats
+# everything that comes back on the control socket as hostile.
+#
+# argv: CONTROL_FD MODE PRELOAD  (MODE is "task" or "session"; PRELOAD is a
+# comma-separated list of modules, possibly empty).
+#
+# Control protocol (JSON lines): the runner says {"ready": true} once warm;
+# the server sends one {"op": "run", ...} (task) or many {"op": "cell", ...}
+# (session); the runner answers each with {"done": ...}.
+import sys
+import os
+
+_fd = int(sys.argv[1])
+_mode = sys.argv[2]
+_preload = [m for m in sys.argv[3].split(",") if m]
+del sys.argv[1:]
+
+import json
+import base64
+import builtins
+import types
+# Paid once, here, rather than by the task: what every task's end needs, and
+# the compiler's first use (its AST types are made on the first compile()).
+import ast
+import atexit
+import signal
+import threading
+import traceback
+
+exec(compile("0", "<warm>", "exec"), {})
+
+_ctl_in = os.fdopen(_fd, "rb", buffering=65536, closefd=False)
+
+
+def _send(obj):
+    data = (json.dumps(obj) + "\n").encode()
+    view = memoryview(data)
+    while view:
+        view = view[os.write(_fd, view):]
+
+
+def _recv():
+    line = _ctl_in.readline()
+    return json.loads(line) if line else None
+
+
+def _write_files(files):
+    for path, spec in (files or {}).items():
+        data = base64.b64decode(spec["b64"]) if "b64" in spec else spec["text"].encode()
+        parent = os.path.dirname(path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+
+
+def _read_files(paths, cap):
+    out, used = {}, 0
+    for path in paths or ():
+        try:
+            with open(path, "rb") as f:
+                data = f.read(cap - used + 1)
+        except OSError as e:
+            out[path] = {"error": e.strerror or str(e)}
+            continue
+        if used + len(data) > cap:
+            out[path] = {"error": "over the returned-files cap"}
+            continue
+        used += len(data)
+        try:
+            out[path] = {"text": data.decode("utf-8")}
+        except UnicodeDecodeError:
+            out[path] = {"b64": base64.b64encode(data).decode()}
+    return out
+
+
+def _stdin_from(spec):
+    if spec is None:
+        return
+    data = base64.b64decode(spec["b64"]) if "b64" in spec else spec["text"].encode()
+    # An unnamed file: any size, and nothing left in /tmp for the task to see.
+    fd = os.open("/tmp", os.O_TMPFILE | os.O_RDWR, 0o600)
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.dup2(fd, 0)
+    os.close(fd)
+    sys.stdin = open(0, "r", closefd=False)
+
+
+def _flush():
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except Exception:
+            pass
+
+
+def _exit_code(e):
+    # SystemExit as the interpreter reads it.
+    code = e.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    try:
+        print(code, file=sys.stderr)
+    except Exception:
+        pass
+    return 1
+
+
+def _run_task(msg):
+    _write_files(msg.get("files"))
+    _stdin_from(msg.get("stdin"))
+    script = msg.get("script")
+    if script:
+        with open(script, "rb") as f:
+            source = f.read()
+        filename = script
+    else:
+        source = msg.get("code", "")
+        filename = "<string>"
+    sys.argv = [script or "-c"] + list(msg.get("argv") or [])
+    if script:
+        sys.path[0] = os.path.dirname(os.path.abspath(script))
+    main = types.ModuleType("__main__")
+    main.__builtins__ = builtins
+    if script:
+        main.__file__ = script
+    sys.modules["__main__"] = main
+    code = 0
+    try:
+        exec(compile(source, filename, "exec"), main.__dict__)
+    except SystemExit as e:
+        code = _exit_code(e)
+    except KeyboardInterrupt:
+        # As python itself ends on an uncaught Ctrl-C: by the signal.
+        _flush()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    except BaseException as e:
+        traceback.print_exception(type(e), e, e.__traceback__.tb_next)
+        code = 1
+    # What python does at exit that matters to a task: its threads joined,
+    # its atexit handlers run, its output flushed. Then out, without tearing
+    # the interpreter down: the jail goes anyway.
+    try:
+        threading._shutdown()
+    except Exception:
+        pass
+    try:
+        atexit._run_exitfuncs()
+    except Exception:
+        pass
+    _flush()
+    try:
+        _send({"done": True, "files": _read_files(msg.get("return_files"), int(msg.get("return_cap", 1 << 24)))})
+    except Exception:
+        pass
+    os._exit(code)
+
+
+def _run_cell(msg, ns):
+    reply = {"done": True, "value": None, "error": None}
+    try:
+        _write_files(msg.get("files"))
+        tree = ast.parse(msg.get("code", ""), "<cell>", "exec")
+        last = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = ast.Expression(tree.body.pop().value)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        try:
+            exec(compile(tree, "<cell>", "exec"), ns)
+            if last is not None:
+                value = eval(compile(last, "<cell>", "eval"), ns)
+                if value is not None:
+                    ns["_"] = value
+                    reply["value"] = repr(value)
+        finally:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    except BaseException as e:
+        tb = e.__traceback__
+        # The runner's own frame is not the cell's.
+        if tb is not None and tb.tb_frame.f_code is _run_cell.__code__:
+            tb = tb.tb_next
+        reply["error"] = {
+            "type": type(e).__name__,
+            "message": str(e),
+            "traceback": "".join(traceback.format_exception(type(e), e, tb)),
+        }
+    _flush()
+    try:
+        reply["files"] = _read_files(msg.get("return_files"), int(msg.get("return_cap", 1 << 24)))
+    except Exception as e:
+        reply["files"] = {}
+    return reply
+
+
+def _session():
+    # SIGINT interrupts a cell (the server's timeout), never the runner itself:
+    # blocked outside cells, and a late one is dropped before the next cell.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    ns = {"__name__": "__main__", "__builtins__": builtins}
+    main = types.ModuleType("__main__")
+    main.__dict__.update(ns)
+    ns = main.__dict__
+    sys.modules["__main__"] = main
+    sys.argv = [""]
+    sys.path[0] = ""
+    _send({"ready": True})
+    while True:
+        msg = _recv()
+        if msg is None:
+            os._exit(0)
+        while signal.SIGINT in signal.sigpending():
+            signal.sigwait({signal.SIGINT})
+        _send(_run_cell(msg, ns))
+
+
+def _main():
+    failed = None
+    for name in _preload:
+        try:
+            __import__(name)
+        except BaseException as e:
+            failed = "preload %s: %s: %s" % (name, type(e).__name__, e)
+            break
+    if failed:
+        _send({"ready": False, "error": failed})
+        os._exit(125)
+    if _mode == "session":
+        _session()
+    _send({"ready": True})
+    msg = _recv()
+    if msg is None:
+        os._exit(0)
+    _run_task(msg)
+
+
+_main()

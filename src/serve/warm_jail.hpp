@@ -1,0 +1,80 @@
+// One jail whose program is serve's runner: started ahead of its task (warm)
+// or for it (cold), it says when it is ready, takes one task (or, as a
+// session, many cells) over its control socket, and ends. The server drives
+// it; everything the runner sends is read as hostile input: bounded lines,
+// JSON or nothing.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+
+#include "plan/plan.hpp"
+#include "profile/policy.hpp"
+#include "supervise/supervisor.hpp"
+
+namespace stockade::serve {
+
+// A Policy and its Plan, shared by every jail made from them.
+struct JailSpec {
+    profile::Policy policy;
+    plan::Plan plan;
+    bool session = false;
+    std::string preload;  // comma-separated module names
+};
+
+class WarmJail : public supervise::Source {
+public:
+    enum class State { Warming, Ready, Busy, Ended };
+
+    // Registers itself on the loop once started, and leaves it when destroyed.
+    WarmJail(std::shared_ptr<const JailSpec> spec, supervise::EventLoop& loop);
+    ~WarmJail() override;
+    // Throws Error when the jail cannot be started.
+    void start();
+
+    State state() const { return state_; }
+    const JailSpec& spec() const { return *spec_; }
+    supervise::Supervisor& supervisor() { return sup_; }
+    // The runner said it could not get ready (a preload failed), or ended
+    // before it did.
+    const std::string& warmup_error() const { return warmup_error_; }
+    bool ended() const { return state_ == State::Ended; }
+
+    // Hands the runner a task (or a cell). The clock is the caller's to start
+    // (supervisor().begin_task): per task, or once for a whole session.
+    void dispatch(const nlohmann::json& msg);
+    // The runner's answers, in order.
+    bool pop_reply(nlohmann::json& out);
+    // Once ended: how the jail ended.
+    supervise::Outcome collect();
+    void kill() { sup_.kill(); }
+
+    uint64_t started_ns() const { return started_ns_; }
+
+    void fill(std::vector<pollfd>& fds) override;
+    void handle(const pollfd* fds, size_t n) override;
+    int timeout_ms() const override { return sup_.timeout_ms(); }
+
+private:
+    void on_line(const std::string& line);
+    void read_control();
+    void write_control();
+    void close_control();
+
+    std::shared_ptr<const JailSpec> spec_;
+    supervise::EventLoop& loop_;
+    supervise::Supervisor sup_;
+    State state_ = State::Warming;
+    std::string warmup_error_;
+    std::string in_, out_;
+    size_t out_off_ = 0;
+    std::deque<nlohmann::json> replies_;
+    bool control_open_ = false;
+    uint64_t started_ns_ = 0;
+    size_t own_fds_ = 0;
+};
+
+}  // namespace stockade::serve
