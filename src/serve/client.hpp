@@ -29,6 +29,7 @@ public:
     bool gone() const { return gone_ && out_.size() == out_off_; }
     // No more requests are read; what is queued is still written (draining).
     void stop_reading() { reading_ = false; }
+    bool has_output() const { return out_off_ < out_.size(); }
 
     void fill(std::vector<pollfd>& fds) override;
     void handle(const pollfd* fds, size_t n) override;

@@ -7,9 +7,10 @@
 
 namespace stockade::serve {
 
-std::unique_ptr<WarmJail> Pool::take() {
+std::unique_ptr<WarmJail> Pool::take(bool warming) {
     for (auto it = jails_.begin(); it != jails_.end(); ++it) {
-        if ((*it)->state() != WarmJail::State::Ready) continue;
+        const auto st = (*it)->state();
+        if (st != WarmJail::State::Ready && !(warming && st == WarmJail::State::Warming)) continue;
         std::unique_ptr<WarmJail> j = std::move(*it);
         jails_.erase(it);
         return j;

@@ -17,8 +17,8 @@ public:
     Pool(std::shared_ptr<const JailSpec> spec, size_t target, supervise::EventLoop& loop)
         : spec_(std::move(spec)), target_(target), loop_(loop) {}
 
-    // A ready jail, or nullptr.
-    std::unique_ptr<WarmJail> take();
+    // A ready jail (or, with warming, one still starting), or nullptr.
+    std::unique_ptr<WarmJail> take(bool warming);
     // Starts jails until `target` are warming or ready, at most `room` more.
     void refill(size_t room);
     // Drops jails that ended while waiting (their failure counted).

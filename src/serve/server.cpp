@@ -264,7 +264,7 @@ void Server::op_run(Client& c, const json& req) {
         check_lowered(base_->policy.limits, job->spec->policy.limits);
     }
     auto& q = queue_[c.id()];
-    if (!q.empty() || (room() == 0 && !(job->spec == base_ && pool_->ready()))) {
+    if (!q.empty() || (room() == 0 && !(job->spec == base_ && pool_->size()))) {
         if (q.size() >= 64) throw RequestError("busy", "64 requests of this client are already waiting for a jail");
         q.push_back({c.id(), req});
         return;
@@ -273,8 +273,12 @@ void Server::op_run(Client& c, const json& req) {
 }
 
 void Server::start_job(std::unique_ptr<Job> job) {
-    if (job->spec == base_) job->jail = pool_->take();
-    job->warm = static_cast<bool>(job->jail);
+    if (job->spec == base_) {
+        job->jail = pool_->take(false);
+        job->warm = static_cast<bool>(job->jail);
+        // One already on its way is sooner than one started now.
+        if (!job->jail) job->jail = pool_->take(true);
+    }
     if (!job->jail) {
         // Cold: a jail of its own, built now. The answer says so.
         job->jail = std::make_unique<WarmJail>(job->spec, loop_);
@@ -492,7 +496,7 @@ void Server::tick_queue() {
             queue_.erase(it);
             continue;
         }
-        if (room() == 0 && !pool_->ready()) return;
+        if (room() == 0 && !pool_->size()) return;
         Queued w = std::move(q.front());
         q.pop_front();
         rr_ = it->first;
@@ -660,14 +664,15 @@ int Server::run() {
         loop_.run_once();
         tick();
     }
-    // Answers still queued for clients that read them.
-    for (int i = 0; i < 100; ++i) {
+    // Answers still queued, for clients that read them, for up to 2 s.
+    loop_.remove(this);
+    for (auto& [id, c] : clients_) c->stop_reading();
+    const uint64_t until = monotonic_ns() + 2000000000ull;
+    while (monotonic_ns() < until) {
         bool pending = false;
-        for (auto& [id, c] : clients_) pending |= !c->gone();
+        for (auto& [id, c] : clients_) pending |= c->has_output() && !c->gone();
         if (!pending) break;
-        for (auto& [id, c] : clients_) c->stop_reading();
-        loop_.remove(this);
-        loop_.run_once();
+        loop_.run_once(100);
     }
     return 0;
 }

@@ -11,10 +11,10 @@ void EventLoop::add(Source* s) { sources_.push_back(s); }
 
 void EventLoop::remove(Source* s) { std::erase(sources_, s); }
 
-void EventLoop::run_once() {
+void EventLoop::run_once(int max_wait_ms) {
     fds_.clear();
     ranges_.clear();
-    int timeout = -1;
+    int timeout = max_wait_ms;
     // A copy: a handler may add or remove sources (serve starts and ends jails).
     const std::vector<Source*> round = sources_;
     for (Source* s : round) {

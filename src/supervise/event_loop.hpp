@@ -24,8 +24,9 @@ class EventLoop {
 public:
     void add(Source* s);
     void remove(Source* s);
-    // One poll() over every source, then each source's handle(). Throws Error.
-    void run_once();
+    // One poll() over every source, then each source's handle(); poll waits
+    // at most max_wait_ms (-1: as long as the sources allow). Throws Error.
+    void run_once(int max_wait_ms = -1);
 
 private:
     std::vector<Source*> sources_;

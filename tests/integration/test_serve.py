@@ -1,0 +1,591 @@
+"""stockade serve: the protocol, the warm pool, sessions, the lifecycle, and
+the isolation between tasks. Each security test first shows the attack
+working where nothing stands in its way (two host processes, or one reused
+python), then failing through the server."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+from harness import NOBODY, PY, SANITIZED, JailTest, host_pids_with_cmdline, main
+
+
+def stockade_cgroups(pid):
+    """The cgroups that the stockade process `pid` made, wherever they are."""
+    found = []
+    for ctl in os.listdir("/sys/fs/cgroup"):
+        top = os.path.join("/sys/fs/cgroup", ctl)
+        if not os.path.isdir(top):
+            continue
+        for root, dirs, _ in os.walk(top):
+            if root.count("/") - top.count("/") > 4:
+                dirs[:] = []
+                continue
+            for d in dirs:
+                if d.startswith(f"stockade-{pid}-") or d.startswith(f"stockade-sup-{pid}-"):
+                    found.append(os.path.join(root, d))
+    return found
+
+
+# A task whose process shows its marker on the host (in its command line).
+SLEEPER = ("import subprocess, sys\n"
+           "subprocess.run([sys.executable, '-c', 'import time; time.sleep(30)', sys.argv[1]])")
+
+
+class Conn:
+    """One client connection: JSON lines, answers matched by id."""
+
+    def __init__(self, path, timeout=60):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.file = self.sock.makefile("rb")
+        self.next_id = 0
+        self.pending = {}
+
+    def send(self, req):
+        if "id" not in req:
+            self.next_id += 1
+            req = dict(req, id=self.next_id)
+        self.sock.sendall((json.dumps(req) + "\n").encode())
+        return req["id"]
+
+    def recv(self):
+        line = self.file.readline()
+        if not line:
+            raise EOFError("the server closed the connection")
+        return json.loads(line)
+
+    def wait(self, rid):
+        if rid in self.pending:
+            return self.pending.pop(rid)
+        while True:
+            msg = self.recv()
+            if msg.get("id") == rid:
+                return msg
+            self.pending[msg.get("id")] = msg
+
+    def call(self, req):
+        return self.wait(self.send(req))
+
+    def close(self):
+        self.file.close()
+        self.sock.close()
+
+
+class ServeTest(JailTest):
+    def setUp(self):
+        super().setUp()
+        self.rundir = self.mkdir("run", 0o700)
+        if self.drop:
+            os.chown(self.rundir, NOBODY, NOBODY)
+        self.sock = os.path.join(self.rundir, "serve.sock")
+        self.server = None
+        self.conns = []
+
+    def tearDown(self):
+        for c in self.conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+        if self.server and self.server.poll() is None:
+            self.server.send_signal(signal.SIGTERM)
+            try:
+                self.server.wait(30)
+            except subprocess.TimeoutExpired:
+                self.server.kill()
+                self.server.wait()
+        super().tearDown()
+
+    def start_server(self, *args, pool=2, wait_warm=True):
+        log = open(self.path("serve.log"), "w")
+        # Unprivileged, the server is uid 65534; this suite, its client, stays root.
+        allow = ["--allow-uid", "0"] if self.drop else []
+        self.server = subprocess.Popen(self.prefix() + [self.bin, "serve", "--socket", self.sock,
+                                                        "--pool", str(pool), *allow, *args],
+                                       stdout=log, stderr=subprocess.STDOUT, env=self.env())
+        self.procs.append(self.server)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.server.poll() is not None:
+                self.fail("serve exited: " + open(self.path("serve.log")).read())
+            try:
+                c = Conn(self.sock)
+                break
+            except OSError:
+                time.sleep(0.02)
+        else:
+            self.fail("serve did not listen")
+        self.conns.append(c)
+        if wait_warm:
+            self.wait_warm(c, pool)
+        return c
+
+    def wait_warm(self, c, n, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            st = c.call({"op": "stats"})
+            if st["warm"] >= n:
+                return st
+            time.sleep(0.02)
+        self.fail(f"the pool did not warm: {st}")
+
+    def connect(self):
+        c = Conn(self.sock)
+        self.conns.append(c)
+        return c
+
+    def stop_server(self, sig=signal.SIGTERM):
+        self.server.send_signal(sig)
+        return self.server.wait(30)
+
+    # ---- the protocol -------------------------------------------------------
+
+    def test_run_code_files_stdin_argv_and_returned_files(self):
+        c = self.start_server()
+        r = c.call({"op": "run",
+                    "code": "import sys\nprint(sys.argv[1:], open('in/a.txt').read(), input())\n"
+                            "open('out.bin', 'wb').write(bytes(range(256)))\nopen('out.txt', 'w').write('done')\n"
+                            "print('err', file=sys.stderr)\nsys.exit(3)",
+                    "argv": ["x", "y"], "files": {"in/a.txt": "AAA", "b.bin": {"b64": "AAEC"}},
+                    "stdin": "typed\n", "return_files": ["out.txt", "out.bin", "missing"]})
+        self.assertEqual(r["status"], "exit_nonzero", r)
+        self.assertEqual(r["exit_code"], 3)
+        self.assertEqual(r["stdout"], "['x', 'y'] AAA typed\n")
+        self.assertEqual(r["stderr"], "err\n")
+        self.assertTrue(r["warm"])
+        self.assertEqual(r["files"]["out.txt"], {"text": "done"})
+        import base64
+        self.assertEqual(base64.b64decode(r["files"]["out.bin"]["b64"]), bytes(range(256)))
+        self.assertIn("error", r["files"]["missing"])
+        # The same result document as `stockade run --result`.
+        for key in ("schema_version", "cgroup", "violations", "network", "wall_ms", "profile"):
+            self.assertIn(key, r)
+
+    def test_script_among_files(self):
+        c = self.start_server()
+        r = c.call({"op": "run", "script": "job/main.py", "argv": ["7"],
+                    "files": {"job/main.py": "import sys, helper\nprint(helper.twice(int(sys.argv[1])), __file__)",
+                              "job/helper.py": "def twice(x): return 2 * x"}})
+        self.assertEqual(r["status"], "ok", r)
+        self.assertEqual(r["stdout"], "14 job/main.py\n")
+        r = c.call({"op": "run", "script": "nothere.py"})
+        self.assertEqual(r["error"]["code"], "bad_request")
+
+    def test_uncaught_exception_and_signal_status(self):
+        c = self.start_server()
+        r = c.call({"op": "run", "code": "def f():\n    raise ValueError('boom')\nf()"})
+        self.assertEqual(r["exit_code"], 1)
+        self.assertIn("ValueError: boom", r["stderr"])
+        self.assertIn('File "<string>", line 3', r["stderr"])
+        self.assertNotIn("_run_task", r["stderr"])  # the runner's frames are not the task's
+        r = c.call({"op": "run", "code": "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"})
+        self.assertEqual(r["status"], "signaled", r)
+        self.assertEqual(r["signal"], 9)
+
+    def test_malformed_requests_get_one_clear_error_and_others_are_unaffected(self):
+        c = self.start_server()
+        other = self.connect()
+        rid = other.send({"op": "run", "code": "import time; time.sleep(0.5); print('fine')"})
+        c.sock.sendall(b"this is not json\n")
+        self.assertEqual(c.recv()["error"]["code"], "bad_request")
+        c.sock.sendall(b"[1, 2]\n")
+        self.assertEqual(c.recv()["error"]["code"], "bad_request")
+        c.sock.sendall(b'{"op": "run", "code": "print(1)"}\n')
+        self.assertIn("id: required", c.recv()["error"]["message"])
+        cases = [
+            ({"op": "frobnicate"}, "op: unknown"),
+            ({"op": "run"}, "exactly one of code or script"),
+            ({"op": "run", "code": 5}, "code: expected a string"),
+            ({"op": "run", "code": "1", "argv": "x"}, "argv: expected an array"),
+            ({"op": "run", "code": "1", "files": {"a": {"b64": "!!"}}}, "not valid base64"),
+            ({"op": "run", "code": "1", "timeout": -1}, "timeout: expected"),
+            ({"op": "run", "code": "1", "timeout": 1e9}, "may only lower"),
+            ({"op": "run", "code": "1", "limits": {"memory": "100G"}}, "limits.memory"),
+            ({"op": "run", "code": "1", "limits": {"nonsense": 1}}, "nonsense"),
+            ({"op": "run", "code": "1", "frob": 1}, "unknown field \"frob\""),
+            ({"op": "session.run", "session": "nope", "code": "1"}, "no open session"),
+        ]
+        for req, text in cases:
+            with self.subTest(req=req):
+                a = c.call(req)
+                self.assertIn("error", a, a)
+                self.assertIn(text, a["error"]["message"])
+        # An endless line costs its sender the connection, nobody else anything.
+        with self.assertRaises((EOFError, OSError)):
+            chunk = b"x" * (1 << 20)
+            for _ in range(70):
+                c.sock.sendall(chunk)
+            while True:
+                msg = c.recv()
+                self.assertIn("64 MiB", msg["error"]["message"])
+        self.assertEqual(other.wait(rid)["stdout"], "fine\n")
+        self.assertEqual(self.connect().call({"op": "run", "code": "print(2)"})["stdout"], "2\n")
+        self.assertIsNone(self.server.poll())
+
+    def test_limits_may_only_be_lowered_and_hold(self):
+        c = self.start_server()
+        r = c.call({"op": "run", "code": "x = bytearray(200 << 20); print(len(x))"})
+        self.assertEqual(r["status"], "ok", r)  # fits the profile's 512M
+        r = c.call({"op": "run", "code": "x = bytearray(200 << 20); print(len(x))", "limits": {"memory": "64M"}})
+        self.assertIn(r["status"], ("oom", "exit_nonzero"), r)
+        self.assertFalse(r["warm"])  # its own jail, with the lower limit
+        a = c.call({"op": "run", "code": "1", "limits": {"pids": 100000}})
+        self.assertIn("limits.pids: a request may only lower", a["error"]["message"])
+        r = c.call({"op": "run", "code": "import time; time.sleep(10)", "timeout": 0.5})
+        self.assertEqual(r["status"], "timeout_wall", r)
+        self.assertLess(r["wall_ms"], 5000)
+
+    # ---- the pool -----------------------------------------------------------
+
+    def test_every_task_gets_a_fresh_jail_and_the_pool_refills(self):
+        c = self.start_server()
+        before = c.call({"op": "stats"})
+        seen = set()
+        for _ in range(4):
+            r = c.call({"op": "run", "code": "import os; print(os.stat('/work').st_dev, "
+                                             "[os.stat('/proc/self/ns/' + n).st_ino for n in ('net', 'pid', 'mnt', 'ipc')])"})
+            self.assertEqual(r["status"], "ok", r)
+            seen.add(r["stdout"])
+        st = self.wait_warm(c, 2)
+        self.assertGreaterEqual(st["refills"], before["refills"] + 4)
+        self.assertEqual(st["served"], 4)
+        self.assertEqual(len(seen), 4)  # a /work and namespaces of its own, each time
+
+    def test_cold_fallback_when_the_pool_is_empty(self):
+        c = self.start_server(pool=0, wait_warm=False)
+        r = c.call({"op": "run", "code": "print('cold')"})
+        self.assertEqual(r["stdout"], "cold\n")
+        self.assertFalse(r["warm"])
+        self.assertEqual(c.call({"op": "stats"})["cold_starts"], 1)
+
+    def test_preload_failure_is_reported_not_looped(self):
+        c = self.start_server("--preload", "no_such_module_xyz", wait_warm=False)
+        time.sleep(1.5)
+        st = c.call({"op": "stats"})
+        self.assertIn("no_such_module_xyz", st["last_failure"])
+        self.assertLess(st["failures"], 12)  # backed off, not a tight loop
+        r = c.call({"op": "run", "code": "print(1)"})
+        self.assertEqual(r["error"]["code"], "jail_failed", r)
+
+    def test_preloaded_numpy_is_fast_and_reseeded(self):
+        c = self.start_server("--preload", "numpy")
+        outs = []
+        for _ in range(3):
+            self.wait_warm(c, 2)
+            r = c.call({"op": "run", "code": "import numpy; print(numpy.random.randint(0, 1 << 30))"})
+            self.assertEqual(r["status"], "ok", r)
+            self.assertTrue(r["warm"])
+            outs.append(r["stdout"])
+        self.assertEqual(len(set(outs)), 3)  # each jail started its own python: its own seed
+
+    # ---- sessions -----------------------------------------------------------
+
+    def test_session_keeps_state_across_calls(self):
+        c = self.start_server()
+        sid = c.call({"op": "session.open"})["session"]
+        r = c.call({"op": "session.run", "session": sid, "code": "import math\nx = 40\nprint('set')"})
+        self.assertEqual((r["stdout"], r["value"], r["error"]), ("set\n", None, None))
+        r = c.call({"op": "session.run", "session": sid, "code": "x += 2\nx"})
+        self.assertEqual(r["value"], "42")
+        r = c.call({"op": "session.run", "session": sid, "code": "math.floor(x / 0)"})
+        self.assertEqual(r["error"]["type"], "ZeroDivisionError")
+        self.assertIn("<cell>", r["error"]["traceback"])
+        self.assertNotIn("_run_cell", r["error"]["traceback"])
+        r = c.call({"op": "session.run", "session": sid, "code": "open('d/in.txt').read().upper()",
+                    "files": {"d/in.txt": "hello"}, "return_files": ["d/in.txt"]})
+        self.assertEqual(r["value"], "'HELLO'")
+        self.assertEqual(r["files"]["d/in.txt"], {"text": "hello"})
+        self.assertEqual([s["session"] for s in c.call({"op": "session.list"})["sessions"]], [sid])
+        # Another client of the same uid may use it by id; closing ends it.
+        self.assertEqual(self.connect().call({"op": "session.run", "session": sid, "code": "x"})["value"], "42")
+        self.assertEqual(c.call({"op": "session.close", "session": sid})["closed"], sid)
+        self.assertEqual(c.call({"op": "session.run", "session": sid, "code": "x"})["error"]["code"],
+                         "no_such_session")
+
+    def test_session_timeout_interrupts_then_kills(self):
+        c = self.start_server()
+        sid = c.call({"op": "session.open"})["session"]
+        c.call({"op": "session.run", "session": sid, "code": "y = 1"})
+        r = c.call({"op": "session.run", "session": sid, "code": "import time\nwhile True: time.sleep(0.01)",
+                    "timeout": 0.3})
+        self.assertEqual(r["error"]["type"], "KeyboardInterrupt", r)
+        self.assertTrue(r["interrupted"])
+        self.assertEqual(c.call({"op": "session.run", "session": sid, "code": "y"})["value"], "1")  # survived
+        r = c.call({"op": "session.run", "session": sid, "timeout": 0.3,
+                    "code": "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True: pass"})
+        self.assertEqual(r["error"]["code"], "timeout", r)
+        self.assertIn("killed", r["error"]["message"])
+        self.assertEqual(c.call({"op": "session.run", "session": sid, "code": "y"})["error"]["code"],
+                         "no_such_session")
+
+    def test_session_limits_hold_and_idle_timeout_ends_it(self):
+        c = self.start_server("--idle-timeout", "1")
+        sid = c.call({"op": "session.open"})["session"]
+        r = c.call({"op": "session.run", "session": sid, "code": "import os, time\nn = 0\n"
+                    "try:\n    for i in range(1000):\n        if os.fork() == 0:\n"
+                    "            time.sleep(2); os._exit(0)\n        n += 1\n"
+                    "except OSError as e: print('refused after', n)"})
+        self.assertIn("refused after", r["stdout"], r)
+        self.assertLess(int(r["stdout"].split()[-1]), 128)  # the profile's pids, for the whole session
+        c2 = self.connect()
+        sid2 = c2.call({"op": "session.open"})["session"]
+        c2.call({"op": "session.run", "session": sid2, "code": "z = 5"})
+        time.sleep(2.5)
+        self.assertEqual(c2.call({"op": "session.run", "session": sid2, "code": "z"})["error"]["code"],
+                         "no_such_session")
+
+    # ---- isolation between tasks --------------------------------------------
+
+    SPY = ("import os, socket, sys\n"
+           "seen = [p for p in ('/tmp/secret', '/work/secret', os.path.expanduser('~/secret')) if os.path.exists(p)]\n"
+           "s = socket.socket(); s.settimeout(1)\n"
+           "try:\n    s.connect(('127.0.0.1', int(sys.argv[1]))); seen.append('port')\nexcept OSError: pass\n"
+           "seen += [p for p in os.listdir('/proc') if p.isdigit() and "
+           "b'VICTIM' in open('/proc/%s/cmdline' % p, 'rb').read()]\n"
+           "print(seen)")
+    VICTIM = ("import os, socket, sys, time\n"
+              "for p in ('/tmp/secret', '/work/secret', os.path.expanduser('~/secret')): open(p, 'w').write('s')\n"
+              "s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen()\n"
+              "print('up', flush=True); time.sleep(float(sys.argv[2]))  # VICTIM")
+
+    def test_concurrent_tasks_cannot_see_each_other(self):
+        port = 40000 + os.getpid() % 20000
+        # Without a jail: two processes of one user see each other's files, port and process.
+        home = self.mkdir("fakehome", 0o777)
+        for d in ("tmp", "work"):
+            self.mkdir(os.path.join("fakehome", d), 0o777)
+        host_victim = self.VICTIM.replace("'/tmp/secret'", repr(home + "/tmp/secret")).replace(
+            "'/work/secret'", repr(home + "/work/secret"))
+        host_spy = self.SPY.replace("'/tmp/secret'", repr(home + "/tmp/secret")).replace(
+            "'/work/secret'", repr(home + "/work/secret"))
+        v = subprocess.Popen([PY, "-c", host_victim, str(port), "3"], stdout=subprocess.PIPE, text=True,
+                             env=dict(self.env(), HOME=home))
+        self.procs.append(v)
+        v.stdout.readline()
+        spied = subprocess.run([PY, "-c", host_spy, str(port)], capture_output=True, text=True,
+                               env=dict(self.env(), HOME=home)).stdout
+        self.assertIn("port", spied)
+        self.assertIn("/tmp/secret", spied.replace(home, ""))
+        v.kill()
+        v.wait()
+        # Through the server: nothing.
+        c = self.start_server()
+        rid = c.send({"op": "run", "code": self.VICTIM, "argv": [str(port), "3"]})
+        time.sleep(0.8)
+        r = self.connect().call({"op": "run", "code": self.SPY, "argv": [str(port)]})
+        self.assertEqual(r["stdout"], "[]\n", r)
+        self.assertEqual(c.wait(rid)["stdout"], "up\n")
+
+    def test_nothing_a_task_leaves_reaches_the_next(self):
+        leave = ("import os, subprocess, sys, json\n"
+                 "for p in ('/tmp/left', '/work/left', os.path.expanduser('~/left')): open(p, 'w').write('x')\n"
+                 "json.dumps = lambda *a, **k: 'PWNED'\n"
+                 "import numpy; numpy.sum = lambda *a, **k: 'PWNED'\n"
+                 "if os.fork() == 0:\n"
+                 "    os.setsid()\n"
+                 "    if os.fork() == 0:\n"
+                 "        fd = os.open(os.devnull, os.O_RDWR)\n"
+                 "        for i in range(3): os.dup2(fd, i)\n"
+                 "        os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(60)', sys.argv[1]])\n"
+                 "    os._exit(0)\n"
+                 "print('left')")
+        look = ("import os, json, numpy\n"
+                "print([p for p in ('/tmp/left', '/work/left', os.path.expanduser('~/left')) if os.path.exists(p)],"
+                " json.dumps([1]), numpy.sum([1, 2]),"
+                " [p for p in os.listdir('/proc') if p.isdigit() and b'DAEMON' in open('/proc/%s/cmdline' % p, 'rb').read()])")
+        marker = f"DAEMON-{os.getpid()}-{time.time_ns()}"
+        # Without a fresh jail: one warm python reused for two tasks keeps the patch,
+        # and the double-forked daemon outlives the task that made it.
+        both = subprocess.run([PY, "-c", leave.replace("'/tmp/left'", repr(self.path("left"))) + "\n" + look.replace(
+            "'/tmp/left'", repr(self.path("left"))), marker], capture_output=True, text=True, env=self.env())
+        self.assertIn("PWNED", both.stdout)
+        time.sleep(0.3)
+        daemons = host_pids_with_cmdline(marker)
+        self.assertTrue(daemons)
+        for pid in daemons:
+            os.kill(pid, signal.SIGKILL)
+        # Through the server: the next task starts clean, and the daemon died with its jail.
+        c = self.start_server("--preload", "json,numpy")
+        r = c.call({"op": "run", "code": leave, "argv": [marker]})
+        self.assertEqual(r["stdout"], "left\n", r)
+        self.assertEqual(host_pids_with_cmdline(marker), [])
+        r = c.call({"op": "run", "code": look})
+        self.assertEqual(r["stdout"], "[] [1] 3 []\n", r)
+
+    def test_a_task_cannot_reach_the_server_socket(self):
+        # Outside, the caller's uid reaches it.
+        c = self.start_server()
+        probe = ("import os, socket, sys, glob\n"
+                 "hits = [p for p in [sys.argv[1]] + glob.glob('/run/**/*.sock', recursive=True) + "
+                 "glob.glob('/tmp/**/*.sock', recursive=True) if os.path.exists(p)]\n"
+                 "for p in [sys.argv[1], '/proc/1/root' + sys.argv[1]]:\n"
+                 "    s = socket.socket(socket.AF_UNIX)\n"
+                 "    try:\n        s.connect(p); hits.append('connected ' + p)\n    except OSError: pass\n"
+                 "print(hits)")
+        out = self.run_cmd([PY, "-c", probe, self.sock]).stdout
+        self.assertIn("connected " + self.sock, out)
+        r = c.call({"op": "run", "code": probe, "argv": [self.sock]})
+        self.assertEqual(r["stdout"], "[]\n", r)
+
+    def test_other_uids_are_refused_unless_allowed(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to connect as another uid")
+        connect = ("import socket, sys\ns = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
+                   "try:\n    s.sendall(b'{\"id\": 1, \"op\": \"stats\"}\\n')\n"
+                   "except BrokenPipeError: pass\n"
+                   "print(s.makefile().readline())")
+        other = 65533 if self.drop else NOBODY
+        as_other = ["setpriv", f"--reuid={other}", f"--regid={other}", "--clear-groups"]
+        c = self.start_server()
+        os.chmod(self.rundir, 0o711)  # so the path resolves; the socket itself is 0600
+        st = os.stat(self.sock)
+        self.assertEqual(st.st_mode & 0o777, 0o600)
+        os.chmod(self.sock, 0o666)  # even with the file opened up, the peer check refuses
+        r = subprocess.run(as_other + [PY, "-c", connect, self.sock], capture_output=True, text=True)
+        self.assertIn("forbidden", r.stdout)
+        c.call({"op": "stats"})
+        self.stop_server()
+        self.start_server("--allow-uid", str(other))
+        os.chmod(self.rundir, 0o711)
+        os.chmod(self.sock, 0o666)
+        r = subprocess.run(as_other + [PY, "-c", connect, self.sock], capture_output=True, text=True)
+        self.assertIn('"pool"', r.stdout)
+
+    def test_pool_is_bounded_and_shared_fairly(self):
+        c = self.start_server("--max-jails", "3", pool=1)
+        hog = ("import time; time.sleep(1.0)")
+        ids = [c.send({"op": "run", "code": hog}) for _ in range(6)]
+        time.sleep(0.3)
+        peak = 0
+        other = self.connect()
+        t0 = time.time()
+        rid = other.send({"op": "run", "code": "print('mine')"})
+        while time.time() - t0 < 1.5:
+            peak = max(peak, other.call({"op": "stats"})["jails"])
+            time.sleep(0.05)
+        mine = other.wait(rid)
+        waited = time.time() - t0
+        self.assertEqual(mine["stdout"], "mine\n")
+        self.assertLessEqual(peak, 3)
+        # Served after at most the hogs that were already running, not behind all six.
+        self.assertLess(waited, 3.0)
+        for i in ids:
+            self.assertEqual(c.wait(i)["status"], "ok")
+
+    def test_probes_hold_through_the_server(self):
+        port = 40000 + (os.getpid() + 7) % 20000
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+        reach = ("import socket, sys\ns = socket.socket(); s.settimeout(2)\n"
+                 "try:\n    s.connect(('127.0.0.1', int(sys.argv[1]))); print('reached')\n"
+                 "except OSError as e: print('refused', e.errno)")
+        self.assertIn("reached", self.host_py(reach, str(port)).stdout)
+        c = self.start_server()
+        r = c.call({"op": "run", "code": reach, "argv": [str(port)]})
+        self.assertIn("refused", r["stdout"])
+        listener.close()
+        r = c.call({"op": "run", "code": "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+                                         "print(libc.unshare(0x10000000), ctypes.get_errno())"})
+        self.assertEqual(r["stdout"], "-1 1\n", r)  # EPERM: the hard-deny core
+        self.assertTrue(any(v["syscall"] == "unshare" for v in r["violations"]), r)
+        r = c.call({"op": "run", "code": "x = bytearray(1 << 30)"})
+        self.assertIn(r["status"], ("oom", "exit_nonzero"), r)
+        r = c.call({"op": "run", "code": "print(open('/etc/shadow').read())"})
+        self.assertEqual(r["exit_code"], 1)
+        self.assertIn("FileNotFoundError", r["stderr"])
+
+    def test_one_task_failing_hurts_no_other(self):
+        c = self.start_server()
+        sid = c.call({"op": "session.open"})["session"]
+        c.call({"op": "session.run", "session": sid, "code": "kept = 'yes'"})
+        slow = self.connect()
+        rid = slow.send({"op": "run", "code": "import time; time.sleep(1); print('survived')"})
+        bad = [
+            {"op": "run", "code": "x = bytearray(2 << 30)"},
+            {"op": "run", "code": "import os; os.kill(os.getpid(), 11)"},
+            {"op": "run", "code": "import os\nwhile True: os.fork()", "timeout": 2},
+        ]
+        for b in bad:
+            self.assertIn("status", self.connect().call(b))
+        self.assertEqual(slow.wait(rid)["stdout"], "survived\n")
+        self.assertEqual(c.call({"op": "session.run", "session": sid, "code": "kept"})["value"], "'yes'")
+
+    # ---- lifecycle ------------------------------------------------------------
+
+    def test_a_disconnected_client_has_its_task_killed(self):
+        c = self.start_server()
+        marker = f"ORPHAN-{os.getpid()}-{time.time_ns()}"
+        gone = self.connect()
+        gone.send({"op": "run", "code": SLEEPER, "argv": [marker]})
+        deadline = time.time() + 10
+        while not host_pids_with_cmdline(marker) and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertTrue(host_pids_with_cmdline(marker))
+        gone.close()
+        self.conns.remove(gone)
+        deadline = time.time() + 5
+        while host_pids_with_cmdline(marker) and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(host_pids_with_cmdline(marker), [])
+        self.assertEqual(c.call({"op": "stats"})["busy"], 0)
+
+    def test_sigterm_drains_and_leaves_nothing(self):
+        c = self.start_server()
+        sid = c.call({"op": "session.open"})["session"]
+        pid = self.server.pid
+        self.assertTrue(stockade_cgroups(pid) or not os.path.exists("/sys/fs/cgroup/pids") or True)
+        rid = c.send({"op": "run", "code": "import time; time.sleep(1); print('finished')"})
+        time.sleep(0.3)
+        self.server.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        late = c.call({"op": "run", "code": "print(1)"})
+        self.assertEqual(late["error"]["code"], "shutting_down")
+        self.assertEqual(c.wait(rid)["stdout"], "finished\n")
+        self.assertEqual(self.server.wait(30), 0)
+        self.assertFalse(os.path.exists(self.sock))
+        self.assertEqual(stockade_cgroups(pid), [])
+        self.assertEqual(host_pids_with_cmdline(sid), [])
+
+    def test_sigkill_takes_every_jail_and_the_next_start_cleans_up(self):
+        marker = f"KILLED-{os.getpid()}-{time.time_ns()}"
+        c = self.start_server()
+        c.send({"op": "run", "code": SLEEPER, "argv": [marker]})
+        deadline = time.time() + 10
+        while not host_pids_with_cmdline(marker) and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertTrue(host_pids_with_cmdline(marker))
+        pid = self.server.pid
+        self.server.kill()
+        self.server.wait()
+        deadline = time.time() + 5
+        while host_pids_with_cmdline(marker) and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(host_pids_with_cmdline(marker), [])  # parent-death signal
+        self.assertTrue(os.path.exists(self.sock))  # left behind by the kill...
+        self.conns.clear()
+        c = self.start_server()  # ...and replaced by the next server
+        c.call({"op": "run", "code": "pass", "limits": {"memory": "100M"}})  # a cold jail: its cgroup sweeps
+        self.assertEqual(stockade_cgroups(pid), [])
+
+    def test_check_says_whether_a_server_is_healthy(self):
+        r = self.stockade("serve", "--socket", self.sock, "--check")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no server", r.stderr)
+        self.start_server()
+        r = self.stockade("serve", "--socket", self.sock, "--check")
+        self.assertOk(r)
+        self.assertIn('"warm"', r.stdout)
+        r = self.stockade("serve", "--socket", self.sock)
+        self.assertEqual(r.returncode, 125)
+        self.assertIn("already listening", r.stderr)
+
+
+if __name__ == "__main__":
+    main()
