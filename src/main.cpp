@@ -15,6 +15,7 @@
 #include "plan/host.hpp"
 #include "supervise/launch.hpp"
 #include "serve/server.hpp"
+#include "mcp/mcp.hpp"
 #include "plan/plan.hpp"
 #include "jail_interface.hpp"
 #include "supervise/notifier.hpp"
@@ -194,14 +195,27 @@ int main(int argc, char** argv, char** envp) {
     serve_cmd->add_option("--idle-timeout", idle_s, "close a session unused this long (seconds, default 600)")->type_name("S");
     serve_cmd->add_flag("--check", serve_check, "say whether a server answers on the socket, and print its stats");
 
+    std::vector<std::string> mcp_networks;
+    CLI::App* mcp_cmd = app.add_subcommand("mcp", "a Model Context Protocol server on stdin/stdout (tools: run_python, python_session_*)");
+    add_common(mcp_cmd, cl);
+    mcp_cmd->add_option("--pool", so.pool, "warm jails kept ready (default 2)")->type_name("N");
+    mcp_cmd->add_option("--preload", so.preload, "modules each warm jail imports before its task")->type_name("MOD,...");
+    mcp_cmd->add_option("--max-jails", so.max_jails, "jails alive at once (default 8)")->type_name("N");
+    mcp_cmd->add_option("--max-sessions", so.max_sessions, "sessions open at once (default 4)")->type_name("N");
+    mcp_cmd->add_option("--idle-timeout", idle_s, "close a session unused this long (seconds, default 600)")->type_name("S");
+    mcp_cmd->add_option("--allow-network", mcp_networks,
+                        "a network mode the model may ask for (default: only the profile's own)")
+        ->type_name("MODE")->allow_extra_args(false)->check(CLI::IsMember({"none", "loopback", "proxy"}));
+
     RunOptions ro;
     // The limit flags come from the schema's rows: each sets its key via --set.
     std::vector<std::pair<const profile::KeyDoc*, std::string>> limit_flags;
     for (const auto& k : profile::schema_keys())
         if (k.cli_flag) limit_flags.emplace_back(&k, std::string());
-    for (auto& [key, value] : limit_flags)
-        serve_cmd->add_option(key->cli_flag, value, std::string(key->doc) + " (" + key->section + "." + key->key + ")")
-            ->group("Limits");
+    for (CLI::App* sub : {serve_cmd, mcp_cmd})
+        for (auto& [key, value] : limit_flags)
+            sub->add_option(key->cli_flag, value, std::string(key->doc) + " (" + key->section + "." + key->key + ")")
+                ->group("Limits");
     for (CLI::App* sub : {run, exec}) {
         for (auto& [key, value] : limit_flags)
             sub->add_option(key->cli_flag, value,
@@ -293,6 +307,28 @@ int main(int argc, char** argv, char** envp) {
             if (!(idle_s > 0)) throw Error("serve: --idle-timeout: expected seconds above 0");
             so.idle_timeout_ms = static_cast<uint64_t>(idle_s * 1000);
             return serve::serve(cl, so, envp);
+        }
+        if (*mcp_cmd) {
+            // The operator's choices, passed to each private `stockade serve`.
+            mcp::McpOptions mo;
+            auto& a = mo.serve_args;
+            if (!cl.profile.empty()) a.insert(a.end(), {"-p", cl.profile});
+            for (const auto& x : cl.ro) a.insert(a.end(), {"--ro", x});
+            for (const auto& x : cl.rw) a.insert(a.end(), {"--rw", x});
+            for (const auto& x : cl.env) a.insert(a.end(), {"--env", x});
+            for (const auto& x : cl.env_pass) a.insert(a.end(), {"--env-pass", x});
+            for (const auto& x : cl.sets) a.insert(a.end(), {"--set", x});
+            if (!cl.cwd.empty()) a.insert(a.end(), {"--cwd", cl.cwd});
+            a.insert(a.end(), {"--pool", std::to_string(so.pool), "--max-jails", std::to_string(so.max_jails),
+                               "--max-sessions", std::to_string(so.max_sessions), "--idle-timeout", std::to_string(idle_s)});
+            if (!so.preload.empty()) a.insert(a.end(), {"--preload", so.preload});
+            // The profile's own mode first: the default when the model names none.
+            profile::Policy p = profile::load(cl);
+            mo.network_modes.push_back(profile::to_string(p.net));
+            for (const auto& m : mcp_networks)
+                if (std::find(mo.network_modes.begin(), mo.network_modes.end(), m) == mo.network_modes.end())
+                    mo.network_modes.push_back(m);
+            return mcp::run(mo);
         }
         if (*explain) {
             profile::Policy p = profile::load(cl);

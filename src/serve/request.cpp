@@ -48,7 +48,7 @@ uint64_t timeout_ms(const json& req, const profile::Limits& lim) {
         bad("timeout: expected a number of seconds above 0");
     double ms = t->get<double>() * 1000.0;
     if (lim.wall_ms && ms > static_cast<double>(lim.wall_ms))
-        bad("timeout: " + t->dump() + " s is above the profile's wall_time (" + std::to_string(lim.wall_ms / 1000.0) +
+        bad("timeout: " + t->dump() + " s is above the profile's wall_time (" + json(lim.wall_ms / 1000.0).dump() +
             " s); a request may only lower it");
     return std::max<uint64_t>(1, static_cast<uint64_t>(ms));
 }

@@ -25,6 +25,7 @@ import types
 # the compiler's first use (its AST types are made on the first compile()).
 import ast
 import atexit
+import glob
 import signal
 import threading
 import traceback
@@ -56,9 +57,18 @@ def _write_files(files):
             f.write(data)
 
 
+def _expand(paths):
+    # A pattern ("out/*.png") names what matches it, if anything.
+    for p in paths or ():
+        if any(c in p for c in "*?["):
+            yield from sorted(glob.glob(p))
+        else:
+            yield p
+
+
 def _read_files(paths, cap):
     out, used = {}, 0
-    for path in paths or ():
+    for path in _expand(paths):
         try:
             with open(path, "rb") as f:
                 data = f.read(cap - used + 1)
@@ -112,6 +122,8 @@ def _exit_code(e):
 
 
 def _run_task(msg):
+    # /work/out: where a task leaves what it makes (images for MCP clients).
+    os.makedirs("out", exist_ok=True)
     _write_files(msg.get("files"))
     _stdin_from(msg.get("stdin"))
     script = msg.get("script")
@@ -209,6 +221,7 @@ def _session():
     sys.modules["__main__"] = main
     sys.argv = [""]
     sys.path[0] = ""
+    os.makedirs("out", exist_ok=True)
     _send({"ready": True})
     while True:
         msg = _recv()
