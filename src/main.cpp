@@ -344,7 +344,11 @@ int main(int argc, char** argv, char** envp) {
                 inv.code = code;
                 inv.args = rest;
             } else {
-                if (rest.empty()) throw Error("run: expected SCRIPT.py or -c CODE (see stockade run --help)");
+                if (rest.empty()) {
+                    // On a terminal, python's own REPL, on the jail's pty.
+                    inv.mode = plan::Invocation::Mode::Repl;
+                    return do_run(cl, inv, envp, ro, t_main);
+                }
                 if (rest.front().size() > 1 && rest.front()[0] == '-' && after_dashes.empty())
                     throw Error("run: unknown option " + rest.front() + " (see stockade run --help)");
                 inv.mode = plan::Invocation::Mode::Script;

@@ -276,9 +276,13 @@ void check_source_access(const Plan& plan, const std::vector<UniqueFd>& sources)
         // not count because the jail's uid is not root in its namespace.
         if (::access(magic(sources[i].get()).c_str(), want) < 0) {
             int err = errno;
+            // The one command that fixes it (as root, the jail's user is an unprivileged host uid).
+            const std::string fix = m.writable ? "chown " + std::to_string(plan.host_uid) + ":" +
+                                                     std::to_string(plan.host_gid) + " " + m.src
+                                               : "chmod o+r" + std::string(S_ISDIR(st.st_mode) ? "X " : " ") + m.src;
             throw Error(m.origin + ": " + m.src + " is not " + (m.writable ? "readable and writable" : "readable") +
                             " by the jail's user (host uid " + std::to_string(plan.host_uid) + "): " +
-                            std::strerror(err) + "; change its permissions or do not bind it",
+                            std::strerror(err) + "; to let it, run: " + fix,
                         err);
         }
     }

@@ -1,5 +1,6 @@
 #include "plan/host.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 
@@ -16,6 +17,10 @@ HostFacts gather_host_facts(char** envp) {
     }
     for (int fd = 0; fd < 3; ++fd)
         if (::isatty(fd)) h.stdio_ttys |= 1u << fd;
+    for (const char* p : kHostDataPaths) {
+        struct stat st;
+        if (::lstat(p, &st) == 0 && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) h.present.emplace_back(p);
+    }
     return h;
 }
 

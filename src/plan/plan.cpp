@@ -131,6 +131,12 @@ Plan make(const Policy& p, const Invocation& inv, const HostFacts& host) {
     };
     for (const auto& [path, content] : etc)
         if (!covered(path)) tree.push_back({MountOp::Kind::File, "", path, false, false, 0, 0644, content, "built-in"});
+    const bool reaches_out = p.net == profile::NetMode::Proxy || p.net == profile::NetMode::Host;
+    for (const auto& path : host.present) {
+        if (path.rfind("/etc/ssl/", 0) == 0 && !reaches_out) continue;
+        if (!covered(path))
+            tree.push_back({MountOp::Kind::Bind, path, path, false, false, 0, 0, "", "built-in (" + path + ")"});
+    }
     std::stable_sort(tree.begin(), tree.end(),
                      [](const MountOp& a, const MountOp& b) { return path_depth(a.dst) < path_depth(b.dst); });
     out.mounts = std::move(tree);
@@ -174,6 +180,11 @@ Plan make(const Policy& p, const Invocation& inv, const HostFacts& host) {
             out.argv.insert(out.argv.end(), p.python_args.begin(), p.python_args.end());
             out.argv.push_back("-c");
             out.argv.push_back(inv.code);
+            break;
+        case Invocation::Mode::Repl:
+            if (!(host.stdio_ttys & 1u)) throw Error("run: expected SCRIPT.py or -c CODE (or, on a terminal, nothing: an interactive python)");
+            out.argv.push_back(p.python);
+            out.argv.insert(out.argv.end(), p.python_args.begin(), p.python_args.end());
             break;
         case Invocation::Mode::Exec:
             if (inv.args.empty() || inv.args[0].empty()) throw Error("exec: expected a program to run after --");

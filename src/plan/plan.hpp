@@ -37,7 +37,7 @@ struct MountOp {
 };
 
 struct Invocation {
-    enum class Mode { Script, Code, Exec } mode = Mode::Script;
+    enum class Mode { Script, Code, Exec, Repl } mode = Mode::Script;  // Repl: python on the jail's terminal
     std::string script;             // host path (Script)
     std::string code;               // (Code)
     std::vector<std::string> args;  // script/code arguments, or the whole argv (Exec)
@@ -51,7 +51,14 @@ struct HostFacts {
     uint32_t euid = 0, egid = 0;
     std::map<std::string, std::string> env;  // the caller's environment
     unsigned stdio_ttys = 0;                 // bit i: fd i is a terminal
+    // Which of kHostDataPaths this host has (plan binds only those).
+    std::vector<std::string> present;
 };
+
+// Host data that Python's standard library and pip read, bound read-only
+// where present: service and protocol names in every mode; the CA
+// certificates where the network reaches past the jail (proxy, host).
+inline constexpr const char* kHostDataPaths[] = {"/etc/services", "/etc/protocols", "/etc/ssl/certs"};
 
 struct Plan {
     std::vector<MountOp> mounts;  // in the order they are made

@@ -8,6 +8,8 @@
 #include <fstream>
 #include <sstream>
 #include <tuple>
+#include <unistd.h>
+#include <vector>
 
 #include "profile/nesting.hpp"
 #include "profile/schema.hpp"
@@ -209,9 +211,58 @@ void apply_set(toml::table& root, const std::string& assignment) {
     parsed.get("v")->visit([&](auto&& val) { cur->insert_or_assign(parts.back(), std::move(val)); });
 }
 
+// Path components with "." dropped and ".." applied, lexically (a symlinked
+// source is refused later anyway); escapes: a ".." went above the start.
+std::vector<std::string> lexical(const std::string& path, bool* escapes) {
+    std::vector<std::string> parts;
+    for (size_t i = 0; i <= path.size();) {
+        size_t j = path.find('/', i);
+        if (j == std::string::npos) j = path.size();
+        std::string comp = path.substr(i, j - i);
+        if (comp == "..") {
+            if (parts.empty()) *escapes = true;
+            else parts.pop_back();
+        } else if (!comp.empty() && comp != ".") {
+            parts.push_back(comp);
+        }
+        i = j + 1;
+    }
+    return parts;
+}
+
+std::string joined(const std::vector<std::string>& parts) {
+    std::string out;
+    for (const auto& c : parts) out += (out.empty() ? "" : "/") + c;
+    return out;
+}
+
+// A relative source on the command line is the caller's: it resolves against
+// the current directory. Without a destination it lands below the jail's
+// working directory, where the script looks for it (--ro data.csv ->
+// /work/data.csv).
+std::string resolve_cli_bind(const std::string& spec, const std::string& jail_cwd) {
+    size_t colon = spec.find(':');
+    std::string src = spec.substr(0, colon);
+    char cwd[4096];
+    if (src.empty() || src[0] == '/' || !::getcwd(cwd, sizeof cwd)) return spec;
+    bool escapes = false, ignored = false;
+    const std::vector<std::string> rel = lexical(src, &escapes);
+    const std::vector<std::string> abs_parts = lexical(std::string(cwd) + "/" + src, &ignored);
+    const std::string abs = "/" + joined(abs_parts);
+    if (colon != std::string::npos) return abs + spec.substr(colon);
+    std::string dst = (escapes || rel.empty()) ? (abs_parts.empty() ? "" : abs_parts.back()) : joined(rel);
+    return abs + ":" + (jail_cwd == "/" ? "" : jail_cwd) + "/" + dst;
+}
+
 void apply_command_line(Policy& p, const CommandLine& cl, std::vector<Diagnostic>& diags) {
+    if (!cl.cwd.empty()) {
+        std::string c = normalize_abs_path(cl.cwd);
+        if (c.empty()) diags.push_back({"--cwd", 0, 0, cl.cwd, "expected an absolute path inside the jail"});
+        else p.cwd = c;
+    }
     for (bool writable : {false, true}) {
-        for (const auto& spec : writable ? cl.rw : cl.ro) {
+        for (const auto& given : writable ? cl.rw : cl.ro) {
+            const std::string spec = resolve_cli_bind(given, p.cwd);
             Bind b;
             std::string m = parse_bind_spec(spec, writable, b);
             if (!m.empty()) {
@@ -238,11 +289,6 @@ void apply_command_line(Policy& p, const CommandLine& cl, std::vector<Diagnostic
             continue;
         }
         p.env_pass.push_back(k);
-    }
-    if (!cl.cwd.empty()) {
-        std::string c = normalize_abs_path(cl.cwd);
-        if (c.empty()) diags.push_back({"--cwd", 0, 0, cl.cwd, "expected an absolute path inside the jail"});
-        else p.cwd = c;
     }
 }
 

@@ -36,6 +36,21 @@ class MountTest(JailTest):
         self.assertOk(r)
         self.assertEqual(r.stdout, "x\n")
 
+    def test_relative_sources_resolve_against_the_callers_directory(self):
+        proj = self.mkdir("proj")
+        self.write("proj/data.csv", "a,1\n")
+        self.mkdir("proj/sub")
+        self.write("proj/sub/x.txt", "x")
+        code = ("print(open('data.csv').read().strip(), open('/data/sub/x.txt').read(), open('/work/sub/x.txt').read(),"
+                " open('/work/data.csv').read().strip())")
+        # --ro data.csv lands next to the script, at /work/data.csv; ./sub:/data/sub keeps its destination.
+        r = self.stockade("run", "--ro", "data.csv", "--ro", "./sub:/data/sub", "--ro", "sub", "-c", code, cwd=proj)
+        self.assertOk(r)
+        self.assertEqual(r.stdout, "a,1 x x a,1\n")
+        r = self.stockade("run", "--ro", "missing.csv", "-c", "pass", cwd=proj)
+        self.assertEqual(r.returncode, 125)
+        self.assertIn(os.path.join(proj, "missing.csv"), r.stderr)
+
     def test_symlinked_target_is_refused(self):
         # --rw brings in a directory holding a symlink; a later mount aimed through
         # it must not follow it (to /etc here, or anywhere else).

@@ -82,6 +82,33 @@ class NetworkTest(JailTest):
                          f"http://api.example.test:{self.hport}/x")
         self.assertIn("ok hello /x", r.stdout)
 
+    def test_services_everywhere_and_ca_certificates_where_the_network_reaches_out(self):
+        code = ("import socket, ssl\n"
+                "print(socket.getservbyname('https'), ssl.create_default_context().cert_store_stats()['x509_ca'] > 0)")
+        host = self.host_py(code)
+        self.assertIn("443", host.stdout)
+        has_ca = host.stdout.split()[1]
+        r = self.stockade("run", "-c", code)  # loopback: nothing to verify out there
+        self.assertEqual(r.stdout, "443 False\n", r.stderr)
+        r = self.stockade("run", "--set", "network.mode=proxy", "-c", code)
+        self.assertEqual(r.stdout, f"443 {has_ca}\n", r.stderr)
+
+    def test_tls_verifies_with_the_default_trust_store(self):
+        # A trust store that holds only the test CA, bound where the system's goes:
+        # python's default context (no cafile) then verifies the loopback server.
+        store = self.mkdir("store")
+        with open(self.cert) as f, open(os.path.join(store, "ca-certificates.crt"), "w") as out:
+            out.write(f.read())
+        os.chmod(os.path.join(store, "ca-certificates.crt"), 0o644)
+        code = self.FETCH.replace("ssl.create_default_context(cafile='/certs/cert.pem')", "ssl.create_default_context()")
+        allow = [f"api.example.test:{self.sport}", f"127.0.0.1:{self.sport}"]
+        url = f"https://api.example.test:{self.sport}/tls"
+        prof = self.profile(allow, {"api.example.test": "127.0.0.1"})
+        r = self.stockade("run", "-p", prof, "-c", code, url, timeout=120)
+        self.assertIn("CERTIFICATE_VERIFY_FAILED", r.stdout)  # the system's CAs do not know the test CA
+        r = self.stockade("run", "-p", prof, "--ro", f"{store}:/etc/ssl/certs", "-c", code, url, timeout=120)
+        self.assertIn("ok hello /tls", r.stdout, r.stderr)
+
     def test_none_mode(self):
         probe = ("import socket\n"
                  "print(open('/proc/self/net/dev').read().count('lo:'))\n"

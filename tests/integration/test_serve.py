@@ -250,6 +250,8 @@ class ServeTest(JailTest):
             r = c.call({"op": "run", "code": "import os; print(os.stat('/work').st_dev, "
                                              "[os.stat('/proc/self/ns/' + n).st_ino for n in ('net', 'pid', 'mnt', 'ipc')])"})
             self.assertEqual(r["status"], "ok", r)
+            if os.environ.get("STOCKADE_EXPECT_CGROUP"):
+                self.assertEqual(r["cgroup"], os.environ["STOCKADE_EXPECT_CGROUP"])
             seen.add(r["stdout"])
         st = self.wait_warm(c, 2)
         self.assertGreaterEqual(st["refills"], before["refills"] + 4)

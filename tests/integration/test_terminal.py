@@ -103,6 +103,23 @@ class TerminalTest(JailTest):
         # The jail's devpts is its own: its first pty is number 0, whatever the host's is.
         self.assertIn("tty /dev/pts/0", out)
 
+    def test_run_without_a_script_is_a_repl_on_a_terminal(self):
+        p, master, slave = self.on_pty([self.bin, "run"])
+        self.assertIn(">>> ", read_until(master, ">>> ", 30))
+        os.write(master, b"import os; print(6 * 7, os.getuid(), os.path.exists('/etc/shadow'))\n")
+        out = read_until(master, "42 ")
+        out += read_until(master, ">>> ")
+        os.write(master, b"exit()\n")
+        p.wait(timeout=30)
+        os.close(master)
+        os.close(slave)
+        self.assertIn("42 1000 False", out)  # the jail's user, none of the host's files
+        self.assertEqual(p.returncode, 0)
+        # Without a terminal there is nothing to talk to: one clear line, exit 125.
+        r = self.stockade("run", input="")
+        self.assertEqual(r.returncode, 125)
+        self.assertIn("on a terminal", r.stderr)
+
     def test_output_cap_applies_on_a_terminal(self):
         result = self.path("result.json")
         p, master, slave = self.on_pty([self.bin, "run", "--output-limit", "1000", "--result", result, "-c",
