@@ -16,6 +16,7 @@
 #include "supervise/launch.hpp"
 #include "serve/server.hpp"
 #include "mcp/mcp.hpp"
+#include "doctor/doctor.hpp"
 #include "plan/plan.hpp"
 #include "jail_interface.hpp"
 #include "supervise/notifier.hpp"
@@ -244,6 +245,13 @@ int main(int argc, char** argv, char** envp) {
 
     CLI::App* profiles = app.add_subcommand("profiles", "list the built-in profiles");
 
+    doctor::Options dopt;
+    CLI::App* doctor_cmd = app.add_subcommand("doctor", "check what stockade needs on this host, with the fix for each failure");
+    add_common(doctor_cmd, cl);
+    doctor_cmd->add_flag("--json", dopt.json, "the checks as JSON, for tools");
+    doctor_cmd->add_flag("--clean", dopt.clean, "remove cgroups left by stockades that were killed");
+    doctor_cmd->footer("Exit status: 0 the profile runs as intended; 1 it runs degraded; 2 it cannot run.");
+
 
     // Everything after the first "--" belongs to the program, untouched by option
     // parsing (CLI11 would otherwise try to read "-c" in `exec -- sh -c ...`).
@@ -308,6 +316,7 @@ int main(int argc, char** argv, char** envp) {
             so.idle_timeout_ms = static_cast<uint64_t>(idle_s * 1000);
             return serve::serve(cl, so, envp);
         }
+        if (*doctor_cmd) return doctor::run(cl, dopt);
         if (*mcp_cmd) {
             // The operator's choices, passed to each private `stockade serve`.
             mcp::McpOptions mo;

@@ -13,6 +13,7 @@
 
 #include "jail/caps.hpp"
 #include "jail/jail.hpp"
+#include "jail/rlimits.hpp"
 #include "jail/mounts.hpp"
 #include "jail/net.hpp"
 #include "jail/sysctls.hpp"
@@ -105,6 +106,7 @@ void child_main(const Plan& plan, ChildFds fds) {
     try {
         check(::unshare(CLONE_NEWCGROUP), "unshare", "cgroup namespace");
         finish_jail_sysctls(std::move(limits));
+        if (!fds.cgroup && plan.limits.cpus > 0) pin_cpus(plan.limits.cpus);
     } catch (const Error& e) {
         fail(fds.report, WireMsg::SetupError, e.code(), e.what());
     }

@@ -1,5 +1,10 @@
 #include "jail/rlimits.hpp"
 
+#include <sched.h>
+
+#include <cmath>
+#include <vector>
+
 #include <sys/resource.h>
 
 #include "util/error.hpp"
@@ -38,6 +43,25 @@ void apply(const std::vector<Rlimit>& rl) {
         }
         if (::setrlimit(r.resource, &v) < 0) throw_sys("setrlimit", r.name);
     }
+}
+
+void pin_cpus(double cpus) {
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    check(::sched_getaffinity(0, sizeof allowed, &allowed), "sched_getaffinity");
+    const int want = static_cast<int>(std::ceil(cpus));
+    std::vector<int> ids;
+    for (int i = 0; i < CPU_SETSIZE; ++i)
+        if (CPU_ISSET(i, &allowed)) ids.push_back(i);
+    if (ids.empty() || want >= static_cast<int>(ids.size())) return;  // no narrower than what it has
+    int here = ::sched_getcpu();
+    size_t start = 0;
+    for (size_t i = 0; i < ids.size(); ++i)
+        if (ids[i] == here) start = i;
+    cpu_set_t pin;
+    CPU_ZERO(&pin);
+    for (int k = 0; k < want; ++k) CPU_SET(ids[(start + static_cast<size_t>(k)) % ids.size()], &pin);
+    check(::sched_setaffinity(0, sizeof pin, &pin), "sched_setaffinity", "limits.cpu without a cgroup");
 }
 
 }  // namespace stockade::jail

@@ -23,4 +23,10 @@ std::vector<Rlimit> rlimits_for(const profile::Limits& l, bool cgroup);
 // setrlimit each; throws Error naming the one that failed.
 void apply(const std::vector<Rlimit>& rl);
 
+// Without a cgroup, limits.cpu is held by CPU affinity: the jail is pinned to
+// ceil(cpus) of the CPUs it may use, starting from the one it runs on (so
+// jails spread), and the filter refuses sched_setaffinity. Inherited by every
+// process of the jail. Throws Error.
+void pin_cpus(double cpus);
+
 }  // namespace stockade::jail

@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -65,10 +67,11 @@ std::string unique_name(const char* kind) {
     return buf;
 }
 
-// stockade-[sup-]PID-...: removed when PID is gone (a stockade that crashed).
-void remove_stale(const std::string& dir) {
+// stockade-[sup-]PID-...: stale when PID is gone (a stockade that was killed).
+std::vector<std::string> stale_in(const std::string& dir) {
+    std::vector<std::string> out;
     DIR* d = ::opendir(dir.c_str());
-    if (!d) return;
+    if (!d) return out;
     while (struct dirent* e = ::readdir(d)) {
         std::string n = e->d_name;
         if (n.rfind("stockade-", 0) != 0) continue;
@@ -76,9 +79,14 @@ void remove_stale(const std::string& dir) {
         if (rest.rfind("sup-", 0) == 0) rest = rest.substr(4);
         pid_t pid = static_cast<pid_t>(std::atoi(rest.c_str()));
         if (pid <= 0 || pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
-        ::rmdir((dir + "/" + n).c_str());
+        out.push_back(dir + "/" + n);
     }
     ::closedir(d);
+    return out;
+}
+
+void remove_stale(const std::string& dir) {
+    for (const auto& c : stale_in(dir)) ::rmdir(c.c_str());
 }
 
 struct Mount {
@@ -147,8 +155,8 @@ std::weak_ptr<SelfLeaf> g_self_leaf;
 
 class CgroupV2 : public Cgroup {
 public:
-    CgroupV2(std::string base, const profile::Limits& l) : base_(std::move(base)) {
-        remove_stale(base_);
+    CgroupV2(std::string base, const profile::Limits& l, bool sweep) : base_(std::move(base)) {
+        if (sweep) remove_stale(base_);
         const bool root = read_file("/proc/self/cgroup").find("0::/\n") != std::string::npos;
         leaf_ = g_self_leaf.lock();
         if (leaf_ && leaf_->base != base_) leaf_.reset();
@@ -238,10 +246,10 @@ private:
 
 class CgroupV1 : public Cgroup {
 public:
-    CgroupV1(const std::vector<std::pair<std::string, std::string>>& bases, const profile::Limits& l) {
+    CgroupV1(const std::vector<std::pair<std::string, std::string>>& bases, const profile::Limits& l, bool sweep) {
         const std::string name = unique_name("");
         for (const auto& [ctl, base] : bases) {
-            remove_stale(base);
+            if (sweep) remove_stale(base);
             std::string dir = base + "/" + name;
             if (::mkdir(dir.c_str(), 0755) < 0) throw_sys("mkdir", dir);
             dirs_.emplace_back(ctl, dir);
@@ -314,7 +322,7 @@ bool writable_dir(const std::string& d) { return ::access(d.c_str(), W_OK | X_OK
 
 }  // namespace
 
-std::unique_ptr<Cgroup> create_cgroup(const profile::Limits& l, std::string& why_not) {
+std::unique_ptr<Cgroup> create_cgroup(const profile::Limits& l, std::string& why_not, bool sweep) {
     auto mounts = cgroup_mounts();
     // v2, where it has the controllers (on hybrid hosts its tree has none).
     for (const auto& m : mounts) {
@@ -328,7 +336,7 @@ std::unique_ptr<Cgroup> create_cgroup(const profile::Limits& l, std::string& why
             return nullptr;
         }
         try {
-            return std::make_unique<CgroupV2>(base, l);
+            return std::make_unique<CgroupV2>(base, l, sweep);
         } catch (const Error& e) {
             why_not = e.what();
             return nullptr;
@@ -359,11 +367,34 @@ std::unique_ptr<Cgroup> create_cgroup(const profile::Limits& l, std::string& why
         return nullptr;
     }
     try {
-        return std::make_unique<CgroupV1>(bases, l);
+        return std::make_unique<CgroupV1>(bases, l, sweep);
     } catch (const Error& e) {
         why_not = e.what();
         return nullptr;
     }
+}
+
+std::vector<std::string> stale_cgroups(bool remove) {
+    std::vector<std::string> out;
+    for (const auto& m : cgroup_mounts()) {
+        std::vector<std::string> ctls;
+        if (m.type == "cgroup2") {
+            ctls.push_back("");
+        } else {
+            std::stringstream opts(m.options);
+            for (std::string o; std::getline(opts, o, ',');)
+                if (o == "memory" || o == "pids" || o == "cpu" || o == "cpuacct") ctls.push_back(o);
+        }
+        for (const auto& ctl : ctls) {
+            std::string base = join(m, own_path(ctl));
+            for (const auto& c : stale_in(base)) {
+                if (std::find(out.begin(), out.end(), c) != out.end()) continue;
+                if (remove) ::rmdir(c.c_str());
+                out.push_back(c);
+            }
+        }
+    }
+    return out;
 }
 
 std::vector<std::pair<std::string, std::string>> degraded_without_cgroup(const profile::Limits& l,
@@ -373,7 +404,9 @@ std::vector<std::pair<std::string, std::string>> degraded_without_cgroup(const p
     if (l.memory) d.emplace_back("memory", "RLIMIT_AS (address space, per process) stands in");
     if (l.pids) d.emplace_back("pids", "RLIMIT_NPROC (the jail's user, in its own user namespace) stands in");
     if (l.cpu_ms) d.emplace_back("cpu_time", "RLIMIT_CPU per process stands in for the jail's total");
-    if (l.cpus) d.emplace_back("cpu", "the CPU share is not applied");
+    if (l.cpus)
+        d.emplace_back("cpu", "pinned to " + std::to_string(static_cast<int>(std::ceil(l.cpus))) +
+                                  " CPU(s) by affinity (sched_setaffinity refused): whole cores, not a share");
     return d;
 }
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "profile/policy.hpp"
 
@@ -36,8 +37,13 @@ public:
 };
 
 // A cgroup with these limits below the caller's own, or nullptr with why_not
-// saying why (and how to fix it). Also removes stale cgroups of dead stockades.
-std::unique_ptr<Cgroup> create_cgroup(const profile::Limits& l, std::string& why_not);
+// saying why (and how to fix it). With sweep, also removes the stale cgroups
+// of dead stockades.
+std::unique_ptr<Cgroup> create_cgroup(const profile::Limits& l, std::string& why_not, bool sweep = true);
+
+// Cgroups left by stockades that were killed (their pid is gone), below this
+// process's own cgroups; removed (if empty) when remove is set.
+std::vector<std::string> stale_cgroups(bool remove);
 
 // What is weaker without a cgroup, limit by limit, for the result.
 std::vector<std::pair<std::string, std::string>> degraded_without_cgroup(const profile::Limits& l,

@@ -206,6 +206,16 @@ void Supervisor::start() {
         if (cg_) out_.cgroup = cg_->version();
         else out_.degraded = degraded_without_cgroup(lim, why);
     }
+    // Without a cgroup the jail is pinned to limits.cpu's cores (jail/rlimits):
+    // the filter then refuses sched_setaffinity, so nothing in it widens the pin.
+    spec_ = plan.seccomp;
+    if (!cg_ && lim.cpus > 0 && spec_.enabled) {
+        const int nr = SYS_sched_setaffinity;
+        std::erase(spec_.allow, nr);
+        if (!std::binary_search(spec_.deny.begin(), spec_.deny.end(), nr))
+            spec_.deny.insert(std::upper_bound(spec_.deny.begin(), spec_.deny.end(), nr), nr);
+        if (!spec_.deny_errno) spec_.deny_errno = EPERM;
+    }
     const bool exec_rules = landlock_abi() >= 2;  // decided once, here; the jail is told
     if (!exec_rules)
         out_.degraded.emplace_back("exec_allow", "this kernel has no Landlock (ABI 2): only the first program is checked");
@@ -274,13 +284,13 @@ void Supervisor::start() {
     }
 
     // Compiled here, on the supervisor's core, while the child builds the root.
-    std::string bpf = seccomp::serialize(seccomp::compile_or_precompiled(plan.seccomp));
+    std::string bpf = seccomp::serialize(seccomp::compile_or_precompiled(spec_));
     // EPIPE: the jail failed before it wanted the filter; its report says why.
     if (::write(filter.write.get(), bpf.data(), bpf.size()) != static_cast<ssize_t>(bpf.size()) && errno != EPIPE)
         throw_sys("write", "seccomp filter pipe");
     filter.write.reset();
     mark("supervisor: seccomp filters compiled");
-    notifier_ = std::make_unique<supervise::Notifier>(plan.seccomp);
+    notifier_ = std::make_unique<supervise::Notifier>(spec_);
 
     if (plan.proxy_port) {
         Proxy::Options po;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "plan/plan.hpp"
+#include "seccomp/spec.hpp"
 #include "supervise/notifier.hpp"
 #include "supervise/event_loop.hpp"
 #include "supervise/outcome.hpp"
@@ -112,6 +113,7 @@ private:
 
     const plan::Plan& plan_;
     Options opt_;
+    seccomp::Spec spec_;  // the plan's, narrowed by what this run decided (no cgroup: no affinity changes)
     supervise::Outcome out_;
     std::unique_ptr<Cgroup> cg_;
     OutputRelay relay_;

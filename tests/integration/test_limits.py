@@ -167,6 +167,35 @@ class LimitsTest(JailTest):
             self.assertIn("without a cgroup", warnings[0])
             self.assertIn("cgroup", [d["limit"] for d in doc["degraded"]])
 
+    def test_cpu_share_held_by_affinity_without_a_cgroup(self):
+        code = ("import os, threading, time\n"
+                "cpus = os.sched_getaffinity(0)\n"
+                "try:\n    os.sched_setaffinity(0, set(range(os.cpu_count()))); widened = 'widened'\n"
+                "except OSError:\n    widened = 'refused'\n"
+                "t0 = time.time()\n"
+                "kids = [os.fork() for _ in range(1)]\n"
+                "if kids[0] == 0 or os.fork() == 0:\n"
+                "    while time.time() - t0 < 1.0: pass\n"
+                "    os._exit(0)\n"
+                "while True:\n    try: os.wait()\n    except ChildProcessError: break\n"
+                "t = os.times()\n"
+                "print(len(cpus), widened, round((t.children_user + t.children_system) / (time.time() - t0), 1))")
+        if os.cpu_count() < 2:
+            self.skipTest("one CPU: nothing to narrow")
+        # Unconfined, two spinning threads use both cores, and affinity can widen.
+        host = self.host_py(code).stdout.split()
+        self.assertEqual(host[1], "widened")
+        self.assertGreater(float(host[2]), 1.5)
+        r, doc = self.run_result("run", "--cpus", "1", "-c", code)
+        n, widened, ratio = r.stdout.split()
+        if doc["cgroup"]:
+            self.assertLess(float(ratio), 1.3)  # cpu.max / cfs quota
+        else:
+            # No cgroup: pinned to one core, the pin cannot be widened, and the result says so.
+            self.assertEqual((n, widened), ("1", "refused"), r.stdout)
+            self.assertLess(float(ratio), 1.3)
+            self.assertIn("affinity", {d["limit"]: d["reason"] for d in doc["degraded"]}["cpu"])
+
     def test_require_cgroup(self):
         r, doc = self.run_result("run", "--set", "limits.require_cgroup=true", "-c", "print('ran')")
         if self.cgroup():
