@@ -71,8 +71,8 @@ pid_t clone_jail(const Plan& plan, int* pidfd, int cgroup_fd) {
         int err = errno;
         std::string hint;
         if (err == EPERM || err == ENOSPC || err == EUSERS)
-            hint = " (are user namespaces allowed? see sysctl user.max_user_namespaces and "
-                   "kernel.apparmor_restrict_unprivileged_userns)";
+            hint = " (user namespaces are refused here: a sysctl, AppArmor or a container's seccomp profile; "
+                   "`stockade doctor` says which, and the fix)";
         throw Error("clone3 (new namespaces): " + std::string(std::strerror(err)) + hint, err);
     }
     return static_cast<pid_t>(pid);
