@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <unistd.h>
 #include <cstring>
 #include <iostream>
 
@@ -17,6 +18,7 @@
 #include "serve/server.hpp"
 #include "mcp/mcp.hpp"
 #include "doctor/doctor.hpp"
+#include "completions.hpp"
 #include "plan/plan.hpp"
 #include "jail_interface.hpp"
 #include "supervise/notifier.hpp"
@@ -160,6 +162,8 @@ int main(int argc, char** argv, char** envp) {
                 if (std::strncmp(argv[i + 1], prefix, std::strlen(prefix)) == 0)
                     keep_fds.push_back(std::atoi(argv[i + 1] + std::strlen(prefix)));
     }
+    // systemd's socket activation for `serve` (LISTEN_PID is ours): fd 3 stays.
+    if (const char* lp = std::getenv("LISTEN_PID"); lp && std::atoi(lp) == ::getpid()) keep_fds.push_back(3);
     close_inherited_fds(keep_fds);
 
     CLI::App app{"stockade: a small, fast, setuid-free Linux jail for untrusted Python", "stockade"};
@@ -245,6 +249,10 @@ int main(int argc, char** argv, char** envp) {
 
     CLI::App* profiles = app.add_subcommand("profiles", "list the built-in profiles");
 
+    std::string shell;
+    CLI::App* completions = app.add_subcommand("completions", "print a shell completion script (bash, zsh or fish)");
+    completions->add_option("SHELL", shell, "bash, zsh or fish")->required()->check(CLI::IsMember({"bash", "zsh", "fish"}));
+
     doctor::Options dopt;
     CLI::App* doctor_cmd = app.add_subcommand("doctor", "check what stockade needs on this host, with the fix for each failure");
     add_common(doctor_cmd, cl);
@@ -317,6 +325,10 @@ int main(int argc, char** argv, char** envp) {
             return serve::serve(cl, so, envp);
         }
         if (*doctor_cmd) return doctor::run(cl, dopt);
+        if (*completions) {
+            write_completions(std::cout, app, shell);
+            return 0;
+        }
         if (*mcp_cmd) {
             // The operator's choices, passed to each private `stockade serve`.
             mcp::McpOptions mo;

@@ -632,6 +632,21 @@ void Server::handle(const pollfd* fds, size_t n) {
     }
 }
 
+// Socket activation (sd_listen_fds(3)): one listening socket at fd 3, meant
+// for this process; -1 otherwise.
+int activated_socket() {
+    const char* pid = std::getenv("LISTEN_PID");
+    const char* fds = std::getenv("LISTEN_FDS");
+    if (!pid || !fds || std::atoi(pid) != ::getpid() || std::atoi(fds) != 1) return -1;
+    int type = 0;
+    socklen_t len = sizeof type;
+    if (::getsockopt(3, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM) return -1;
+    ::unsetenv("LISTEN_PID");
+    ::unsetenv("LISTEN_FDS");
+    ::unsetenv("LISTEN_FDNAMES");
+    return 3;
+}
+
 // The socket file goes with the server, unless another server has replaced it.
 struct SocketFile {
     std::string path;
@@ -652,7 +667,15 @@ int Server::run() {
     ::signal(SIGPIPE, SIG_IGN);
     signals_ = UniqueFd(check(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK), "signalfd"));
     SocketFile sock{opt_.socket};
-    listen_ = listen_on(opt_.socket, &sock.ino);
+    if (int fd = activated_socket(); fd >= 0) {
+        // systemd's socket (stockade-serve.socket) made and owns it.
+        listen_ = UniqueFd(fd);
+        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+        opt_.socket = "the socket systemd passed (fd 3)";
+    } else {
+        listen_ = listen_on(opt_.socket, &sock.ino);
+    }
     // Root's supplementary groups must not follow it into the jails.
     if (base_->plan.clear_host_groups) check(::setgroups(0, nullptr), "setgroups", "(clear root's groups)");
     pool_ = std::make_unique<Pool>(base_, opt_.pool, loop_);

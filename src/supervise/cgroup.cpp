@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "jail_interface.hpp"
+#include "supervise/systemd_scope.hpp"
 #include "util/error.hpp"
 #include "util/fd.hpp"
 #include "util/clock.hpp"
@@ -320,9 +321,25 @@ private:
 
 bool writable_dir(const std::string& d) { return ::access(d.c_str(), W_OK | X_OK) == 0; }
 
+std::unique_ptr<Cgroup> find_cgroup(const profile::Limits& l, std::string& why_not, bool sweep);
+
 }  // namespace
 
 std::unique_ptr<Cgroup> create_cgroup(const profile::Limits& l, std::string& why_not, bool sweep) {
+    std::unique_ptr<Cgroup> cg = find_cgroup(l, why_not, sweep);
+    // Unprivileged with nothing writable: a delegated scope from the user's
+    // systemd, then the same search again, from inside it.
+    if (!cg && ::geteuid() != 0) {
+        std::string why_scope;
+        if (enter_delegated_scope(why_scope)) cg = find_cgroup(l, why_not, sweep);
+        else why_not += "; " + why_scope;
+    }
+    return cg;
+}
+
+namespace {
+
+std::unique_ptr<Cgroup> find_cgroup(const profile::Limits& l, std::string& why_not, bool sweep) {
     auto mounts = cgroup_mounts();
     // v2, where it has the controllers (on hybrid hosts its tree has none).
     for (const auto& m : mounts) {
@@ -373,6 +390,8 @@ std::unique_ptr<Cgroup> create_cgroup(const profile::Limits& l, std::string& why
         return nullptr;
     }
 }
+
+}  // namespace
 
 std::vector<std::string> stale_cgroups(bool remove) {
     std::vector<std::string> out;
