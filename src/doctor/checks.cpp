@@ -132,6 +132,8 @@ void check_cgroups(std::vector<Check>& out, bool clean) {
     auto cg = supervise::create_cgroup(l, why, clean);
     if (cg) {
         std::string how = ::geteuid() == 0 ? "as root" : "delegated to this user";
+        if (::geteuid() != 0 && read_text("/proc/self/cgroup").find("/stockade-") != std::string::npos)
+            how = "in a delegated scope from the user's systemd (asked over D-Bus)";
         out.push_back({"cgroup limits", State::Ok, std::string("memory, pids, cpu through cgroup ") + cg->version() + ", " + how, ""});
     } else {
         std::string fix = "run in a delegated cgroup: systemd-run --user --scope -p Delegate=yes stockade ...";

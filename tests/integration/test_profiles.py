@@ -72,7 +72,9 @@ class ProfileErrorTest(JailTest):
         self.expect_error(["run", "--set", "novalue", "-c", "pass"], "expected KEY=VALUE")
 
     def test_bad_flags(self):
-        self.expect_error(["run", "--ro", "relative:/x", "-c", "pass"], "--ro: relative:/x: source: expected an absolute path")
+        self.expect_error(["run", "--ro", "/usr:relative", "-c", "pass"], "--ro: /usr:relative: destination: expected an absolute path")
+        # A relative source is the caller's own path, and a missing one is named in full.
+        self.expect_error(["run", "--ro", "relative:/x", "-c", "pass"], f"--ro: bind source {self.ws}/relative: No such file")
         self.expect_error(["run", "--env", "1BAD=x", "-c", "pass"], "--env")
         self.expect_error(["run", "--cwd", "rel", "-c", "pass"], "--cwd")
 

@@ -104,7 +104,7 @@ TEST_CASE("command-line binds, env and cwd") {
     CHECK(p.env_pass.back() == "TOKEN");
 
     cl = {};
-    cl.rw = {"relative"};
+    cl.rw = {"/srv/out:relative-destination"};
     cl.env = {"=x"};
     try {
         load(cl);
@@ -112,6 +112,21 @@ TEST_CASE("command-line binds, env and cwd") {
     } catch (const ProfileError& e) {
         CHECK(e.diagnostics.size() == 2);
     }
+
+    // A relative source is the caller's: against the current directory; with
+    // no destination, below the jail's working directory.
+    char here[4096];
+    REQUIRE(::getcwd(here, sizeof here));
+    const std::string cwd = here;
+    cl = {};
+    cl.ro = {"data.csv", "./sub/../x:/x", "sub/dir"};
+    p = load(cl);
+    REQUIRE(p.binds.size() == 6);
+    CHECK(p.binds[3].src == (cwd == "/" ? "" : cwd) + "/data.csv");
+    CHECK(p.binds[3].dst == "/work/data.csv");
+    CHECK(p.binds[4].src == (cwd == "/" ? "" : cwd) + "/x");
+    CHECK(p.binds[4].dst == "/x");
+    CHECK(p.binds[5].dst == "/work/sub/dir");
 }
 
 TEST_CASE("schema errors carry file, line, column, key and expectation") {
