@@ -58,6 +58,15 @@ void add_common(CLI::App* sub, profile::CommandLine& cl) {
     sub->add_option("--set", cl.sets, "override any profile key, e.g. --set network.mode=none")->type_name("KEY=VALUE")->allow_extra_args(false);
 }
 
+// The warm pool's options, shared by serve and mcp (whose jails are a serve's).
+void add_pool_options(CLI::App* sub, serve::ServeOptions& so, double& idle_s) {
+    sub->add_option("--pool", so.pool, "warm jails kept ready (default 2)")->type_name("N");
+    sub->add_option("--preload", so.preload, "modules each warm jail imports before its task")->type_name("MOD,...");
+    sub->add_option("--max-jails", so.max_jails, "jails alive at once: warm, busy and sessions (default 8)")->type_name("N");
+    sub->add_option("--max-sessions", so.max_sessions, "sessions open at once (default 4)")->type_name("N");
+    sub->add_option("--idle-timeout", idle_s, "close a session unused this long (seconds, default 600)")->type_name("S");
+}
+
 int print_profile_error(const profile::ProfileError& e, bool all) {
     for (const auto& d : e.diagnostics) {
         std::cerr << "stockade: " << d.str() << "\n";
@@ -191,23 +200,15 @@ int main(int argc, char** argv, char** envp) {
     CLI::App* serve_cmd = app.add_subcommand("serve", "keep warm jails and run tasks for clients on a Unix socket (see stockade-serve(1))");
     add_common(serve_cmd, cl);
     serve_cmd->add_option("--socket", so.socket, "the socket (default: $XDG_RUNTIME_DIR/stockade/serve.sock, /run/stockade/serve.sock as root)")->type_name("PATH");
-    serve_cmd->add_option("--pool", so.pool, "warm jails kept ready (default 2)")->type_name("N");
-    serve_cmd->add_option("--preload", so.preload, "modules each warm jail imports before its task")->type_name("MOD,...");
-    serve_cmd->add_option("--max-jails", so.max_jails, "jails alive at once: warm, busy and sessions (default 8)")->type_name("N");
-    serve_cmd->add_option("--max-sessions", so.max_sessions, "sessions open at once (default 4)")->type_name("N");
+    add_pool_options(serve_cmd, so, idle_s);
     serve_cmd->add_option("--allow-uid", so.allow_uids, "also serve clients with this uid")->type_name("UID")->allow_extra_args(false);
     serve_cmd->add_option("--allow-gid", so.allow_gids, "also serve clients with this gid")->type_name("GID")->allow_extra_args(false);
-    serve_cmd->add_option("--idle-timeout", idle_s, "close a session unused this long (seconds, default 600)")->type_name("S");
     serve_cmd->add_flag("--check", serve_check, "say whether a server answers on the socket, and print its stats");
 
     std::vector<std::string> mcp_networks;
     CLI::App* mcp_cmd = app.add_subcommand("mcp", "a Model Context Protocol server on stdin/stdout (tools: run_python, python_session_*)");
     add_common(mcp_cmd, cl);
-    mcp_cmd->add_option("--pool", so.pool, "warm jails kept ready (default 2)")->type_name("N");
-    mcp_cmd->add_option("--preload", so.preload, "modules each warm jail imports before its task")->type_name("MOD,...");
-    mcp_cmd->add_option("--max-jails", so.max_jails, "jails alive at once (default 8)")->type_name("N");
-    mcp_cmd->add_option("--max-sessions", so.max_sessions, "sessions open at once (default 4)")->type_name("N");
-    mcp_cmd->add_option("--idle-timeout", idle_s, "close a session unused this long (seconds, default 600)")->type_name("S");
+    add_pool_options(mcp_cmd, so, idle_s);
     mcp_cmd->add_option("--allow-network", mcp_networks,
                         "a network mode the model may ask for (default: only the profile's own)")
         ->type_name("MODE")->allow_extra_args(false)->check(CLI::IsMember({"none", "loopback", "proxy"}));
