@@ -82,7 +82,7 @@ std::string plan_degraded_reason(const supervise::Outcome& o) {
 }
 
 struct RunOptions {
-    bool timings = false, verbose = false, quiet = false;
+    bool timings = false, verbose = false, quiet = false, raw_terminal = false;
     std::string learn, result;
     int result_fd = -1;
     // Pinned before anything runs (see util/safe_file.hpp).
@@ -112,8 +112,15 @@ int do_run(const profile::CommandLine& cl, const plan::Invocation& inv, char** e
     plan::check_sources(plan);
     const double before_launch = (monotonic_ns() - t_main) / 1e6;
     supervise::Outcome outcome = supervise::launch(plan);
-    if (!ro.result_file.empty() || ro.result_fd >= 0)
-        report::write_result(ro.result_file, ro.result_fd, report::result_json(outcome, plan, policy));
+    if (!ro.result_file.empty() || ro.result_fd >= 0) {
+        // The program has run: a result that cannot be written now (a full
+        // disk) is said once, and the exit status stays the program's own.
+        try {
+            report::write_result(ro.result_file, ro.result_fd, report::result_json(outcome, plan, policy));
+        } catch (const Error& e) {
+            std::cerr << "stockade: --result: " << e.what() << " (no result written; the exit status is the program's)\n";
+        }
+    }
     if (!outcome.degraded.empty() && !ro.quiet && outcome.kind != supervise::Outcome::Kind::SetupError) {
         std::string names;
         bool no_cgroup = false;
@@ -232,6 +239,9 @@ int main(int argc, char** argv, char** envp) {
         sub->add_flag("-q,--quiet", ro.quiet, "no summary line on stderr");
         sub->add_flag("-v,--verbose", ro.verbose, "list every refused syscall, one per line");
         sub->add_flag("--timings", ro.timings, "print how long each setup step took (stderr)")->group("");
+        sub->add_flag("--raw-terminal", ro.raw_terminal,
+                      "pass every escape sequence to your terminal (by default clipboard, title, query and report "
+                      "sequences are dropped)");
         sub->add_option("--learn", ro.learn,
                         "record every syscall the run uses (letting through all but the hard-deny core) and write "
                         "a profile that allows exactly those")
@@ -309,6 +319,7 @@ int main(int argc, char** argv, char** envp) {
         if (!ro.result.empty()) ro.result_file = HostFile(ro.result, true);
         if (!ro.learn.empty()) ro.learn_file = HostFile(ro.learn, false);
         plan::Invocation inv;
+        inv.terminal_raw = ro.raw_terminal;
         std::vector<std::string> rest;
         if (*run) rest = run->remaining();
         if (*exec) rest = exec->remaining();
@@ -347,6 +358,7 @@ int main(int argc, char** argv, char** envp) {
             // The profile's own mode first: the default when the model names none.
             profile::Policy p = profile::load(cl);
             mo.network_modes.push_back(profile::to_string(p.net));
+            mo.wall_ms = p.limits.wall_ms;
             for (const auto& m : mcp_networks)
                 if (std::find(mo.network_modes.begin(), mo.network_modes.end(), m) == mo.network_modes.end())
                     mo.network_modes.push_back(m);

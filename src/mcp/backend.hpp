@@ -28,6 +28,8 @@ public:
     // A new connection to the server for this network mode (non-blocking).
     UniqueFd connect(const std::string& mode) const;
     const std::vector<std::string>& modes() const { return modes_; }
+    // The private directory (0700) of the sockets; also mcp's scratch.
+    const std::string& dir() const { return dir_; }
     // A child that has ended (its pid), or -1.
     pid_t ended() const;
 

@@ -1,21 +1,28 @@
 #include <poll.h>
 #include <signal.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
 #include <cerrno>
-#include <iostream>
+#include <cstring>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "mcp/backend.hpp"
 #include "mcp/mcp.hpp"
+#include "mcp/outputs.hpp"
 #include "mcp/tools.hpp"
+#include "supervise/event_loop.hpp"
 #include "util/clock.hpp"
 #include "util/error.hpp"
+#include "util/json_in.hpp"
+#include "util/line_buffer.hpp"
+#include "util/log.hpp"
 
 #ifndef STOCKADE_VERSION
 #define STOCKADE_VERSION "0.0.0"
@@ -28,74 +35,123 @@ using nlohmann::json;
 
 // Newest first: a client asking for one of these gets it; any other gets the newest.
 const char* const kVersions[] = {"2025-11-25", "2025-06-18", "2025-03-26"};
-constexpr size_t kMaxLine = 64u << 20;
+// A message from the client; serve takes at most 8 MiB of it anyway.
+constexpr size_t kMaxMessage = 16u << 20;
+constexpr JsonBounds kMessageBounds{32, 200000};
+// serve's answer: the whole output (up to the profile's cap, escaped) is
+// read here once, then cut for the client and kept in Outputs.
+constexpr size_t kMaxAnswer = 1024u << 20;
+constexpr JsonBounds kAnswerBounds{16, 100000};
 
 // One tools/call in flight: its own connection to serve, so a cancel (or
-// our exit) closes it and serve kills the run.
+// our exit) closes it and serve stops the run (a session's cell is
+// interrupted, the session kept).
 struct Call {
-    json rpc_id;
+    std::string rpc_id;  // the request's id, as its JSON text
     std::string tool;
+    ServeCall sc;
     UniqueFd fd;
-    std::string out, in;
+    std::string out;
+    LineBuffer in{kMaxAnswer};
     json progress_token;
     uint64_t next_progress_ns = 0;
     int progress = 0;
 };
 
-class Server {
+class Server : public supervise::Source {
 public:
-    explicit Server(const McpOptions& opt) : opt_(opt), backend_(opt.serve_args, opt.network_modes) {}
+    explicit Server(const McpOptions& opt)
+        : opt_(opt), cfg_{opt.network_modes, opt.wall_ms}, backend_(opt.serve_args, opt.network_modes),
+          outputs_(backend_.dir()) {}
 
     int run() {
+        sigset_t set;
+        ::sigemptyset(&set);
+        for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::sigaddset(&set, sig);
+        ::sigprocmask(SIG_BLOCK, &set, nullptr);
+        signals_ = UniqueFd(check(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK), "signalfd"));
         backend_.wait_ready(60000);
-        std::cerr << "stockade mcp: ready (network " << opt_.network_modes.front() << ")\n";
-        while (!eof_ || !calls_.empty()) {
-            if (eof_) break;  // stdin closed: nobody waits for the answers; the runs end with us
-            std::vector<pollfd> fds;
-            fds.push_back({0, POLLIN, 0});
-            std::vector<std::string> keys;
-            for (auto& [k, c] : calls_) {
-                fds.push_back({c->fd.get(), static_cast<short>(POLLIN | (c->out.empty() ? 0 : POLLOUT)), 0});
-                keys.push_back(k);
-            }
-            int timeout = calls_.empty() ? -1 : 1000;
-            if (::poll(fds.data(), fds.size(), timeout) < 0 && errno != EINTR) throw_sys("poll");
-            if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) read_stdin();
-            for (size_t i = 1; i < fds.size(); ++i) {
-                auto it = calls_.find(keys[i - 1]);
-                if (it == calls_.end()) continue;
-                if (fds[i].revents & POLLOUT) flush(*it->second);
-                if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) {
-                    if (read_call(*it->second)) calls_.erase(it);
-                }
-            }
-            progress();
+        log::info("mcp", "ready (network " + opt_.network_modes.front() + ")");
+        loop_.add(this);
+        // At the end of input, the calls in flight still finish and are answered.
+        while (!stop_ && (!eof_ || !calls_.empty())) {
+            loop_.run_once();
             if (backend_.ended() >= 0) {
                 for (auto& [k, c] : calls_) respond_result(c->rpc_id, tool_error("stockade serve ended unexpectedly"));
                 calls_.clear();
                 throw Error("mcp: the jail server ended unexpectedly");
             }
         }
+        loop_.remove(this);
+        if (stop_) log::info("mcp", "stopped by a signal; the jails go with the private server");
         return 0;
     }
 
-private:
-    void write_out(const json& msg) {
-        std::string line = msg.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
-        size_t off = 0;
-        while (off < line.size()) {
-            ssize_t n = ::write(1, line.data() + off, line.size() - off);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) {
-                eof_ = true;  // the client is gone
-                return;
-            }
-            off += static_cast<size_t>(n);
+    void fill(std::vector<pollfd>& fds) override {
+        if (!eof_) fds.push_back({0, POLLIN, 0});
+        fds.push_back({signals_.get(), POLLIN, 0});
+        keys_.clear();
+        for (auto& [k, c] : calls_) {
+            fds.push_back({c->fd.get(), static_cast<short>(POLLIN | (c->out.empty() ? 0 : POLLOUT)), 0});
+            keys_.push_back(k);
         }
     }
-    void respond_result(const json& id, const json& result) { write_out({{"jsonrpc", "2.0"}, {"id", id}, {"result", result}}); }
-    void respond_error(const json& id, int code, const std::string& message) {
-        write_out({{"jsonrpc", "2.0"}, {"id", id}, {"error", {{"code", code}, {"message", message}}}});
+
+    int timeout_ms() const override {
+        for (const auto& [k, c] : calls_)
+            if (!c->progress_token.is_null()) return 1000;
+        return -1;
+    }
+
+    void handle(const pollfd* fds, size_t n) override {
+        size_t i = 0;
+        if (!eof_) {
+            if (i < n && (fds[i].revents & (POLLIN | POLLHUP | POLLERR))) read_stdin();
+            ++i;
+        }
+        if (i < n && (fds[i].revents & POLLIN)) {
+            struct signalfd_siginfo si;
+            while (::read(signals_.get(), &si, sizeof si) == sizeof si) stop_ = true;
+        }
+        ++i;
+        for (size_t k = 0; i < n && k < keys_.size(); ++i, ++k) {
+            auto it = calls_.find(keys_[k]);
+            if (it == calls_.end()) continue;
+            if (fds[i].revents & POLLOUT) flush(*it->second);
+            if (fds[i].revents & (POLLIN | POLLHUP | POLLERR))
+                if (read_call(*it->second)) calls_.erase(it);
+        }
+        progress();
+    }
+
+private:
+    void write_out(const std::string& line) {
+        size_t off = 0;
+        while (off < line.size()) {
+            ssize_t w = ::write(1, line.data() + off, line.size() - off);
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) {
+                // The client is gone: nobody reads the answers, the runs go with us.
+                eof_ = true;
+                calls_.clear();
+                return;
+            }
+            off += static_cast<size_t>(w);
+        }
+    }
+    // id is the request's own JSON text, echoed token for token.
+    void respond(const std::string& id, const char* key, const json& body) {
+        write_out("{\"jsonrpc\":\"2.0\",\"id\":" + id + ",\"" + key + "\":" +
+                  body.dump(-1, ' ', false, json::error_handler_t::replace) + "}\n");
+    }
+    void respond_result(const std::string& id, const json& result) { respond(id, "result", result); }
+    void respond_error(const std::string& id, int code, const std::string& message) {
+        respond(id, "error", {{"code", code}, {"message", message}});
+    }
+    void notify(const std::string& method, const json& params) {
+        write_out(json{{"jsonrpc", "2.0"}, {"method", method}, {"params", params}}.dump(-1, ' ', false,
+                                                                                         json::error_handler_t::replace) +
+                  "\n");
     }
 
     void read_stdin() {
@@ -106,38 +162,53 @@ private:
             eof_ = true;
             return;
         }
-        in_.append(buf, static_cast<size_t>(n));
-        size_t start = 0;
-        for (size_t nl; (nl = in_.find('\n', start)) != std::string::npos; start = nl + 1) {
-            std::string line = in_.substr(start, nl - start);
-            if (!line.empty() && line.back() == '\r') line.pop_back();
-            if (!line.empty()) on_line(line);
+        const char* p = buf;
+        size_t len = static_cast<size_t>(n);
+        if (skipping_) {
+            // The rest of a line that was too long: dropped up to its end.
+            const char* nl = static_cast<const char*>(std::memchr(p, '\n', len));
+            if (!nl) return;
+            skipping_ = false;
+            len -= static_cast<size_t>(nl + 1 - p);
+            p = nl + 1;
         }
-        in_.erase(0, start);
-        if (in_.size() > kMaxLine) {
-            respond_error(nullptr, -32700, "message longer than 64 MiB");
+        in_.append(p, len);
+        in_.lines([&](std::string_view line) {
+            on_line(line);
+            return !stop_;
+        });
+        if (in_.over()) {
+            respond_error("null", -32600, "message longer than 16 MiB: dropped");
             in_.clear();
+            skipping_ = true;
         }
     }
 
-    void on_line(const std::string& line) {
-        json msg = json::parse(line, nullptr, false);
-        if (msg.is_discarded()) return respond_error(nullptr, -32700, "parse error: not JSON");
-        if (msg.is_array()) {  // a 2025-03-26 batch
-            for (const auto& m : msg) on_message(m);
+    void on_line(std::string_view line) {
+        JsonIn in = parse_json(line, kMessageBounds);
+        if (!in.ok()) return respond_error("null", -32700, "parse error: " + in.error);
+        if (in.value.is_array()) {  // a 2025-03-26 batch
+            if (in.value.empty()) return respond_error("null", -32600, "invalid request: an empty batch");
+            long i = 0;
+            for (const auto& m : in.value) on_message(in, m, i++);
             return;
         }
-        on_message(msg);
+        on_message(in, in.value, -1);
     }
 
-    void on_message(const json& msg) {
-        if (!msg.is_object() || msg.value("jsonrpc", "") != "2.0")
-            return respond_error(msg.is_object() && msg.contains("id") ? msg["id"] : json(nullptr), -32600,
-                                 "invalid request: expected a JSON-RPC 2.0 object");
+    void on_message(const JsonIn& in, const json& msg, long index) {
+        if (!msg.is_object() || msg.value("jsonrpc", "") != "2.0") {
+            std::string id = "null";
+            if (msg.is_object() && msg.contains("id") && !msg["id"].is_structured()) id = id_text(in, msg["id"], index);
+            return respond_error(id, -32600, "invalid request: expected a JSON-RPC 2.0 object");
+        }
         const bool is_request = msg.contains("id") && !msg["id"].is_null();
+        if (is_request && msg["id"].is_structured())
+            return respond_error("null", -32600, "invalid request: id must be a string or a number");
         if (!msg.contains("method")) return;  // a response to us: we send no requests
+        const std::string id = is_request ? id_text(in, msg["id"], index) : "null";
         if (!msg["method"].is_string()) {
-            if (is_request) respond_error(msg["id"], -32600, "invalid request: method must be a string");
+            if (is_request) respond_error(id, -32600, "invalid request: method must be a string");
             return;
         }
         const std::string method = msg["method"];
@@ -146,60 +217,82 @@ private:
             if (method == "notifications/cancelled") cancel(params);
             return;  // notifications/initialized and any other: nothing to answer
         }
-        const json& id = msg["id"];
         if (method == "initialize") return initialize(id, params);
         if (method == "ping") return respond_result(id, json::object());
-        if (method == "tools/list") return respond_result(id, tool_list(opt_.network_modes));
+        if (method == "tools/list") return respond_result(id, tool_list(cfg_));
         if (method == "tools/call") return call_tool(id, params);
-        respond_error(id, -32601, "method not found: " + method);
+        if (method == "resources/list") return list_resources(id);
+        if (method == "resources/templates/list") return respond_result(id, {{"resourceTemplates", json::array()}});
+        if (method == "resources/read") return read_resource(id, params);
+        respond_error(id, -32601, "method not found: " + method.substr(0, 128));
     }
 
-    void initialize(const json& id, const json& params) {
+    void initialize(const std::string& id, const json& params) {
         std::string asked = params.value("protocolVersion", "");
         std::string version = kVersions[0];
         for (const char* v : kVersions)
             if (asked == v) version = v;
         respond_result(id, {{"protocolVersion", version},
-                            {"capabilities", {{"tools", {{"listChanged", false}}}}},
+                            {"capabilities", {{"tools", {{"listChanged", false}}}, {"resources", json::object()}}},
                             {"serverInfo", {{"name", "stockade"}, {"title", "stockade: Python in a jail"}, {"version", STOCKADE_VERSION}}},
                             {"instructions",
                              "Run Python with run_python (a fresh jail per call) or keep state across calls with "
-                             "python_session_open/run/close. Save images under /work/out to see them."}});
+                             "python_session_open/run/close. Images (PNG, JPEG, GIF, WebP) saved under /work/out come "
+                             "back as images, from runs and from session cells. Output too long for one message is "
+                             "cut to its head and tail; the whole is readable with resources/read."}});
     }
 
-    void call_tool(const json& id, const json& params) {
+    void list_resources(const std::string& id) {
+        json list = json::array();
+        for (const auto& [uri, bytes] : outputs_.list()) {
+            if (list.size() >= 1000) break;
+            list.push_back({{"uri", uri}, {"name", uri.substr(18)}, {"mimeType", "text/plain"}, {"size", bytes}});
+        }
+        respond_result(id, {{"resources", list}});
+    }
+
+    void read_resource(const std::string& id, const json& params) {
+        auto u = params.find("uri");
+        if (u == params.end() || !u->is_string()) return respond_error(id, -32602, "invalid params: uri is required");
+        auto data = outputs_.read(u->get<std::string>());
+        if (!data) return respond_error(id, -32002, "resource not found: " + u->get<std::string>().substr(0, 256));
+        respond_result(id, {{"contents", json::array({{{"uri", *u}, {"mimeType", "text/plain"}, {"text", *data}}})}});
+    }
+
+    void call_tool(const std::string& id, const json& params) {
         if (!params.contains("name") || !params["name"].is_string())
             return respond_error(id, -32602, "invalid params: name (the tool) is required");
+        if (calls_.count(id)) return respond_error(id, -32600, "invalid request: a call with this id is in flight");
         const std::string tool = params["name"];
-        ServeCall sc;
+        auto c = std::make_unique<Call>();
         try {
-            sc = to_serve(tool, params.value("arguments", json::object()), opt_.network_modes);
+            c->sc = to_serve(tool, params.value("arguments", json::object()), cfg_);
         } catch (const UnknownTool& e) {
             return respond_error(id, -32602, e.what());
         } catch (const ToolError& e) {
             return respond_result(id, tool_error(e.what()));
         }
-        auto c = std::make_unique<Call>();
         c->rpc_id = id;
         c->tool = tool;
         try {
-            c->fd = backend_.connect(sc.mode);
+            c->fd = backend_.connect(c->sc.mode);
         } catch (const Error& e) {
             return respond_result(id, tool_error(e.what()));
         }
-        sc.request["id"] = 1;
-        c->out = sc.request.dump() + "\n";
+        json req = c->sc.request;
+        req["id"] = 1;
+        c->out = req.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
         if (params.contains("_meta") && params["_meta"].is_object() && params["_meta"].contains("progressToken")) {
             c->progress_token = params["_meta"]["progressToken"];
             c->next_progress_ns = monotonic_ns();
         }
         flush(*c);
-        calls_[id.dump()] = std::move(c);
+        calls_[id] = std::move(c);
     }
 
     void flush(Call& c) {
         while (!c.out.empty()) {
-            ssize_t n = ::send(c.fd.get(), c.out.data(), c.out.size(), MSG_NOSIGNAL);
+            ssize_t n = ::send(c.fd.get(), c.out.data(), c.out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
             if (n < 0 && errno == EINTR) continue;
             if (n <= 0) return;
             c.out.erase(0, static_cast<size_t>(n));
@@ -209,7 +302,7 @@ private:
     // True when the call is over (answered).
     bool read_call(Call& c) {
         char buf[65536];
-        for (;;) {
+        for (int round = 0; round < 64; ++round) {
             ssize_t n = ::recv(c.fd.get(), buf, sizeof buf, MSG_DONTWAIT);
             if (n < 0 && errno == EINTR) continue;
             if (n < 0 && errno == EAGAIN) return false;
@@ -218,18 +311,41 @@ private:
                 return true;
             }
             c.in.append(buf, static_cast<size_t>(n));
-            size_t nl = c.in.find('\n');
-            if (nl == std::string::npos) continue;
-            json ans = json::parse(c.in.substr(0, nl), nullptr, false);
-            if (!ans.is_object()) respond_result(c.rpc_id, tool_error("the jail server sent an unreadable answer"));
-            else respond_result(c.rpc_id, to_result(c.tool, ans));
-            return true;
+            bool done = false;
+            c.in.lines([&](std::string_view line) {
+                JsonIn ans = parse_json(line, kAnswerBounds);
+                if (!ans.ok() || !ans.value.is_object()) {
+                    respond_result(c.rpc_id, tool_error("the jail server sent an unreadable answer"));
+                } else {
+                    note_degraded(ans.value);
+                    respond_result(c.rpc_id, to_result(c.tool, ans.value, c.sc, cfg_, outputs_));
+                }
+                done = true;
+                return false;
+            });
+            if (done) return true;
+            if (c.in.over()) {
+                respond_result(c.rpc_id, tool_error("the jail server's answer was too large"));
+                return true;
+            }
+        }
+        return false;
+    }
+
+    // What degraded on this host is the operator's to fix: said once, here.
+    void note_degraded(const json& ans) {
+        auto d = ans.find("degraded");
+        if (d == ans.end() || !d->is_array()) return;
+        for (const auto& x : *d) {
+            std::string s = x.is_string() ? x.get<std::string>() : x.dump();
+            if (degraded_seen_.insert(s).second) log::warning("mcp", "limits degraded on this host: " + s);
         }
     }
 
     void cancel(const json& params) {
-        if (!params.contains("requestId")) return;
-        // Closing its connection makes serve kill the run; no answer is sent.
+        if (!params.contains("requestId") || params["requestId"].is_structured()) return;
+        // Closing its connection makes serve stop the run (or interrupt the
+        // session's cell); no answer is sent.
         calls_.erase(params["requestId"].dump());
     }
 
@@ -237,19 +353,23 @@ private:
         const uint64_t now = monotonic_ns();
         for (auto& [k, c] : calls_) {
             if (c->progress_token.is_null() || now < c->next_progress_ns) continue;
-            write_out({{"jsonrpc", "2.0"},
-                       {"method", "notifications/progress"},
-                       {"params", {{"progressToken", c->progress_token}, {"progress", c->progress}, {"message", "running"}}}});
+            notify("notifications/progress", {{"progressToken", c->progress_token}, {"progress", c->progress}, {"message", "running"}});
             ++c->progress;
             c->next_progress_ns = now + 1000000000ull;
         }
     }
 
     McpOptions opt_;
+    ToolConfig cfg_;
     Backend backend_;
+    Outputs outputs_;  // files in backend_'s directory: declared after it, so gone before it
+    supervise::EventLoop loop_;
+    UniqueFd signals_;
     std::map<std::string, std::unique_ptr<Call>> calls_;
-    std::string in_;
-    bool eof_ = false;
+    std::vector<std::string> keys_;
+    std::set<std::string> degraded_seen_;
+    LineBuffer in_{kMaxMessage};
+    bool eof_ = false, stop_ = false, skipping_ = false;
 };
 
 }  // namespace

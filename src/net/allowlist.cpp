@@ -165,16 +165,35 @@ bool is_internal(const sockaddr_storage& a) {
     if (a.ss_family == AF_INET6) {
         const auto& s6 = reinterpret_cast<const sockaddr_in6*>(&a)->sin6_addr;
         const uint8_t* b = s6.s6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(&s6) || IN6_IS_ADDR_V4COMPAT(&s6)) {
+        // Ranges that carry an IPv4 address inside are judged by that address:
+        // a route to 6to4's or SIIT's embedded address is a route to it.
+        auto embedded = [&](size_t at, bool flip) {
             sockaddr_storage v4{};
             auto* p = reinterpret_cast<sockaddr_in*>(&v4);
             p->sin_family = AF_INET;
-            std::memcpy(&p->sin_addr, b + 12, 4);
+            uint8_t q[4];
+            for (int i = 0; i < 4; ++i) q[i] = flip ? static_cast<uint8_t>(b[at + i] ^ 0xff) : b[at + i];
+            std::memcpy(&p->sin_addr, q, 4);
             return is_internal(v4);
-        }
+        };
+        auto zero = [&](size_t from, size_t to) {
+            for (size_t i = from; i < to; ++i)
+                if (b[i]) return false;
+            return true;
+        };
+        if (IN6_IS_ADDR_V4MAPPED(&s6) || IN6_IS_ADDR_V4COMPAT(&s6)) return embedded(12, false);
+        // ::ffff:0:a.b.c.d, IPv4-translated (RFC 2765)
+        if (zero(0, 8) && b[8] == 0xff && b[9] == 0xff && zero(10, 12)) return embedded(12, false);
+        // 6to4 2002::/16: the relay's IPv4 address is bits 16..47
+        if (b[0] == 0x20 && b[1] == 0x02) return embedded(2, false);
+        // Teredo 2001::/32: a tunnel whose client address (inverted) and
+        // server are both IPv4; nothing public is reached that way on purpose.
+        if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x00 && b[3] == 0x00) return true;
+        // NAT64, well-known 64:ff9b::/96 and local-use 64:ff9b:1::/48: the
+        // translator's network decides where they go.
+        if (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b) return true;
         return IN6_IS_ADDR_UNSPECIFIED(&s6) || IN6_IS_ADDR_LOOPBACK(&s6) || IN6_IS_ADDR_LINKLOCAL(&s6) ||
                IN6_IS_ADDR_SITELOCAL(&s6) || IN6_IS_ADDR_MULTICAST(&s6) || (b[0] & 0xfe) == 0xfc ||  // ULA fc00::/7
-               (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b) ||                    // NAT64 64:ff9b::/96
                (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8);                      // documentation
     }
     return true;

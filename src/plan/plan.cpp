@@ -141,7 +141,9 @@ Plan make(const Policy& p, const Invocation& inv, const HostFacts& host) {
                      [](const MountOp& a, const MountOp& b) { return path_depth(a.dst) < path_depth(b.dst); });
     out.mounts = std::move(tree);
     add_dev(out.mounts, p);
+    bound_scratch(out.mounts, p.limits.memory);
     out.terminal = host.stdio_ttys;
+    out.terminal_raw = inv.terminal_raw;
     out.mounts.push_back({MountOp::Kind::Proc, "", "/proc", false, true, 0, 0555, "", "filesystem.proc"});
 
     // Environment: built-in defaults, then the profile and --env, then passed-through values.
@@ -197,6 +199,21 @@ Plan make(const Policy& p, const Invocation& inv, const HostFacts& host) {
     out.exec_rules = p.exec_allow;
     if (inv.mode != Invocation::Mode::Exec) out.exec_rules.push_back(p.python);
     return out;
+}
+
+void bound_scratch(std::vector<MountOp>& mounts, uint64_t memory) {
+    if (!memory) return;
+    uint64_t total = 0;
+    for (const auto& m : mounts)
+        if (m.kind == MountOp::Kind::Tmpfs && m.writable) total += m.size;
+    if (total <= memory) return;
+    // Scaled down together, each keeping its share, to whole pages; never
+    // below one page (a tmpfs of size 0 would have no limit at all).
+    for (auto& m : mounts)
+        if (m.kind == MountOp::Kind::Tmpfs && m.writable) {
+            uint64_t s = static_cast<uint64_t>(static_cast<long double>(m.size) * memory / total);
+            m.size = std::max<uint64_t>(4096, s / 4096 * 4096);
+        }
 }
 
 void check_sources(const Plan& p) {

@@ -44,6 +44,7 @@ struct Invocation {
     bool timings = false;           // report each setup step's time (--timings)
     bool learn = false;             // --learn: record the syscalls used, refuse only the core
     bool writable_work = false;     // serve: /work is a tmpfs of the jail's own, for the task's files
+    bool terminal_raw = false;      // --raw-terminal: the jail's escape sequences reach the caller's terminal unfiltered
 };
 
 // What plan() needs to know about the caller; passed in so plan stays pure.
@@ -75,6 +76,7 @@ struct Plan {
     // pseudo-terminal of the jail's own, relayed by the supervisor; the
     // caller's terminal itself never enters the jail.
     unsigned terminal = 0;
+    bool terminal_raw = false;  // see Invocation
     uint32_t uid = 0, gid = 0;            // inside
     uint32_t host_uid = 0, host_gid = 0;  // what they are outside
     bool clear_host_groups = false;       // root's supplementary groups must not follow it in
@@ -105,6 +107,12 @@ seccomp::Spec seccomp_spec_for(const profile::Policy& policy);
 // symlink, and is a directory or a regular file (or a device for Device ops).
 // Throws Error naming the profile line or flag that asked for the path.
 void check_sources(const Plan& p);
+
+// The writable tmpfs mounts (/tmp, HOME, /dev/shm, serve's /work) share the
+// memory limit: their sizes are scaled down together so that their sum is at
+// most `memory` bytes (0: no limit). With a cgroup their pages are charged to
+// the jail's memory.max as well; without one, nothing else would bound them.
+void bound_scratch(std::vector<MountOp>& mounts, uint64_t memory);
 
 // Depth of an absolute path: "/" is 0, "/a/b" is 2.
 size_t path_depth(const std::string& p);

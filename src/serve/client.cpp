@@ -6,20 +6,40 @@
 #include <cerrno>
 
 namespace stockade::serve {
-namespace {
-constexpr size_t kMaxRequest = 64u << 20;   // one request line
-constexpr size_t kMaxQueued = 256u << 20;   // answers the client has not read
-}  // namespace
 
-void Client::send(const nlohmann::json& msg) {
-    if (gone_ && fd_.get() < 0) return;
-    out_ += msg.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    out_ += '\n';
-    if (out_.size() - out_off_ > kMaxQueued) {
+std::string answer_line(const std::string& id, const nlohmann::json& body) {
+    std::string rest = body.is_object() && !body.empty()
+                           ? body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                           : std::string("{}");
+    std::string line;
+    line.reserve(rest.size() + id.size() + 8);
+    line += "{\"id\":";
+    line += id.empty() ? "null" : id;
+    if (rest.size() > 2) {
+        line += ',';
+        line.append(rest, 1, std::string::npos);
+    } else {
+        line += '}';
+    }
+    line += '\n';
+    return line;
+}
+
+void Client::drop() {
+    gone_ = true;
+    reading_ = false;
+    out_.clear();
+    out_off_ = 0;
+    in_.clear();
+}
+
+void Client::send_line(std::string line) {
+    if (gone_) return;
+    if (out_.empty()) out_ = std::move(line);
+    else out_ += line;
+    if (out_.size() - out_off_ > kMaxUnread) {
         // It does not read: it is not waiting for anything either.
-        gone_ = true;
-        out_.clear();
-        out_off_ = 0;
+        drop();
         return;
     }
     write_some();
@@ -27,7 +47,7 @@ void Client::send(const nlohmann::json& msg) {
 
 void Client::fill(std::vector<pollfd>& fds) {
     short ev = 0;
-    if (reading_ && !gone_) ev |= POLLIN;
+    if (reading_ && !gone_ && !paused_) ev |= POLLIN;
     if (out_off_ < out_.size()) ev |= POLLOUT;
     fds.push_back({fd_.get(), ev, 0});
 }
@@ -36,36 +56,36 @@ void Client::handle(const pollfd* fds, size_t n) {
     if (n != 1) return;
     if (fds[0].revents & POLLOUT) write_some();
     if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-        if (reading_ && !gone_) read_some();
-        else if (fds[0].revents & (POLLHUP | POLLERR)) gone_ = true, out_.clear(), out_off_ = 0;
+        if (reading_ && !gone_ && !paused_) read_some();
+        else if (fds[0].revents & (POLLHUP | POLLERR)) drop();
     }
 }
 
 void Client::read_some() {
     char buf[65536];
-    for (int round = 0; round < 64 && reading_ && !gone_; ++round) {
+    // A bounded share of the loop per round: at most 1 MiB read here, then
+    // the others have their turn.
+    for (int round = 0; round < 16 && reading_ && !gone_ && !paused_; ++round) {
         ssize_t r = ::recv(fd_.get(), buf, sizeof buf, MSG_DONTWAIT);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0 && errno == EAGAIN) return;
         if (r <= 0) {
-            gone_ = true;
-            out_.clear();
-            out_off_ = 0;
+            drop();
             return;
         }
         in_.append(buf, static_cast<size_t>(r));
-        size_t start = 0;
-        for (size_t nl; !gone_ && (nl = in_.find('\n', start)) != std::string::npos; start = nl + 1) {
-            std::string line = in_.substr(start, nl - start);
-            if (!line.empty() && line.back() == '\r') line.pop_back();
-            if (!line.empty()) on_line_(*this, line);
-        }
-        in_.erase(0, start);
-        if (in_.size() > kMaxRequest) {
-            send({{"id", nullptr},
-                  {"error", {{"code", "bad_request"}, {"message", "request line longer than 64 MiB; connection closed"}}}});
+        in_.lines([&](std::string_view line) {
+            on_line_(*this, line);
+            return !gone_ && !paused_;
+        });
+        if (in_.over()) {
+            send(std::string(), {{"error",
+                                  {{"code", "too_large"},
+                                   {"message", "request line longer than " + std::to_string(kMaxRequest >> 20) +
+                                                   " MiB; connection closed (bind large inputs with --ro)"}}}});
             reading_ = false;
             gone_ = true;  // after the answer is written
+            in_.clear();
             return;
         }
     }
@@ -75,17 +95,20 @@ void Client::write_some() {
     while (out_off_ < out_.size()) {
         ssize_t w = ::send(fd_.get(), out_.data() + out_off_, out_.size() - out_off_, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w < 0 && errno == EINTR) continue;
-        if (w < 0 && errno == EAGAIN) return;
+        if (w < 0 && errno == EAGAIN) break;
         if (w < 0) {
-            gone_ = true;
-            out_.clear();
-            out_off_ = 0;
+            drop();
             return;
         }
         out_off_ += static_cast<size_t>(w);
     }
-    out_.clear();
-    out_off_ = 0;
+    if (out_off_ == out_.size()) {
+        out_.clear();
+        out_off_ = 0;
+    } else if (out_off_ > (1u << 20) && out_off_ * 2 > out_.size()) {
+        out_.erase(0, out_off_);  // what was written is not kept
+        out_off_ = 0;
+    }
 }
 
 }  // namespace stockade::serve

@@ -9,27 +9,45 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 
 #include "supervise/event_loop.hpp"
 #include "util/fd.hpp"
+#include "util/line_buffer.hpp"
 
 namespace stockade::serve {
 
+// The bounds on what one client may make the server hold (serve/limits.cpp
+// explains the figures).
+constexpr size_t kMaxRequest = 8u << 20;    // one request line
+constexpr size_t kMaxUnread = 128u << 20;   // answers it has not read
+
+// An answer line: {"id": ID, ...body}. The id is the request's own JSON text,
+// echoed token for token (a 29-digit id comes back as 29 digits, not 1e+29).
+std::string answer_line(const std::string& id, const nlohmann::json& body);
+
 class Client : public supervise::Source {
 public:
-    using OnLine = std::function<void(Client&, const std::string&)>;
+    using OnLine = std::function<void(Client&, std::string_view)>;
     Client(UniqueFd fd, uint64_t id, uid_t uid, OnLine on_line)
         : fd_(std::move(fd)), id_(id), uid_(uid), on_line_(std::move(on_line)) {}
 
     uint64_t id() const { return id_; }
     uid_t uid() const { return uid_; }
-    // Queues one answer or event (a line).
-    void send(const nlohmann::json& msg);
+    // Queues one answer or event.
+    void send(const std::string& id, const nlohmann::json& body) { send_line(answer_line(id, body)); }
+    void send_line(std::string line);
     // Closed by the peer, or dropped for misbehaving (and every answer sent).
     bool gone() const { return gone_ && out_.size() == out_off_; }
     // No more requests are read; what is queued is still written (draining).
     void stop_reading() { reading_ = false; }
+    // Reading waits while this client's work fills its share (the server's
+    // call): the socket's own buffer then pushes back on the client.
+    void pause(bool p) { paused_ = p; }
     bool has_output() const { return out_off_ < out_.size(); }
+    size_t unread() const { return out_.size() - out_off_; }
+    // Drops the connection now: nothing more is read or written.
+    void drop();
 
     void fill(std::vector<pollfd>& fds) override;
     void handle(const pollfd* fds, size_t n) override;
@@ -42,9 +60,10 @@ private:
     uint64_t id_;
     uid_t uid_;
     OnLine on_line_;
-    std::string in_, out_;
+    LineBuffer in_{kMaxRequest};
+    std::string out_;
     size_t out_off_ = 0;
-    bool gone_ = false, reading_ = true;
+    bool gone_ = false, reading_ = true, paused_ = false;
 };
 
 }  // namespace stockade::serve

@@ -18,6 +18,13 @@ std::unique_ptr<WarmJail> Pool::take(bool warming) {
     return nullptr;
 }
 
+bool Pool::drop_one() {
+    if (jails_.empty()) return false;
+    auto it = std::find_if(jails_.begin(), jails_.end(), [](const auto& j) { return j->state() != WarmJail::State::Ready; });
+    jails_.erase(it == jails_.end() ? jails_.end() - 1 : it);
+    return true;
+}
+
 size_t Pool::ready() const {
     return static_cast<size_t>(std::count_if(jails_.begin(), jails_.end(),
                                              [](const auto& j) { return j->state() == WarmJail::State::Ready; }));

@@ -7,7 +7,7 @@ namespace {
 
 using nlohmann::json;
 
-constexpr size_t kMaxFiles = 1000;
+constexpr size_t kMaxFiles = kMaxReturnFiles;
 constexpr size_t kMaxPath = 4096;
 
 [[noreturn]] void bad(const std::string& msg) { throw RequestError("bad_request", msg); }
@@ -119,7 +119,7 @@ Task parse_task(const json& req, bool cell, const profile::Limits& lim) {
         }
     }
     m["return_files"] = std::move(ret);
-    m["return_cap"] = 16u << 20;
+    m["return_cap"] = kReturnCap;
     t.timeout_ms = timeout_ms(req, lim);
     if (auto l = req.find("limits"); l != req.end() && !l->is_null()) {
         if (cell) bad("limits: set them at session.open");

@@ -13,6 +13,10 @@
 
 namespace stockade::serve {
 
+// Returned files: at most this many bytes in all, and this many files.
+constexpr size_t kReturnCap = 8u << 20;
+constexpr size_t kMaxReturnFiles = 1000;
+
 struct RequestError : std::runtime_error {
     RequestError(std::string code, const std::string& message) : std::runtime_error(message), code(std::move(code)) {}
     std::string code;  // bad_request, busy, no_such_session, ...

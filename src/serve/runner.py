@@ -66,9 +66,24 @@ def _expand(paths):
             yield p
 
 
+# What the server takes back (serve/request.hpp): files up to the cap, at most
+# this many; a value or traceback cut to this many characters.
+_MAX_FILES = 1000
+_MAX_TEXT = 256 << 10
+
+
+def _cut(s):
+    if len(s) <= _MAX_TEXT:
+        return s
+    half = _MAX_TEXT // 2
+    return s[:half] + "\n[... %d characters cut ...]\n" % (len(s) - 2 * half) + s[-half:]
+
+
 def _read_files(paths, cap):
     out, used = {}, 0
     for path in _expand(paths):
+        if len(out) >= _MAX_FILES:
+            break
         try:
             with open(path, "rb") as f:
                 data = f.read(cap - used + 1)
@@ -189,7 +204,7 @@ def _run_cell(msg, ns):
                 value = eval(compile(last, "<cell>", "eval"), ns)
                 if value is not None:
                     ns["_"] = value
-                    reply["value"] = repr(value)
+                    reply["value"] = _cut(repr(value))
         finally:
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     except BaseException as e:
@@ -199,8 +214,8 @@ def _run_cell(msg, ns):
             tb = tb.tb_next
         reply["error"] = {
             "type": type(e).__name__,
-            "message": str(e),
-            "traceback": "".join(traceback.format_exception(type(e), e, tb)),
+            "message": _cut(str(e)),
+            "traceback": _cut("".join(traceback.format_exception(type(e), e, tb))),
         }
     _flush()
     try:

@@ -2,8 +2,10 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -13,28 +15,33 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 
+#include "jail_interface.hpp"
 #include "plan/host.hpp"
 #include "plan/plan.hpp"
 #include "report/result.hpp"
 #include "serve/client.hpp"
+#include "serve/listener.hpp"
 #include "serve/pool.hpp"
 #include "serve/request.hpp"
 #include "serve/runner.hpp"
 #include "serve/warm_jail.hpp"
-#include "jail_interface.hpp"
 #include "supervise/event_loop.hpp"
+#include "supervise/proxy.hpp"
 #include "util/clock.hpp"
 #include "util/error.hpp"
 #include "util/fd.hpp"
+#include "util/json_in.hpp"
+#include "util/log.hpp"
 
 namespace stockade::serve {
 namespace {
@@ -42,8 +49,20 @@ namespace {
 using nlohmann::json;
 using supervise::EventLoop;
 
-json error_answer(const json& id, const std::string& code, const std::string& message) {
-    return {{"id", id}, {"error", {{"code", code}, {"message", message}}}};
+// What one request may be: a few levels deep (files -> path -> {"b64"}),
+// one value per file, argument or limit, within kMaxRequest bytes.
+constexpr JsonBounds kRequestBounds{8, 4 * kMaxReturnFiles + 1024};
+// Requests waiting for a jail, as parsed tasks: per client and in all.
+constexpr size_t kMaxQueuedPerClient = 64;
+constexpr size_t kMaxQueuedBytesPerClient = 32u << 20;
+constexpr size_t kMaxQueuedBytes = 256u << 20;
+// A client whose unread answers pass this has its requests left unread
+// until it catches up: its own socket buffer then pushes back on it.
+constexpr size_t kPauseUnread = 16u << 20;
+constexpr size_t kMaxIdLength = 256;
+
+json error_body(const std::string& code, const std::string& message) {
+    return {{"error", {{"code", code}, {"message", message}}}};
 }
 
 std::string random_id() {
@@ -53,57 +72,53 @@ std::string random_id() {
     return buf;
 }
 
-// The socket's directory is ours alone: made 0700, or, if it is there, owned
-// by us and writable by nobody else (else a planted socket could be ours).
-void prepare_dir(const std::string& dir) {
-    if (::mkdir(dir.c_str(), 0700) < 0 && errno != EEXIST) throw_sys("mkdir", dir);
-    struct stat st;
-    check(::lstat(dir.c_str(), &st), "stat", dir);
-    if (!S_ISDIR(st.st_mode) || st.st_uid != ::geteuid() || (st.st_mode & 022))
-        throw Error("serve: " + dir + " must be a directory owned by uid " + std::to_string(::geteuid()) +
-                    " and writable by nobody else");
+std::string real(const std::string& p) {
+    char buf[PATH_MAX];
+    return ::realpath(p.c_str(), buf) ? std::string(buf) : p;
 }
 
-sockaddr_un address(const std::string& path) {
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    if (path.empty() || path.size() >= sizeof a.sun_path) throw Error("serve: socket path too long (at most 107 bytes): " + path);
-    std::memcpy(a.sun_path, path.c_str(), path.size());
-    return a;
+bool under(const std::string& path, const std::string& dir) {
+    if (dir == "/") return true;
+    return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/');
 }
 
-UniqueFd listen_on(const std::string& path, ino_t* ino) {
-    size_t slash = path.rfind('/');
-    if (slash != std::string::npos && slash > 0) prepare_dir(path.substr(0, slash));
-    sockaddr_un a = address(path);
-    struct stat st;
-    if (::lstat(path.c_str(), &st) == 0) {
-        if (!S_ISSOCK(st.st_mode)) throw Error("serve: " + path + " exists and is not a socket");
-        UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        if (probe && ::connect(probe.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0)
-            throw Error("serve: a server is already listening on " + path + " (stockade serve --check)");
-        ::unlink(path.c_str());  // left by a server that was killed
+// The fds this process may hold decide how many clients and proxy
+// connections it takes: raised to the hard limit at start, then shared out
+// with room kept for the jails (each holds about a dozen: pidfd, pipes,
+// relays, control socket, notifier, cgroup).
+struct FdBudget {
+    size_t limit = 1024, clients = 64, proxy = 128;
+};
+
+FdBudget size_fd_budget(size_t max_jails) {
+    struct rlimit rl;
+    FdBudget b;
+    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rlim_t want = rl.rlim_max == RLIM_INFINITY ? 1u << 20 : rl.rlim_max;
+        want = std::min<rlim_t>(want, 1u << 16);
+        if (rl.rlim_cur < want) {
+            rl.rlim_cur = want;
+            if (::setrlimit(RLIMIT_NOFILE, &rl) < 0) ::getrlimit(RLIMIT_NOFILE, &rl);
+        }
+        b.limit = rl.rlim_cur == RLIM_INFINITY ? (1u << 16) : static_cast<size_t>(rl.rlim_cur);
     }
-    UniqueFd fd(check(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), "socket", path));
-    mode_t old = ::umask(0177);
-    int rc = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a);
-    ::umask(old);
-    if (rc < 0) throw_sys("bind", path);
-    check(::listen(fd.get(), 128), "listen", path);
-    check(::lstat(path.c_str(), &st), "stat", path);
-    *ino = st.st_ino;
-    return fd;
+    const size_t reserved = 64 + 16 * max_jails;
+    const size_t spare = b.limit > reserved ? b.limit - reserved : 16;
+    b.clients = std::clamp<size_t>(spare / 4, 4, 1024);
+    b.proxy = std::max<size_t>(4, (spare - std::min(spare, b.clients)) / 2);
+    return b;
 }
 
 // A run request in flight, from its client's point of view.
 struct Job {
     uint64_t client = 0;
-    json id;
+    uid_t uid = 0;
+    std::string id;  // the request's id, as JSON text
     Task task;
     std::shared_ptr<const JailSpec> spec;
     std::unique_ptr<WarmJail> jail;
     bool warm = false, dispatched = false;
-    json reply;  // the runner's "done", when it came
+    json reply;  // the runner's "done", cleaned, when it came
 };
 
 struct Session {
@@ -111,27 +126,30 @@ struct Session {
     uid_t owner = 0;
     std::shared_ptr<const JailSpec> spec;
     std::unique_ptr<WarmJail> jail;
-    bool opened = false;          // ready, and its opener answered
+    bool opened = false;  // ready, and its opener answered
     uint64_t open_client = 0;
-    json open_id;
-    bool busy = false;            // a cell is running
-    uint64_t cell_client = 0;
-    json cell_id;
+    std::string open_id;
+    bool busy = false;  // a cell is running
+    uint64_t cell_client = 0;  // 0: its client went away (cancelled): the answer goes nowhere
+    std::string cell_id;
+    uint64_t cell_timeout_ms = 0;
     uint64_t deadline_ns = 0, kill_at_ns = 0;
-    bool interrupted = false, killed = false;
+    bool interrupted = false, killed = false, timed_out = false;
     uint64_t last_used_ns = 0, idle_ms = 0;
     uint64_t cells = 0;
 };
 
 struct Queued {
     uint64_t client;
-    json req;
+    std::string id;
+    Task task;
+    std::shared_ptr<const JailSpec> spec;
+    size_t bytes;
 };
 
 class Server : public supervise::Source {
 public:
-    Server(const profile::CommandLine& cl, const ServeOptions& opt, char** envp)
-        : cl_(cl), opt_(opt), envp_(envp) {}
+    Server(const profile::CommandLine& cl, const ServeOptions& opt, char** envp) : cl_(cl), opt_(opt), envp_(envp) {}
 
     int run();
 
@@ -141,43 +159,56 @@ public:
 
 private:
     std::shared_ptr<const JailSpec> make_spec(const std::vector<std::string>& extra_sets, bool session);
-    void on_line(Client& c, const std::string& line);
-    void on_request(Client& c, const json& req);
-    void op_run(Client& c, const json& req);
+    void on_line(Client& c, std::string_view line);
+    void on_request(Client& c, json& req, const std::string& id);
+    void op_run(Client& c, json& req, const std::string& id, size_t bytes);
     void start_job(std::unique_ptr<Job> job);
-    void op_session_open(Client& c, const json& req);
-    void op_session_run(Client& c, const json& req);
-    void op_session_close(Client& c, const json& req);
-    void op_session_list(Client& c, const json& req);
-    void op_stats(Client& c, const json& req);
+    void op_session_open(Client& c, const json& req, const std::string& id);
+    void op_session_run(Client& c, json& req, const std::string& id);
+    void op_session_close(Client& c, const json& req, const std::string& id);
+    void op_session_list(Client& c, const std::string& id);
+    void op_stats(Client& c, const std::string& id);
+    void accept_clients();
     void tick();
     void tick_jobs();
     void tick_sessions();
     void tick_queue();
     void finish_job(Job& job);
-    void end_session(std::map<std::string, Session>::iterator it, const json& answer_if_busy);
+    void interrupt_cell(Session& s, bool timeout);
     void drop_client(uint64_t id);
     void begin_drain();
+    void probe();
     Client* client(uint64_t id);
-    void reply(uint64_t client, const json& msg);
+    void reply(uint64_t client, const std::string& id, const json& body);
     size_t live_jails() const;
     size_t room() const { return opt_.max_jails > live_jails() ? opt_.max_jails - live_jails() : 0; }
+    // Fair shares: with k uids connected, each may hold max/k of the jails
+    // or sessions while others want them.
+    size_t active_uids() const;
+    size_t jails_of(uid_t uid) const;
+    size_t sessions_of(uid_t uid) const;
+    bool make_room();
 
     profile::CommandLine cl_;
     ServeOptions opt_;
     char** envp_;
     EventLoop loop_;
-    UniqueFd listen_, signals_;
+    std::unique_ptr<Listener> listener_;
+    UniqueFd signals_;
     std::shared_ptr<const JailSpec> base_, session_spec_;
     std::unique_ptr<Pool> pool_;
     std::map<uint64_t, std::unique_ptr<Client>> clients_;
     std::vector<std::unique_ptr<Job>> jobs_;
     std::map<std::string, Session> sessions_;
-    std::map<uint64_t, std::deque<Queued>> queue_;
-    uint64_t next_client_ = 1, rr_ = 0;
+    std::map<uid_t, std::deque<Queued>> queue_;
+    std::map<uint64_t, std::pair<size_t, size_t>> queued_by_client_;  // count, bytes
+    size_t queued_bytes_ = 0;
+    uid_t rr_uid_ = 0;
+    FdBudget fds_;
+    uint64_t next_client_ = 1;
     bool draining_ = false;
     int timeout_ = -1;
-    uint64_t served_ = 0, cold_ = 0, warm_served_ = 0, task_failures_ = 0;
+    uint64_t served_ = 0, cold_ = 0, warm_served_ = 0, task_failures_ = 0, refused_ = 0;
     int slot_listen_ = -1, slot_signals_ = -1;
 };
 
@@ -197,6 +228,16 @@ std::shared_ptr<const JailSpec> Server::make_spec(const std::vector<std::string>
     host.stdio_ttys = 0;  // the server's terminal, if any, is nobody's in a jail
     spec->plan = plan::make(spec->policy, inv, host);
     plan::check_sources(spec->plan);
+    // A task that could reach the socket would be a client of the server's
+    // uid: every other tenant's sessions, the pool, the drain.
+    if (listener_ && !listener_->dir().empty()) {
+        const std::string dir = real(listener_->dir());
+        for (const auto& m : spec->plan.mounts)
+            if ((m.kind == plan::MountOp::Kind::Bind || m.kind == plan::MountOp::Kind::Device) && under(dir, real(m.src)))
+                throw Error(m.origin + ": " + m.src + " contains the server's socket directory " + dir +
+                            "; a task could reach the server through it (bind a narrower directory, or put the socket "
+                            "elsewhere with --socket)");
+    }
     return spec;
 }
 
@@ -209,67 +250,103 @@ size_t Server::live_jails() const {
     return n;
 }
 
+size_t Server::active_uids() const {
+    std::set<uid_t> u;
+    for (const auto& [id, c] : clients_) u.insert(c->uid());
+    return std::max<size_t>(1, u.size());
+}
+
+size_t Server::jails_of(uid_t uid) const {
+    size_t n = 0;
+    for (const auto& j : jobs_) n += j->uid == uid && j->jail;
+    for (const auto& [id, s] : sessions_) n += s.owner == uid && s.jail;
+    return n;
+}
+
+size_t Server::sessions_of(uid_t uid) const {
+    size_t n = 0;
+    for (const auto& [id, s] : sessions_) n += s.owner == uid;
+    return n;
+}
+
+// A waiting pool jail gives way to work that needs a jail of its own.
+bool Server::make_room() {
+    if (room() > 0) return true;
+    return pool_->drop_one() && room() > 0;
+}
+
 Client* Server::client(uint64_t id) {
     auto it = clients_.find(id);
     return it == clients_.end() ? nullptr : it->second.get();
 }
 
-void Server::reply(uint64_t id, const json& msg) {
-    if (Client* c = client(id)) c->send(msg);
+void Server::reply(uint64_t id, const std::string& rid, const json& body) {
+    if (Client* c = client(id)) c->send(rid, body);
 }
 
-void Server::on_line(Client& c, const std::string& line) {
-    json req = json::parse(line, nullptr, false);
-    if (req.is_discarded() || !req.is_object()) {
-        c.send(error_answer(nullptr, "bad_request", "expected one JSON object per line"));
+void Server::on_line(Client& c, std::string_view line) {
+    JsonIn in = parse_json(line, kRequestBounds);
+    if (!in.ok() || !in.value.is_object()) {
+        c.send("null", error_body("bad_request", in.ok() ? "expected one JSON object per line"
+                                                          : "expected one JSON object per line: " + in.error));
         return;
     }
-    json id = req.contains("id") ? req["id"] : json(nullptr);
+    json& req = in.value;
+    auto idv = req.find("id");
+    if (idv == req.end()) {
+        c.send("null", error_body("bad_request", "id: required (a string, number, boolean or null, echoed in the answer)"));
+        return;
+    }
+    if (idv->is_structured() || (idv->is_string() && idv->get_ref<const std::string&>().size() > kMaxIdLength)) {
+        c.send("null", error_body("bad_request", "id: expected a string (at most 256 bytes), number, boolean or null"));
+        return;
+    }
+    const std::string id = id_text(in, *idv);
     try {
-        if (!req.contains("id")) throw RequestError("bad_request", "id: required (any JSON value, echoed in the answer)");
         if (draining_) throw RequestError("shutting_down", "the server is shutting down");
-        on_request(c, req);
+        on_request(c, req, id);
     } catch (const RequestError& e) {
-        c.send(error_answer(id, e.code, e.what()));
+        if (e.code != "bad_request") log::info("serve", "client " + std::to_string(c.id()) + " request " + id + ": " + e.code + ": " + e.what());
+        c.send(id, error_body(e.code, e.what()));
     } catch (const profile::ProfileError& e) {
-        c.send(error_answer(id, "bad_request", e.diagnostics.front().str()));
-    } catch (const Error& e) {
-        c.send(error_answer(id, "internal", e.what()));
+        c.send(id, error_body("bad_request", e.diagnostics.front().str()));
     } catch (const std::exception& e) {
-        c.send(error_answer(id, "internal", e.what()));
+        log::error("serve", "client " + std::to_string(c.id()) + " request " + id + ": " + e.what());
+        c.send(id, error_body("internal", e.what()));
     }
 }
 
-void Server::on_request(Client& c, const json& req) {
+void Server::on_request(Client& c, json& req, const std::string& id) {
     const std::string op = string_field(req, "op", true);
-    if (op == "run") return op_run(c, req);
-    if (op == "session.open") return op_session_open(c, req);
-    if (op == "session.run") return op_session_run(c, req);
-    if (op == "session.close") return op_session_close(c, req);
-    if (op == "session.list") return op_session_list(c, req);
-    if (op == "stats") return op_stats(c, req);
+    if (op == "run") return op_run(c, req, id, 0);
+    if (op == "session.open") return op_session_open(c, req, id);
+    if (op == "session.run") return op_session_run(c, req, id);
+    if (op == "session.close") return op_session_close(c, req, id);
+    if (op == "session.list") return op_session_list(c, id);
+    if (op == "stats") return op_stats(c, id);
     throw RequestError("bad_request", "op: unknown \"" + op.substr(0, 64) +
                                           "\" (expected run, session.open, session.run, session.close, session.list, stats)");
 }
 
-void Server::op_run(Client& c, const json& req) {
-    auto job = std::make_unique<Job>();
-    job->client = c.id();
-    job->id = req["id"];
-    job->task = parse_task(req, false, base_->policy.limits);
-    if (job->task.limit_sets.empty()) {
-        job->spec = base_;
-    } else {
-        job->spec = make_spec(job->task.limit_sets, false);
-        check_lowered(base_->policy.limits, job->spec->policy.limits);
+void Server::op_run(Client& c, json& req, const std::string& id, size_t) {
+    Task task = parse_task(req, false, base_->policy.limits);
+    std::shared_ptr<const JailSpec> spec = base_;
+    if (!task.limit_sets.empty()) {
+        spec = make_spec(task.limit_sets, false);
+        check_lowered(base_->policy.limits, spec->policy.limits);
     }
-    auto& q = queue_[c.id()];
-    if (!q.empty() || (room() == 0 && !(job->spec == base_ && pool_->size()))) {
-        if (q.size() >= 64) throw RequestError("busy", "64 requests of this client are already waiting for a jail");
-        q.push_back({c.id(), req});
-        return;
-    }
-    start_job(std::move(job));
+    // What it will hold while it waits: its files, mostly.
+    const size_t bytes = task.to_runner.dump().size();
+    auto& [count, held] = queued_by_client_[c.id()];
+    if (count >= kMaxQueuedPerClient)
+        throw RequestError("busy", "64 requests of this client are already waiting for a jail");
+    if (held + bytes > kMaxQueuedBytesPerClient || queued_bytes_ + bytes > kMaxQueuedBytes)
+        throw RequestError("busy", "too many bytes of requests are waiting for a jail; try again when answers come");
+    ++count;
+    held += bytes;
+    queued_bytes_ += bytes;
+    queue_[c.uid()].push_back({c.id(), id, std::move(task), std::move(spec), bytes});
+    tick_queue();
 }
 
 void Server::start_job(std::unique_ptr<Job> job) {
@@ -280,7 +357,8 @@ void Server::start_job(std::unique_ptr<Job> job) {
         if (!job->jail) job->jail = pool_->take(true);
     }
     if (!job->jail) {
-        // Cold: a jail of its own, built now. The answer says so.
+        // Cold: a jail of its own, built now, within --max-jails like every other.
+        if (!make_room()) throw Error("no room for a jail (--max-jails)");
         job->jail = std::make_unique<WarmJail>(job->spec, loop_);
         job->jail->start();
         ++cold_;
@@ -295,16 +373,18 @@ void Server::finish_job(Job& job) {
     auto [out, err] = job.jail->supervisor().take_output(&truncated);
     json ans = json::parse(report::result_json(o, job.spec->plan, job.spec->policy), nullptr, false);
     if (!ans.is_object()) ans = json::object();
-    ans["id"] = job.id;
+    ans.erase("id");
     ans["warm"] = job.warm;
     ans["stdout"] = std::move(out);
     ans["stderr"] = std::move(err);
-    json files = json::object();
-    if (job.reply.is_object())
-        if (auto f = job.reply.find("files"); f != job.reply.end() && f->is_object()) files = *f;
-    ans["files"] = std::move(files);
+    ans["files"] = job.reply.is_object() ? std::move(job.reply["files"]) : json::object();
     if (!job.jail->warmup_error().empty()) ans["error"] = {{"code", "jail_failed"}, {"message", job.jail->warmup_error()}};
-    reply(job.client, ans);
+    if (log::enabled(log::Level::Info))
+        log::info("serve", "task " + job.id + " client " + std::to_string(job.client) + " uid " + std::to_string(job.uid) +
+                               ": " + ans.value("status", std::string("?")) + " in " +
+                               std::to_string(static_cast<long>(ans.value("wall_ms", 0.0))) + " ms (" +
+                               (job.warm ? "warm" : "cold") + " jail, pid " + std::to_string(job.jail->supervisor().pid()) + ")");
+    reply(job.client, job.id, ans);
     ++served_;
     if (job.warm) ++warm_served_;
 }
@@ -317,11 +397,11 @@ void Server::tick_jobs() {
             const profile::Limits& lim = job.spec->policy.limits;
             j.supervisor().begin_task(job.task.timeout_ms ? job.task.timeout_ms : lim.wall_ms);
             j.dispatch(job.task.to_runner);
+            job.task.to_runner = json();  // the runner has it: not held twice
             job.dispatched = true;
         }
         json r;
-        while (j.pop_reply(r))
-            if (r.is_object() && r.contains("done")) job.reply = std::move(r);
+        while (j.pop_reply(r)) job.reply = std::move(r);
         if (!j.ended()) {
             ++it;
             continue;
@@ -332,31 +412,40 @@ void Server::tick_jobs() {
     }
 }
 
-void Server::op_session_open(Client& c, const json& req) {
+void Server::op_session_open(Client& c, const json& req, const std::string& id) {
     for (const auto& [k, v] : req.items())
         if (k != "id" && k != "op" && k != "idle_timeout")
             throw RequestError("bad_request", "unknown field \"" + k + "\" (session.open takes idle_timeout)");
+    uint64_t idle_ms = opt_.idle_timeout_ms;
+    if (auto t = req.find("idle_timeout"); t != req.end() && !t->is_null()) {
+        if (!t->is_number() || !(t->get<double>() > 0)) throw RequestError("bad_request", "idle_timeout: expected seconds above 0");
+        idle_ms = std::min<uint64_t>(opt_.idle_timeout_ms, static_cast<uint64_t>(std::min(t->get<double>(), 1e9) * 1000));
+    }
     if (sessions_.size() >= opt_.max_sessions)
         throw RequestError("busy", std::to_string(opt_.max_sessions) + " sessions are open (--max-sessions)");
-    if (room() == 0) throw RequestError("busy", std::to_string(opt_.max_jails) + " jails are running (--max-jails)");
+    const size_t share = std::max<size_t>(1, opt_.max_sessions / active_uids());
+    if (sessions_of(c.uid()) >= share)
+        throw RequestError("busy", "uid " + std::to_string(c.uid()) + " holds its share (" + std::to_string(share) +
+                                       ") of --max-sessions while other uids are connected");
+    if (jails_of(c.uid()) >= std::max<size_t>(1, opt_.max_jails / active_uids()) && active_uids() > 1)
+        throw RequestError("busy", "uid " + std::to_string(c.uid()) + " holds its share of --max-jails");
+    if (!make_room()) throw RequestError("busy", std::to_string(opt_.max_jails) + " jails are running (--max-jails)");
     Session s;
     s.id = random_id();
     s.owner = c.uid();
     s.spec = session_spec_;
     s.open_client = c.id();
-    s.open_id = req["id"];
-    s.idle_ms = opt_.idle_timeout_ms;
-    if (auto t = req.find("idle_timeout"); t != req.end() && !t->is_null()) {
-        if (!t->is_number() || !(t->get<double>() > 0)) throw RequestError("bad_request", "idle_timeout: expected seconds above 0");
-        s.idle_ms = std::min<uint64_t>(opt_.idle_timeout_ms, static_cast<uint64_t>(t->get<double>() * 1000));
-    }
+    s.open_id = id;
+    s.idle_ms = idle_ms;
     s.jail = std::make_unique<WarmJail>(s.spec, loop_);
     s.jail->start();
     s.last_used_ns = monotonic_ns();
+    log::info("serve", "session " + s.id.substr(0, 8) + " opening for client " + std::to_string(c.id()) + " uid " +
+                           std::to_string(c.uid()));
     sessions_.emplace(s.id, std::move(s));
 }
 
-void Server::op_session_run(Client& c, const json& req) {
+void Server::op_session_run(Client& c, json& req, const std::string& id) {
     const std::string sid = string_field(req, "session", true);
     auto it = sessions_.find(sid);
     if (it == sessions_.end() || it->second.owner != c.uid() || !it->second.opened)
@@ -366,66 +455,79 @@ void Server::op_session_run(Client& c, const json& req) {
     Task t = parse_task(req, true, s.spec->policy.limits);
     s.busy = true;
     s.cell_client = c.id();
-    s.cell_id = req["id"];
-    s.interrupted = false;
+    s.cell_id = id;
+    s.interrupted = s.timed_out = false;
     const uint64_t ms = t.timeout_ms ? t.timeout_ms : s.spec->policy.limits.wall_ms;
+    s.cell_timeout_ms = ms;
     s.deadline_ns = ms ? monotonic_ns() + ms * 1000000 : 0;
     s.kill_at_ns = 0;
     s.jail->dispatch(t.to_runner);
 }
 
-void Server::op_session_close(Client& c, const json& req) {
+void Server::op_session_close(Client& c, const json& req, const std::string& id) {
     const std::string sid = string_field(req, "session", true);
     auto it = sessions_.find(sid);
     if (it == sessions_.end() || it->second.owner != c.uid())
         throw RequestError("no_such_session", "session: no open session \"" + sid.substr(0, 64) + "\"");
-    end_session(it, error_answer(it->second.cell_id, "session_closed", "the session was closed while this cell ran"));
-    c.send({{"id", req["id"]}, {"closed", sid}});
+    Session& s = it->second;
+    if (s.busy) reply(s.cell_client, s.cell_id, error_body("session_closed", "the session was closed while this cell ran"));
+    if (!s.opened) reply(s.open_client, s.open_id, error_body("session_ended", "the session was closed before it was ready"));
+    log::info("serve", "session " + sid.substr(0, 8) + " closed by client " + std::to_string(c.id()));
+    sessions_.erase(it);  // kills the jail, removes its cgroup
+    c.send(id, {{"closed", sid}});
 }
 
-void Server::op_session_list(Client& c, const json& req) {
+void Server::op_session_list(Client& c, const std::string& id) {
     json list = json::array();
     const uint64_t now = monotonic_ns();
-    for (const auto& [id, s] : sessions_)
+    for (const auto& [sid, s] : sessions_)
         if (s.owner == c.uid() && s.opened)
-            list.push_back({{"session", id},
+            list.push_back({{"session", sid},
                             {"busy", s.busy},
                             {"cells", s.cells},
                             {"idle_s", static_cast<double>(now - s.last_used_ns) / 1e9}});
-    c.send({{"id", req["id"]}, {"sessions", list}});
+    c.send(id, {{"sessions", list}});
 }
 
-void Server::op_stats(Client& c, const json& req) {
+void Server::op_stats(Client& c, const std::string& id) {
     size_t busy = 0;
     for (const auto& j : jobs_)
         if (j->jail) ++busy;
     size_t queued = 0;
-    for (const auto& [cid, q] : queue_) queued += q.size();
-    c.send({{"id", req["id"]},
-            {"pool", pool_->target()},
-            {"warm", pool_->ready()},
-            {"warming", pool_->size() - pool_->ready()},
-            {"busy", busy},
-            {"queued", queued},
-            {"sessions", sessions_.size()},
-            {"jails", live_jails()},
-            {"max_jails", opt_.max_jails},
-            {"refills", pool_->refills()},
-            {"failures", pool_->failures() + task_failures_},
-            {"last_failure", pool_->last_error()},
-            {"served", served_},
-            {"served_warm", warm_served_},
-            {"cold_starts", cold_},
-            {"preload", opt_.preload},
-            {"profile", base_->policy.name},
-            {"pid", ::getpid()}});
+    for (const auto& [uid, q] : queue_) queued += q.size();
+    c.send(id, {{"pool", pool_->target()},
+                {"warm", pool_->ready()},
+                {"warming", pool_->size() - pool_->ready()},
+                {"busy", busy},
+                {"queued", queued},
+                {"queued_bytes", queued_bytes_},
+                {"sessions", sessions_.size()},
+                {"max_sessions", opt_.max_sessions},
+                {"jails", live_jails()},
+                {"max_jails", opt_.max_jails},
+                {"clients", clients_.size()},
+                {"max_clients", fds_.clients},
+                {"proxy_connections", supervise::Proxy::process_connections()},
+                {"max_proxy_connections", fds_.proxy},
+                {"fd_limit", fds_.limit},
+                {"refused_peers", refused_},
+                {"refills", pool_->refills()},
+                {"failures", pool_->failures() + task_failures_},
+                {"last_failure", pool_->last_error()},
+                {"served", served_},
+                {"served_warm", warm_served_},
+                {"cold_starts", cold_},
+                {"preload", opt_.preload},
+                {"profile", base_->policy.name},
+                {"pid", ::getpid()}});
 }
 
-void Server::end_session(std::map<std::string, Session>::iterator it, const json& answer_if_busy) {
-    Session& s = it->second;
-    if (s.busy) reply(s.cell_client, answer_if_busy);
-    if (!s.opened) reply(s.open_client, error_answer(s.open_id, "session_ended", "the session ended before it was ready"));
-    sessions_.erase(it);  // kills the jail, removes its cgroup
+void Server::interrupt_cell(Session& s, bool timeout) {
+    if (s.interrupted) return;
+    s.interrupted = true;
+    s.timed_out = timeout;
+    s.jail->supervisor().signal(SIGINT);
+    s.kill_at_ns = monotonic_ns() + std::max<uint64_t>(100, s.spec->policy.limits.grace_ms) * 1000000;
 }
 
 void Server::tick_sessions() {
@@ -437,20 +539,27 @@ void Server::tick_sessions() {
             s.opened = true;
             j.supervisor().begin_task(0);  // its figures and CPU budget count from here
             s.last_used_ns = now;
-            reply(s.open_client, {{"id", s.open_id}, {"session", s.id}, {"idle_timeout", s.idle_ms / 1000.0}});
+            log::info("serve", "session " + s.id.substr(0, 8) + " open (pid " + std::to_string(j.supervisor().pid()) + ")");
+            reply(s.open_client, s.open_id, {{"session", s.id}, {"idle_timeout", s.idle_ms / 1000.0}});
         }
         json r;
         while (j.pop_reply(r)) {
-            if (!s.busy || !r.is_object() || !r.contains("done")) continue;
+            if (!s.busy) continue;
             bool truncated = false;
             auto [out, err] = j.supervisor().take_output(&truncated);
-            json ans = {{"id", s.cell_id}, {"session", s.id}, {"stdout", std::move(out)}, {"stderr", std::move(err)},
-                        {"output_truncated", truncated}, {"value", nullptr}, {"error", nullptr}, {"files", json::object()}};
-            if (auto v = r.find("value"); v != r.end() && v->is_string()) ans["value"] = *v;
-            if (auto e = r.find("error"); e != r.end() && e->is_object()) ans["error"] = *e;
-            if (auto f = r.find("files"); f != r.end() && f->is_object()) ans["files"] = *f;
+            json ans = {{"session", s.id},         {"stdout", std::move(out)}, {"stderr", std::move(err)},
+                        {"output_truncated", truncated}, {"value", r["value"]}, {"error", r["error"]},
+                        {"files", r["files"]}};
             if (s.interrupted) ans["interrupted"] = true;
-            reply(s.cell_client, ans);
+            if (s.timed_out) {
+                ans["timeout"] = true;
+                ans["time_limit_s"] = static_cast<double>(s.cell_timeout_ms) / 1000.0;
+                if (ans["error"].is_object())
+                    ans["error"]["message"] = "the cell ran past its time limit of " +
+                                              json(static_cast<double>(s.cell_timeout_ms) / 1000.0).dump() +
+                                              " s and was interrupted (KeyboardInterrupt); the session is kept";
+            }
+            reply(s.cell_client, s.cell_id, ans);
             s.busy = false;
             s.deadline_ns = s.kill_at_ns = 0;
             s.last_used_ns = now;
@@ -459,25 +568,34 @@ void Server::tick_sessions() {
         if (j.ended()) {
             supervise::Outcome o = j.collect();
             json result = json::parse(report::result_json(o, s.spec->plan, s.spec->policy), nullptr, false);
+            const std::string status = result.is_object() ? result.value("status", std::string("?")) : "?";
             std::string why = s.killed ? "the cell did not stop within the grace after SIGINT; the session was killed"
-                                       : "the session's jail ended (status " +
-                                             (result.is_object() ? result.value("status", std::string("?")) : "?") + ")";
-            json ans = error_answer(s.cell_id, s.killed ? "timeout" : "session_ended", why);
-            ans["result"] = result;
-            if (!s.opened) ans = error_answer(s.open_id, "session_ended", j.warmup_error().empty() ? why : j.warmup_error());
-            if (s.busy) reply(s.cell_client, ans);
-            else if (!s.opened) reply(s.open_client, ans);
+                                       : "the session's jail ended (status " + status + ")";
+            log::info("serve", "session " + s.id.substr(0, 8) + " ended: " + why);
+            if (s.busy) {
+                // Whatever the cell printed before its jail ended is still its answer.
+                bool truncated = false;
+                auto [out, err] = j.supervisor().take_output(&truncated);
+                json ans = error_body(s.killed ? "timeout" : "session_ended", why);
+                ans["result"] = result;
+                ans["stdout"] = std::move(out);
+                ans["stderr"] = std::move(err);
+                ans["output_truncated"] = truncated;
+                reply(s.cell_client, s.cell_id, ans);
+            } else if (!s.opened) {
+                reply(s.open_client, s.open_id, error_body("session_ended", j.warmup_error().empty() ? why : j.warmup_error()));
+            }
             it = sessions_.erase(it);
             continue;
         }
         if (s.busy && s.deadline_ns && now >= s.deadline_ns && !s.interrupted) {
-            s.interrupted = true;
-            j.supervisor().signal(SIGINT);
-            s.kill_at_ns = now + std::max<uint64_t>(100, s.spec->policy.limits.grace_ms) * 1000000;
+            interrupt_cell(s, true);
         } else if (s.busy && s.kill_at_ns && now >= s.kill_at_ns && !s.killed) {
             s.killed = true;
             j.kill();
-        } else if (!s.busy && s.opened && s.idle_ms && now - s.last_used_ns >= s.idle_ms * 1000000) {
+        } else if (!s.busy && s.opened && (draining_ || (s.idle_ms && now - s.last_used_ns >= s.idle_ms * 1000000))) {
+            // Idle past its timeout, or the server is draining: nobody needs it now.
+            log::info("serve", "session " + s.id.substr(0, 8) + (draining_ ? " closed for the drain" : " closed: idle"));
             it = sessions_.erase(it);
             continue;
         }
@@ -486,35 +604,46 @@ void Server::tick_sessions() {
 }
 
 void Server::tick_queue() {
-    // Round-robin over the clients that wait: one busy client cannot starve the others.
+    // Round-robin over the uids that wait, and among them those under their
+    // fair share first: one tenant (however many clients it opens) cannot
+    // starve another. Any jail may start while room or a pool jail is left.
     while (!queue_.empty()) {
-        bool started = false;
-        auto it = queue_.upper_bound(rr_);
-        if (it == queue_.end()) it = queue_.begin();
-        auto& q = it->second;
-        if (q.empty()) {
-            queue_.erase(it);
-            continue;
-        }
-        if (room() == 0 && !pool_->size()) return;
-        Queued w = std::move(q.front());
-        q.pop_front();
-        rr_ = it->first;
-        if (q.empty()) queue_.erase(it);
-        if (Client* c = client(w.client)) {
-            auto job = std::make_unique<Job>();
-            job->client = w.client;
-            job->id = w.req["id"];
-            try {
-                job->task = parse_task(w.req, false, base_->policy.limits);
-                job->spec = job->task.limit_sets.empty() ? base_ : make_spec(job->task.limit_sets, false);
-                start_job(std::move(job));
-                started = true;
-            } catch (const std::exception& e) {
-                c->send(error_answer(w.req["id"], "internal", e.what()));
+        if (room() == 0 && pool_->size() == 0) return;
+        const size_t share = std::max<size_t>(1, opt_.max_jails / active_uids());
+        auto pick = queue_.end();
+        for (int pass = 0; pass < 2 && pick == queue_.end(); ++pass) {
+            auto it = queue_.upper_bound(rr_uid_);
+            for (size_t n = 0; n < queue_.size(); ++n, ++it) {
+                if (it == queue_.end()) it = queue_.begin();
+                if (pass == 1 || jails_of(it->first) < share) {
+                    pick = it;
+                    break;
+                }
             }
         }
-        (void)started;
+        auto& q = pick->second;
+        Queued w = std::move(q.front());
+        q.pop_front();
+        rr_uid_ = pick->first;
+        if (q.empty()) queue_.erase(pick);
+        auto& [count, held] = queued_by_client_[w.client];
+        --count;
+        held -= w.bytes;
+        queued_bytes_ -= w.bytes;
+        Client* c = client(w.client);
+        if (!c) continue;
+        auto job = std::make_unique<Job>();
+        job->client = w.client;
+        job->uid = c->uid();
+        job->id = w.id;
+        job->task = std::move(w.task);
+        job->spec = std::move(w.spec);
+        try {
+            start_job(std::move(job));
+        } catch (const std::exception& e) {
+            log::error("serve", "task " + w.id + ": " + e.what());
+            c->send(w.id, error_body("jail_failed", e.what()));
+        }
     }
 }
 
@@ -523,19 +652,16 @@ void Server::tick() {
     tick_jobs();
     tick_sessions();
     for (auto it = clients_.begin(); it != clients_.end();) {
-        if (it->second->gone()) {
-            uint64_t id = it->first;
-            ++it;
-            drop_client(id);
-        } else {
-            ++it;
-        }
+        Client& c = *it->second;
+        ++it;
+        if (c.gone()) drop_client(c.id());
+        else c.pause(c.unread() > kPauseUnread);
     }
     if (!draining_) {
         tick_queue();
         // The pool refills only in the room that queued work does not need.
         size_t queued = 0;
-        for (const auto& [cid, q] : queue_) queued += q.size();
+        for (const auto& [uid, q] : queue_) queued += q.size();
         size_t r = room();
         // Starting a jail blocks this loop for a few milliseconds (clone, id
         // maps; on cgroup v1, the migration's RCU wait), so it waits while a
@@ -549,7 +675,7 @@ void Server::tick() {
     int t = pool_->retry_in_ms();
     auto at = [&](uint64_t when) {
         if (!when) return;
-        int ms = when <= now ? 0 : static_cast<int>((when - now) / 1000000 + 1);
+        int ms = when <= now ? 0 : static_cast<int>(std::min<uint64_t>((when - now) / 1000000 + 1, INT_MAX));
         if (t < 0 || ms < t) t = ms;
     };
     for (const auto& [id, s] : sessions_) {
@@ -562,40 +688,98 @@ void Server::tick() {
 void Server::drop_client(uint64_t id) {
     auto cit = clients_.find(id);
     if (cit == clients_.end()) return;
+    log::info("serve", "client " + std::to_string(id) + " gone");
     loop_.remove(cit->second.get());
     clients_.erase(cit);
-    queue_.erase(id);
+    for (auto it = queue_.begin(); it != queue_.end();) {
+        auto& q = it->second;
+        for (auto w = q.begin(); w != q.end();)
+            if (w->client == id) {
+                queued_bytes_ -= w->bytes;
+                w = q.erase(w);
+            } else {
+                ++w;
+            }
+        it = q.empty() ? queue_.erase(it) : std::next(it);
+    }
+    queued_by_client_.erase(id);
     // Its tasks are killed: nobody is waiting for their answers.
     for (auto it = jobs_.begin(); it != jobs_.end();)
         if ((*it)->client == id) it = jobs_.erase(it);
         else ++it;
     for (auto it = sessions_.begin(); it != sessions_.end();) {
         Session& s = it->second;
-        if ((s.busy && s.cell_client == id) || (!s.opened && s.open_client == id)) it = sessions_.erase(it);
-        else ++it;
+        if (!s.opened && s.open_client == id) {
+            it = sessions_.erase(it);
+            continue;
+        }
+        if (s.busy && s.cell_client == id) {
+            // A cancelled cell (its caller gave up, as an MCP client does on
+            // its own after 60 s) is interrupted as a timeout would be; the
+            // session and its state stay for the next call.
+            s.cell_client = 0;
+            interrupt_cell(s, false);
+        }
+        ++it;
     }
 }
 
 void Server::begin_drain() {
     if (draining_) return;
     draining_ = true;
-    listen_.reset();
+    log::info("serve", "draining: no new work; running tasks and cells finish");
+    listener_.reset();
     pool_->clear();
-    for (auto& [cid, q] : queue_)
-        for (auto& w : q) reply(cid, error_answer(w.req["id"], "shutting_down", "the server is shutting down"));
+    for (auto& [uid, q] : queue_)
+        for (auto& w : q) reply(w.client, w.id, error_body("shutting_down", "the server is shutting down"));
     queue_.clear();
+    queued_by_client_.clear();
+    queued_bytes_ = 0;
     for (auto it = sessions_.begin(); it != sessions_.end();) {
         if (it->second.busy) ++it;
         else it = sessions_.erase(it);
     }
 }
 
+void Server::accept_clients() {
+    // A bounded number per round: a flood of connections takes its turn.
+    for (int i = 0; i < 64 && listener_; ++i) {
+        bool again = false;
+        std::string why;
+        std::optional<Peer> p = listener_->accept(&again, &why);
+        if (!why.empty()) {
+            ++refused_;
+            log::warning("serve", why);
+        }
+        if (!p) {
+            if (!again) return;
+            continue;
+        }
+        if (clients_.size() >= fds_.clients) {
+            ++refused_;
+            std::string line = answer_line("null", error_body("busy", std::to_string(fds_.clients) +
+                                                                      " clients are connected; try again later"));
+            (void)!::send(p->fd.get(), line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+            log::warning("serve", "refused uid " + std::to_string(p->uid) + " pid " + std::to_string(p->pid) +
+                                      ": the client cap (" + std::to_string(fds_.clients) + ") is reached");
+            continue;
+        }
+        const uint64_t id = next_client_++;
+        log::info("serve", "client " + std::to_string(id) + " connected: uid " + std::to_string(p->uid) + " pid " +
+                               std::to_string(p->pid));
+        auto c = std::make_unique<Client>(std::move(p->fd), id, p->uid,
+                                          [this](Client& cl, std::string_view line) { on_line(cl, line); });
+        loop_.add(c.get());
+        clients_.emplace(id, std::move(c));
+    }
+}
+
 void Server::fill(std::vector<pollfd>& fds) {
     const size_t base = fds.size();
     slot_listen_ = slot_signals_ = -1;
-    if (listen_) {
+    if (listener_) {
         slot_listen_ = static_cast<int>(fds.size() - base);
-        fds.push_back({listen_.get(), POLLIN, 0});
+        fds.push_back({listener_->fd(), POLLIN, 0});
     }
     slot_signals_ = static_cast<int>(fds.size() - base);
     fds.push_back({signals_.get(), POLLIN, 0});
@@ -606,82 +790,60 @@ void Server::handle(const pollfd* fds, size_t n) {
         struct signalfd_siginfo si;
         while (::read(signals_.get(), &si, sizeof si) == sizeof si) begin_drain();
     }
-    if (slot_listen_ >= 0 && listen_ && static_cast<size_t>(slot_listen_) < n && (fds[slot_listen_].revents & POLLIN)) {
-        for (int i = 0; i < 64; ++i) {
-            int fd = ::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-            if (fd < 0) break;
-            UniqueFd conn(fd);
-            struct ucred cred {};
-            socklen_t len = sizeof cred;
-            if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) continue;
-            bool ok = cred.uid == ::geteuid() ||
-                      std::find(opt_.allow_uids.begin(), opt_.allow_uids.end(), cred.uid) != opt_.allow_uids.end() ||
-                      std::find(opt_.allow_gids.begin(), opt_.allow_gids.end(), cred.gid) != opt_.allow_gids.end();
-            if (!ok) {
-                std::string msg = error_answer(nullptr, "forbidden", "uid " + std::to_string(cred.uid) +
-                                                                         " may not use this server (--allow-uid)").dump() + "\n";
-                (void)!::send(fd, msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-                continue;
-            }
-            const uint64_t id = next_client_++;
-            auto c = std::make_unique<Client>(std::move(conn), id, cred.uid,
-                                              [this](Client& cl, const std::string& line) { on_line(cl, line); });
-            loop_.add(c.get());
-            clients_.emplace(id, std::move(c));
-        }
-    }
+    if (slot_listen_ >= 0 && listener_ && static_cast<size_t>(slot_listen_) < n && (fds[slot_listen_].revents & POLLIN))
+        accept_clients();
 }
 
-// Socket activation (sd_listen_fds(3)): one listening socket at fd 3, meant
-// for this process; -1 otherwise.
-int activated_socket() {
-    const char* pid = std::getenv("LISTEN_PID");
-    const char* fds = std::getenv("LISTEN_FDS");
-    if (!pid || !fds || std::atoi(pid) != ::getpid() || std::atoi(fds) != 1) return -1;
-    int type = 0;
-    socklen_t len = sizeof type;
-    if (::getsockopt(3, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM) return -1;
-    ::unsetenv("LISTEN_PID");
-    ::unsetenv("LISTEN_FDS");
-    ::unsetenv("LISTEN_FDNAMES");
-    return 3;
-}
-
-// The socket file goes with the server, unless another server has replaced it.
-struct SocketFile {
-    std::string path;
-    ino_t ino = 0;
-    ~SocketFile() {
-        struct stat st;
-        if (ino && ::lstat(path.c_str(), &st) == 0 && st.st_ino == ino) ::unlink(path.c_str());
+// A server whose profile cannot run here (no cgroup where the profile
+// requires one, a missing python) says so now, with the fix, and does not
+// start: otherwise it would answer its clients and fail every request. One
+// jail is built to the point of ready; it then joins the pool.
+void Server::probe() {
+    auto j = std::make_unique<WarmJail>(base_, loop_);
+    j->start();  // throws Error: the one line, exit 125
+    const uint64_t until = monotonic_ns() + 60000000000ull;
+    while (j->state() == WarmJail::State::Warming && monotonic_ns() < until) loop_.run_once(100);
+    if (j->state() == WarmJail::State::Ready) {
+        if (opt_.pool) pool_->adopt(std::move(j));
+        return;
     }
-};
+    std::string why = j->warmup_error();
+    if (j->ended()) {
+        supervise::Outcome o = j->collect();
+        if (o.kind == supervise::Outcome::Kind::SetupError) why = o.message;
+    }
+    // A preload that fails is the pool's to report and retry (stats), not a
+    // reason to refuse the whole server.
+    if (why.rfind("preload ", 0) == 0) {
+        log::warning("serve", why);
+        return;
+    }
+    throw Error("serve: a jail of profile " + base_->policy.name + " cannot start here: " +
+                (why.empty() ? std::string("it did not get ready in 60 s") : why));
+}
 
 int Server::run() {
-    base_ = make_spec({}, false);
-    session_spec_ = make_spec({}, true);
+    fds_ = size_fd_budget(opt_.max_jails);
+    supervise::Proxy::set_process_budget(fds_.proxy);
     sigset_t set;
     ::sigemptyset(&set);
     for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::sigaddset(&set, sig);
     ::sigprocmask(SIG_BLOCK, &set, nullptr);
     ::signal(SIGPIPE, SIG_IGN);
     signals_ = UniqueFd(check(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK), "signalfd"));
-    SocketFile sock{opt_.socket};
-    if (int fd = activated_socket(); fd >= 0) {
-        // systemd's socket (stockade-serve.socket) made and owns it.
-        listen_ = UniqueFd(fd);
-        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-        opt_.socket = "the socket systemd passed (fd 3)";
-    } else {
-        listen_ = listen_on(opt_.socket, &sock.ino);
-    }
+    listener_ = std::make_unique<Listener>(opt_.socket, opt_.allow_uids, opt_.allow_gids);
+    base_ = make_spec({}, false);
+    session_spec_ = make_spec({}, true);
     // Root's supplementary groups must not follow it into the jails.
     if (base_->plan.clear_host_groups) check(::setgroups(0, nullptr), "setgroups", "(clear root's groups)");
     pool_ = std::make_unique<Pool>(base_, opt_.pool, loop_);
+    probe();
     loop_.add(this);
-    std::cerr << "stockade serve: listening on " << (opt_.socket) << " (profile " << base_->policy.name << ", pool "
-              << opt_.pool << (opt_.preload.empty() ? "" : ", preload " + opt_.preload) << ")\n";
+    log::info("serve", "listening on " + listener_->path() + " (profile " + base_->policy.name + ", pool " +
+                           std::to_string(opt_.pool) + (opt_.preload.empty() ? "" : ", preload " + opt_.preload) +
+                           ", max " + std::to_string(opt_.max_jails) + " jails, " + std::to_string(fds_.clients) +
+                           " clients, " + std::to_string(fds_.proxy) + " proxy connections; fd limit " +
+                           std::to_string(fds_.limit) + ")");
     tick();
     while (!draining_ || !jobs_.empty() || !sessions_.empty()) {
         loop_.run_once();
@@ -697,6 +859,7 @@ int Server::run() {
         if (!pending) break;
         loop_.run_once(100);
     }
+    log::info("serve", "drained; exiting");
     return 0;
 }
 
@@ -729,7 +892,7 @@ int serve(const profile::CommandLine& cl, const ServeOptions& given, char** envp
 int check_server(const std::string& given) {
     const std::string path = given.empty() ? default_socket_path() : given;
     UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_un a = address(path);
+    sockaddr_un a = unix_address(path);
     if (!fd || ::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) < 0) {
         std::cerr << "stockade: serve --check: no server on " << path << ": " << std::strerror(errno) << "\n";
         return 1;
@@ -739,18 +902,21 @@ int check_server(const std::string& given) {
     std::string got;
     char buf[4096];
     struct pollfd p{fd.get(), POLLIN, 0};
-    while (got.find('\n') == std::string::npos && ::poll(&p, 1, 5000) == 1) {
+    while (got.find('\n') == std::string::npos && got.size() < (1u << 20) && ::poll(&p, 1, 5000) == 1) {
         ssize_t n = ::read(fd.get(), buf, sizeof buf);
         if (n <= 0) break;
         got.append(buf, static_cast<size_t>(n));
     }
-    json st = json::parse(got.substr(0, got.find('\n')), nullptr, false);
-    if (!st.is_object() || st.contains("error")) {
+    JsonIn st = parse_json(got.substr(0, got.find('\n')), JsonBounds{});
+    if (!st.ok() || !st.value.is_object() || st.value.contains("error")) {
         std::cerr << "stockade: serve --check: the server on " << path << " did not answer"
-                  << (st.is_object() ? ": " + st["error"].value("message", std::string()) : std::string()) << "\n";
+                  << (st.value.is_object() && st.value["error"].is_object()
+                          ? ": " + st.value["error"].value("message", std::string())
+                          : std::string())
+                  << "\n";
         return 1;
     }
-    std::cout << st.dump() << "\n";
+    std::cout << st.value.dump() << "\n";
     return 0;
 }
 

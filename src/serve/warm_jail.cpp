@@ -6,18 +6,59 @@
 
 #include <cerrno>
 
+#include "serve/request.hpp"
 #include "util/clock.hpp"
 #include "util/error.hpp"
+#include "util/json_in.hpp"
 
 namespace stockade::serve {
 namespace {
-// The longest line the runner may send: a cell's answer with its returned
-// files (base64) fits; anything longer is a runner that was tampered with.
-constexpr size_t kMaxLine = 48u << 20;
+
+using nlohmann::json;
+
+// The longest line the runner may send: the returned files at their cap, as
+// base64, plus a cell's value and error (the runner cuts each to 256 KiB).
+// Anything longer is a runner that was tampered with.
+constexpr size_t kMaxLine = kReturnCap / 3 * 4 + (2u << 20);
+// A reply is a few objects deep and holds at most one entry per returned file.
+constexpr JsonBounds kReplyBounds{4, 4 * kMaxReturnFiles + 64};
+
+const std::string* text(const json& j, const char* key) {
+    auto it = j.find(key);
+    return it != j.end() && it->is_string() ? &it->get_ref<const std::string&>() : nullptr;
+}
+
+// Only the fields the server uses, with their types; whatever else a task
+// that took over the runner wrote is not carried a step further.
+json clean_reply(const json& m) {
+    json out = {{"done", true}, {"files", json::object()}, {"value", nullptr}, {"error", nullptr}};
+    if (auto f = m.find("files"); f != m.end() && f->is_object()) {
+        for (const auto& [path, v] : f->items()) {
+            if (!v.is_object()) continue;
+            for (const char* k : {"text", "b64", "error"})
+                if (const std::string* t = text(v, k)) {
+                    out["files"][path] = {{k, *t}};
+                    break;
+                }
+        }
+    }
+    if (const std::string* v = text(m, "value")) out["value"] = *v;
+    if (auto e = m.find("error"); e != m.end() && e->is_object()) {
+        json err = json::object();
+        for (const char* k : {"type", "message", "traceback"})
+            err[k] = text(*e, k) ? *text(*e, k) : std::string();
+        out["error"] = std::move(err);
+    }
+    return out;
+}
+
 }  // namespace
 
 WarmJail::WarmJail(std::shared_ptr<const JailSpec> spec, supervise::EventLoop& loop)
-    : spec_(std::move(spec)), loop_(loop), sup_(spec_->plan, supervise::Supervisor::Options{.capture = true, .warm = true}) {}
+    : spec_(std::move(spec)),
+      loop_(loop),
+      sup_(spec_->plan, supervise::Supervisor::Options{.capture = true, .warm = true}),
+      in_(kMaxLine) {}
 
 WarmJail::~WarmJail() {
     loop_.remove(this);
@@ -49,14 +90,19 @@ bool WarmJail::pop_reply(nlohmann::json& out) {
 supervise::Outcome WarmJail::collect() { return sup_.collect(sup_.done()); }
 
 void WarmJail::close_control() {
+    // Shut both ways: a task still writing gets EPIPE at once rather than
+    // blocking on a socket nobody reads until its wall time runs out.
+    if (control_open_ && sup_.control_fd() >= 0) ::shutdown(sup_.control_fd(), SHUT_RDWR);
     control_open_ = false;
     out_.clear();
     out_off_ = 0;
+    in_.clear();
 }
 
-void WarmJail::on_line(const std::string& line) {
-    nlohmann::json msg = nlohmann::json::parse(line, nullptr, false);
-    if (!msg.is_object()) {
+void WarmJail::on_line(std::string_view line) {
+    JsonIn in = parse_json(line, kReplyBounds);
+    json& msg = in.value;
+    if (!in.ok() || !msg.is_object()) {
         // Not the runner's: a task writing to the socket. Nothing more from it is believed.
         close_control();
         return;
@@ -72,12 +118,20 @@ void WarmJail::on_line(const std::string& line) {
         }
         return;
     }
-    if (replies_.size() < 16) replies_.push_back(std::move(msg));
+    // One answer per task or cell: more than a few waiting is not the runner.
+    auto d = msg.find("done");
+    if (d == msg.end() || !d->is_boolean() || replies_.size() >= 2) {
+        close_control();
+        return;
+    }
+    replies_.push_back(clean_reply(msg));
 }
 
-void WarmJail::read_control() {
+void WarmJail::read_control(bool all) {
     char buf[65536];
-    for (;;) {
+    // A share of the loop per round (1 MiB), unless the jail has ended and
+    // what it wrote is all there is.
+    for (int round = 0; all || round < 16; ++round) {
         ssize_t n = ::read(sup_.control_fd(), buf, sizeof buf);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && errno == EAGAIN) return;
@@ -86,11 +140,11 @@ void WarmJail::read_control() {
             return;
         }
         in_.append(buf, static_cast<size_t>(n));
-        size_t start = 0;
-        for (size_t nl; control_open_ && (nl = in_.find('\n', start)) != std::string::npos; start = nl + 1)
-            on_line(in_.substr(start, nl - start));
-        in_.erase(0, start);
-        if (in_.size() > kMaxLine) close_control();
+        in_.lines([&](std::string_view line) {
+            on_line(line);
+            return control_open_;
+        });
+        if (control_open_ && in_.over()) close_control();
         if (!control_open_) return;
     }
 }
@@ -124,14 +178,14 @@ void WarmJail::handle(const pollfd* fds, size_t n) {
     if (n < own_fds_) return;
     if (own_fds_ && control_open_) {
         if (fds[0].revents & POLLOUT) write_control();
-        if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) read_control();
+        if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) read_control(false);
     }
     sup_.handle(fds + own_fds_, n - own_fds_);
     // Over when the init reports the program's end (everything in the jail
     // is gone by then), or when the jail is gone without a report.
     if ((sup_.done() || (sup_.exited() && state_ != State::Warming)) && state_ != State::Ended) {
         // Whatever the runner still had to say is in the socket now.
-        if (control_open_) read_control();
+        if (control_open_) read_control(true);
         if (state_ == State::Warming && warmup_error_.empty()) warmup_error_ = "the runner ended before it was ready";
         state_ = State::Ended;
     }

@@ -14,6 +14,7 @@
 #include "plan/plan.hpp"
 #include "profile/policy.hpp"
 #include "supervise/supervisor.hpp"
+#include "util/line_buffer.hpp"
 
 namespace stockade::serve {
 
@@ -46,7 +47,8 @@ public:
     // Hands the runner a task (or a cell). The clock is the caller's to start
     // (supervisor().begin_task): per task, or once for a whole session.
     void dispatch(const nlohmann::json& msg);
-    // The runner's answers, in order.
+    // The runner's answers, in order, each cleaned to the fields the server
+    // uses: {"done", "files" {path: {text|b64|error}}, "value", "error"}.
     bool pop_reply(nlohmann::json& out);
     // Once ended: how the jail ended.
     supervise::Outcome collect();
@@ -59,8 +61,8 @@ public:
     int timeout_ms() const override { return sup_.timeout_ms(); }
 
 private:
-    void on_line(const std::string& line);
-    void read_control();
+    void on_line(std::string_view line);
+    void read_control(bool all);
     void write_control();
     void close_control();
 
@@ -69,7 +71,8 @@ private:
     supervise::Supervisor sup_;
     State state_ = State::Warming;
     std::string warmup_error_;
-    std::string in_, out_;
+    LineBuffer in_;
+    std::string out_;
     size_t out_off_ = 0;
     std::deque<nlohmann::json> replies_;
     bool control_open_ = false;

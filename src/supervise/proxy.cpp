@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "net/hostname.hpp"
+#include "supervise/http_framing.hpp"
 #include "jail_interface.hpp"
 #include "util/clock.hpp"
 
@@ -38,11 +39,33 @@ struct Proxy::Conn {
     uint64_t since = 0;    // last activity
     uint64_t born = 0;
     long record = -1;
+    // Plain HTTP: the request body's bytes still to pass (Content-Length).
+    // Past them nothing more of the client's goes upstream: a second request
+    // on the connection would carry a Host that nobody checked. -1: a
+    // CONNECT tunnel, where the bytes are TLS and the destination is fixed.
+    int64_t body_left = -1;
+    // Plain HTTP: where the one response ends, so the connection closes then.
+    std::unique_ptr<ResponseFraming> response;
+    bool counted = false;  // holds a place in the process-wide budget
 };
+
+namespace {
+// All proxies of one process share its fd table: in serve, many jails. The
+// per-jail cap alone would let N jails hold N times it; this one counts
+// every connection of the process (two fds each).
+size_t g_live = 0;
+size_t g_budget = 512;
+}  // namespace
+
+void Proxy::set_process_budget(size_t connections) { g_budget = connections ? connections : 1; }
+size_t Proxy::process_connections() { return g_live; }
 
 Proxy::Proxy(Options o, uint64_t t0_ns)
     : opt_(std::move(o)), t0_(t0_ns), resolver_(opt_.nameservers, opt_.resolve_timeout_ms) {}
-Proxy::~Proxy() = default;
+Proxy::~Proxy() {
+    for (auto& c : conns_)
+        if (c->counted) --g_live;
+}
 
 Proxy::Conn* Proxy::find(uint64_t serial) {
     for (auto& c : conns_)
@@ -142,8 +165,9 @@ void Proxy::handle(const pollfd& p) {
 void Proxy::accept_one() {
     int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;
-    if (conns_.size() >= opt_.max_connections) {
-        // Bounded: a jail cannot exhaust the supervisor's fds or memory.
+    if (conns_.size() >= opt_.max_connections || g_live >= g_budget) {
+        // Bounded: a jail (or all of them together) cannot exhaust the
+        // supervisor's fds or memory.
         static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\nstockade: too many proxy connections\n";
         (void)!::send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
         ::close(fd);
@@ -153,12 +177,14 @@ void Proxy::accept_one() {
     c->serial = next_serial_++;
     c->client = UniqueFd(fd);
     c->since = c->born = now_ms();
+    c->counted = true;
+    ++g_live;
     conns_.push_back(std::move(c));
 }
 
 void Proxy::refuse(Conn& c, int code, const std::string& why) {
     const char* text = code == 403 ? "Forbidden" : code == 400 ? "Bad Request" : code == 502 ? "Bad Gateway"
-                       : code == 431 ? "Request Header Fields Too Large" : "Error";
+                       : code == 431 ? "Request Header Fields Too Large" : code == 411 ? "Length Required" : "Error";
     std::string body = "stockade proxy: " + why + "\n";
     c.to_client = "HTTP/1.1 " + std::to_string(code) + " " + text + "\r\nContent-Type: text/plain\r\nContent-Length: " +
                   std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
@@ -282,6 +308,7 @@ void Proxy::on_head(Conn& c) {
         forward += "Host: " + (host.find(':') != std::string::npos ? "[" + host + "]" : host) +
                    (port == 80 ? "" : ":" + std::to_string(port)) + "\r\n";
         std::string headers = head.substr(eol + 2, head.size() - eol - 2 - 2);
+        int64_t length = -1;
         size_t pos = 0;
         while (pos < headers.size()) {
             size_t e = headers.find("\r\n", pos);
@@ -295,9 +322,28 @@ void Proxy::on_head(Conn& c) {
             if (lowh.rfind("proxy-", 0) == 0 || lowh.rfind("connection:", 0) == 0 || lowh.rfind("keep-alive", 0) == 0 ||
                 lowh.rfind("host:", 0) == 0)
                 continue;
+            // The body's end must be known, so that nothing after it reaches the server.
+            if (lowh.rfind("transfer-encoding:", 0) == 0)
+                return refuse(c, 411, "request bodies must have a Content-Length (Transfer-Encoding is not passed)");
+            if (lowh.rfind("content-length:", 0) == 0) {
+                std::string v = lowh.substr(15);
+                v.erase(0, v.find_first_not_of(" \t"));
+                v.erase(v.find_last_not_of(" \t") + 1);
+                if (v.empty() || v.size() > 15 || !std::all_of(v.begin(), v.end(), [](unsigned char ch) { return ch >= '0' && ch <= '9'; }))
+                    return refuse(c, 400, "malformed Content-Length");
+                int64_t n = std::stoll(v);
+                if (length >= 0 && n != length) return refuse(c, 400, "conflicting Content-Length headers");
+                length = n;
+            }
             forward += h + "\r\n";
         }
-        forward += "Connection: close\r\n\r\n" + rest;
+        c.body_left = length < 0 ? 0 : length;
+        c.response = std::make_unique<ResponseFraming>(method == "HEAD");
+        // One request per connection: what follows its body (a pipelined
+        // second request) is never passed on.
+        const size_t body = std::min<size_t>(rest.size(), static_cast<size_t>(c.body_left));
+        c.body_left -= static_cast<int64_t>(body);
+        forward += "Connection: close\r\n\r\n" + rest.substr(0, body);
     }
     start(c, method, host, port, forward);
 }
@@ -418,13 +464,37 @@ void Proxy::pump(Conn& c, bool from_client) {
     std::string& buf = from_client ? c.to_up : c.to_client;
     char tmp[kBuf];
     ssize_t n = ::recv(in, tmp, sizeof tmp, 0);
+    if (n > 0 && from_client && c.body_left >= 0) {
+        // Plain HTTP: only the rest of the one checked request's body.
+        const size_t pass = std::min<size_t>(static_cast<size_t>(n), static_cast<size_t>(c.body_left));
+        c.body_left -= static_cast<int64_t>(pass);
+        n = static_cast<ssize_t>(pass);
+        if (n == 0) return;
+    }
+    bool response_over = false;
+    if (n > 0 && !from_client && c.response) {
+        // Nothing past the one response reaches the client, and the
+        // connection ends with it even if the server would keep it open.
+        n = static_cast<ssize_t>(c.response->feed(tmp, static_cast<size_t>(n)));
+        response_over = c.response->done();
+    }
     if (n > 0) {
         buf.append(tmp, static_cast<size_t>(n));
         if (c.record >= 0) {
             NetRecord& r = records_[static_cast<size_t>(c.record)];
             (from_client ? r.bytes_up : r.bytes_down) += static_cast<uint64_t>(n);
         }
+        if (response_over) {
+            c.up_eof = true;
+            c.upstream.reset();
+        }
         flush(c, !from_client);
+        return;
+    }
+    if (response_over) {
+        c.up_eof = true;
+        c.upstream.reset();
+        flush(c, true);
         return;
     }
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
@@ -448,12 +518,16 @@ void Proxy::flush(Conn& c, bool to_client) {
     if (c.client_eof && c.to_up.empty() && c.upstream) ::shutdown(c.upstream.get(), SHUT_WR);
     if (c.up_eof && c.to_client.empty()) {
         if (c.client) ::shutdown(c.client.get(), SHUT_WR);
-        if (c.client_eof || c.state == Conn::State::Draining) close(c);
+        // Plain HTTP: the one response is over, so is the connection (a
+        // client that kept it alive learns so now, not at the idle timeout).
+        if (c.client_eof || c.state == Conn::State::Draining || c.body_left >= 0) return close(c);
     }
     if (c.client_eof && c.up_eof && c.to_client.empty() && c.to_up.empty()) close(c);
 }
 
 void Proxy::close(Conn& c) {
+    if (c.counted) --g_live;
+    c.counted = false;
     if (c.lookup) resolver_.cancel(c.lookup);
     c.lookup = 0;
     c.client.reset();

@@ -2,7 +2,9 @@
 // jail's network namespace (the jail creates it and hands the fd out); the
 // supervisor, in the host's namespace, accepts on it and makes the outbound
 // connections itself, only to destinations the profile allows. CONNECT for TLS
-// (never decrypted) and absolute-URI plain HTTP, one request per connection.
+// (never decrypted) and absolute-URI plain HTTP, one request per connection:
+// its head is checked and rewritten, its body passed by Content-Length, and
+// nothing after it.
 #pragma once
 #include <poll.h>
 
@@ -35,6 +37,11 @@ public:
     };
     Proxy(Options o, uint64_t t0_ns);
     ~Proxy();
+
+    // Every proxy connection of this process, whichever jail it serves, counts
+    // against one budget (serve sizes it from RLIMIT_NOFILE).
+    static void set_process_budget(size_t connections);
+    static size_t process_connections();
 
     void add_listener(int fd) { listener_ = UniqueFd(fd); }
     // Appends the fds it wants polled; handle() takes the results back.

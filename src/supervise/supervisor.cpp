@@ -162,7 +162,7 @@ double children_cpu_ms(pid_t init) {
 }  // namespace
 
 Supervisor::Supervisor(const Plan& plan, Options opt)
-    : plan_(plan), opt_(opt), relay_(make_relay(plan, opt.capture)), term_(plan.terminal, plan.limits.output) {}
+    : plan_(plan), opt_(opt), relay_(make_relay(plan, opt.capture)), term_(plan.terminal, plan.limits.output, plan.terminal_raw) {}
 
 Supervisor::~Supervisor() = default;
 
@@ -495,6 +495,11 @@ Outcome Supervisor::collect(bool reap) {
     out.cpu_sys_ms = tv_ms(ru.ru_stime);
     double base_ms = base_rusage_ms_, total_ms = -1;
     out.max_rss_bytes = static_cast<uint64_t>(ru.ru_maxrss) * 1024;
+    // What is still in the pipes was written: counted before the figures are
+    // taken (serve collects as soon as the init reports, before the relay's
+    // next round).
+    relay_.drain(0);
+    relay_.drain(1);
     out.truncated = relay_.over_cap() || term_.over_cap();
     if (proxy_) {
         out.network = proxy_->records();

@@ -12,7 +12,8 @@ namespace {
 constexpr size_t kBuf = 65536;
 }
 
-TerminalRelay::TerminalRelay(unsigned terminal, uint64_t cap) : terminal_(terminal), cap_(cap) {
+TerminalRelay::TerminalRelay(unsigned terminal, uint64_t cap, bool raw)
+    : terminal_(terminal), cap_(cap), raw_output_(raw) {
     if (terminal_ & 1u) in_ = 0;
     // Output (and the echo of input) goes to the first terminal among stdout,
     // stderr and stdin: a shell opens its terminal read-write.
@@ -93,7 +94,9 @@ bool TerminalRelay::handle(const pollfd& p) {
             ssize_t n = ::read(master_.get(), buf, sizeof buf);
             if (n > 0) {
                 uint64_t room = !cap_ ? UINT64_MAX : bytes_ < cap_ ? cap_ - bytes_ : 0;
-                to_caller_.append(buf, static_cast<size_t>(std::min<uint64_t>(room, static_cast<uint64_t>(n))));
+                const size_t take = static_cast<size_t>(std::min<uint64_t>(room, static_cast<uint64_t>(n)));
+                if (raw_output_) to_caller_.append(buf, take);
+                else filter_.feed(buf, take, to_caller_);
                 bytes_ += static_cast<uint64_t>(n);
             } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
                 master_.reset();  // EIO: every slave is closed, the jail is done with it

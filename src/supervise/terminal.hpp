@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "supervise/escape_filter.hpp"
 #include "util/fd.hpp"
 
 namespace stockade::supervise {
@@ -20,8 +21,10 @@ namespace stockade::supervise {
 class TerminalRelay {
 public:
     // terminal: bit i set when the caller's fd i is a terminal; cap: output
-    // bytes delivered before the rest is discarded (0: no cap).
-    TerminalRelay(unsigned terminal, uint64_t cap);
+    // bytes delivered before the rest is discarded (0: no cap); raw: pass
+    // every escape sequence (the caller's opt-in, --raw-terminal), else the
+    // output goes through EscapeFilter.
+    TerminalRelay(unsigned terminal, uint64_t cap, bool raw = false);
     ~TerminalRelay();
     TerminalRelay(const TerminalRelay&) = delete;
     TerminalRelay& operator=(const TerminalRelay&) = delete;
@@ -42,6 +45,7 @@ public:
     void resize();            // SIGWINCH
 
     uint64_t bytes() const { return bytes_; }
+    uint64_t sequences_dropped() const { return filter_.dropped(); }
     bool over_cap() const { return cap_ && bytes_ > cap_; }
 
 private:
@@ -50,6 +54,8 @@ private:
 
     unsigned terminal_;
     uint64_t cap_;
+    bool raw_output_;
+    EscapeFilter filter_;
     int in_ = -1, out_ = -1;  // the caller's terminal fds we read from / write to
     UniqueFd master_;
     struct termios saved_ {};

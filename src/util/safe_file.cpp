@@ -46,6 +46,9 @@ HostFile::HostFile(const std::string& path, bool remove_stale) : path_(path) {
     // it later cannot redirect where the file lands.
     dir_ = UniqueFd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!dir_) throw_sys("open directory", dir + " (for " + path + ")");
+    // A directory that cannot take the file is found now, before the program
+    // runs, not after it (read-only file systems included, even for root).
+    if (::faccessat(dir_.get(), ".", W_OK, AT_EACCESS) < 0) throw_sys("write into directory", dir + " (for " + path + ")");
     struct stat st;
     if (::fstatat(dir_.get(), base_.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
         if (S_ISDIR(st.st_mode)) throw Error(path + ": is a directory");

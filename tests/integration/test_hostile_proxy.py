@@ -65,6 +65,25 @@ class Echo(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class KeepAlive(http.server.BaseHTTPRequestHandler):
+    """A server that keeps the connection for the next request whatever the
+    client said: a second request on it is answered too."""
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        body = f"host={self.headers.get('Host')} path={self.path}".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.close_connection = False
+
+    do_POST = do_GET
+
+    def log_message(self, *a):
+        pass
+
+
 RAW = ("import socket, sys\n"
        "s = socket.create_connection(('127.0.0.1', 3128), timeout=20)\n"
        "s.sendall(bytes.fromhex(sys.argv[1]))\n"
@@ -162,6 +181,46 @@ class ProxyAttackTest(JailTest):
         req = (f"GET http://api.example.test:{self.hport}/ HTTP/1.1\r\nX: a\nHost: internal.admin\r\n\r\n").encode()
         r, _ = self.raw(req, self.proxy_opts(allow, {"api.example.test": "127.0.0.1"}))
         self.assertIn("400", r.stdout)
+
+    def test_a_second_request_on_one_connection_is_never_passed(self):
+        ka = Server(("127.0.0.1", 0), KeepAlive)
+        threading.Thread(target=ka.serve_forever, daemon=True).start()
+        port = ka.server_address[1]
+        try:
+            second = b"GET /second HTTP/1.1\r\nHost: internal.admin\r\n\r\n"
+            # Unprotected: the server answers both pipelined requests, the
+            # second for whatever Host it names.
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.sendall(b"GET /first HTTP/1.1\r\nHost: api.example.test\r\n\r\n" + second)
+                s.settimeout(2)
+                got = b""
+                try:
+                    while b"path=/second" not in got and (chunk := s.recv(4096)):
+                        got += chunk
+                except socket.timeout:
+                    pass
+                self.assertIn(b"host=internal.admin path=/second", got)
+            allow = [f"api.example.test:{port}", f"127.0.0.1:{port}"]
+            pins = {"api.example.test": "127.0.0.1"}
+            # Through the proxy: the first is checked and rewritten; the second never reaches the server.
+            first = f"GET http://api.example.test:{port}/first HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+            for tail in (second, f"GET http://api.example.test:{port}/second HTTP/1.1\r\n\r\n".encode()):
+                r, _ = self.raw(first + tail, self.proxy_opts(allow, pins))
+                self.assertIn("path=/first", r.stdout)
+                self.assertNotIn("/second", r.stdout)
+                self.assertNotIn("internal.admin", r.stdout)
+            # A body is passed by its Content-Length, and what follows it is not.
+            post = (f"POST http://api.example.test:{port}/p HTTP/1.1\r\nContent-Length: 4\r\n\r\nbody").encode()
+            r, _ = self.raw(post + second, self.proxy_opts(allow, pins))
+            self.assertIn("path=/p", r.stdout)
+            self.assertNotIn("internal.admin", r.stdout)
+            # A body whose end is not known in advance is refused.
+            chunked = (f"POST http://api.example.test:{port}/c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       "0\r\n\r\n").encode()
+            r, _ = self.raw(chunked + second, self.proxy_opts(allow, pins))
+            self.assertIn("411", r.stdout)
+        finally:
+            ka.shutdown()
 
     def test_resolved_name_is_checked_after_resolution(self):
         # The DNS answer is 127.0.0.1: internal, so refused unless listed by address.

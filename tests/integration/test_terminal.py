@@ -135,6 +135,47 @@ class TerminalTest(JailTest):
         self.assertLess(got.count("x"), 1100)
         self.assertEqual(doc["degraded"] and [d for d in doc["degraded"] if d["limit"] == "output"], [])
 
+    # What a jail would say to the caller's terminal: read the clipboard
+    # (OSC 52 query) and set it (paste-jacking), set the title, ask the
+    # terminal to identify itself and report the cursor (the answers arrive as
+    # input), turn on mouse reporting, a DCS request, ENQ, and an 8-bit CSI.
+    # Colour and cursor movement are ordinary output.
+    HOSTILE = ("import sys\n"
+               "w = sys.stdout.write\n"
+               "w('\\x1b]52;c;?\\x07\\x1b]52;c;ZWNobyBwd25lZA==\\x1b\\\\\\x1b]0;evil-title\\x07')\n"
+               "w('\\x1b[c\\x1b[>c\\x1b[6n\\x1b[>q\\x1b[21t\\x1b[?1000h\\x1bP+q544e\\x1b\\\\\\x05\\u009b6n')\n"
+               "w('\\x1b[31mRED\\x1b[0m \\x1b[2;5HMOVED\\n')\n"
+               "sys.stdout.flush()\n")
+    BAD = ["\x1b]52", "\x1b]0;", "\x1b[c", "\x1b[>c", "\x1b[6n", "\x1b[>q", "\x1b[21t", "\x1b[?1000h", "\x1bP",
+           "\x05", "\u009b"]
+
+    def test_escape_sequences_that_talk_to_the_terminal_are_dropped(self):
+        # Without the jail: a plain process on the caller's terminal says it all.
+        p, master, slave = self.on_pty(["/usr/bin/python3", "-c", self.HOSTILE])
+        got = drain(master, 3)
+        p.wait(timeout=30)
+        for seq in self.BAD:
+            self.assertIn(seq, got, f"the plain process should have sent {seq!r}")
+        os.close(master)
+        os.close(slave)
+        # Through stockade: only colour and cursor movement arrive.
+        p, master, slave = self.on_pty([self.bin, "run", "-q", "-c", self.HOSTILE])
+        got = drain(master, 5)
+        self.assertEqual(p.wait(timeout=30), 0)
+        os.close(master)
+        os.close(slave)
+        for seq in self.BAD:
+            self.assertNotIn(seq, got)
+        self.assertIn("\x1b[31mRED\x1b[0m", got)
+        self.assertIn("\x1b[2;5HMOVED", got)
+        # --raw-terminal is the caller's own choice: everything passes.
+        p, master, slave = self.on_pty([self.bin, "run", "-q", "--raw-terminal", "-c", self.HOSTILE])
+        got = drain(master, 5)
+        p.wait(timeout=30)
+        os.close(master)
+        os.close(slave)
+        self.assertIn("\x1b]52;c;ZWNobyBwd25lZA==", got)
+
 
 class JobControlTest(JailTest):
     """A real interactive bash on a pty, with job control, running stockade."""

@@ -98,7 +98,62 @@ assert.deepEqual(pids(marker), [], "the cancelled run's processes are gone");
 assert.ok(progressed >= 1, "progress notifications arrived");
 console.log("ok: cancel kills the run");
 
-// 5. an escape attempt: Python's own sandbox-breaking trick reaches os and
+// 5. a run whose output is over the SDK's 10 MiB message cap: the agent keeps
+// its tool server; the model sees the head and tail; the whole is a resource.
+r = await client.callTool({ name: "run_python", arguments: { code:
+  "import sys\nfor i in range(200000): sys.stdout.write('line %06d ' % i + 'x' * 50 + '\\n')" } });
+assert.equal(r.isError, false);
+const sc = r.structuredContent;
+assert.ok(sc.stdout_bytes > 10 * 1024 * 1024, `the output is over the SDK's cap: ${sc.stdout_bytes}`);
+assert.equal(sc.truncated, true);
+assert.ok(sc.stdout.length < 1024 * 1024);
+assert.match(sc.stdout, /^line 000000 /);
+assert.match(sc.stdout, /line 199999 x+\n$/);
+let whole = "";
+for (const uri of sc.output_resources.filter((u) => u.includes("/stdout/"))) {
+  const part = await client.readResource({ uri });
+  whole += part.contents[0].text;
+}
+assert.equal(whole.length, sc.stdout_bytes);
+assert.ok(whole.includes("line 100000 "));
+r = await client.callTool({ name: "run_python", arguments: { code: "print('still here')" } });
+assert.equal(r.structuredContent.stdout, "still here\n");
+console.log("ok: output over 10 MiB: head and tail inline, the whole as resources, the server kept");
+
+// 6. a cell the SDK gives up on (its own 60 s timeout, or the user) is
+// interrupted; the session and its variables stay.
+r = await client.callTool({ name: "python_session_open", arguments: {} });
+const s2 = r.structuredContent.session;
+await client.callTool({ name: "python_session_run", arguments: { session: s2, code: "x = 41" } });
+const ac2 = new AbortController();
+const stuck = client.callTool({ name: "python_session_run", arguments: { session: s2, code: "import time\nwhile True: time.sleep(0.1)" } },
+  undefined, { signal: ac2.signal, timeout: 120000 });
+await sleep(500);
+ac2.abort("the agent gives up");
+await assert.rejects(stuck);
+for (let i = 0; i < 50; i++) {
+  r = await client.callTool({ name: "python_session_run", arguments: { session: s2, code: "x + 1" } });
+  if (!(r.isError && /busy/.test(r.content[0].text))) break;
+  await sleep(100);
+}
+assert.equal(r.structuredContent.value, "42", JSON.stringify(r));
+// A cell that runs out of time says so, and the session stays.
+r = await client.callTool({ name: "python_session_run", arguments: { session: s2, code: "import time\ntime.sleep(30)", timeout_s: 0.5 } });
+assert.match(r.content[0].text, /time limit of 0.5 s/);
+r = await client.callTool({ name: "python_session_run", arguments: { session: s2, code: "x" } });
+assert.equal(r.structuredContent.value, "41");
+// A cell's images come back too, by their bytes: a script named .png does not.
+r = await client.callTool({ name: "python_session_run", arguments: { session: s2, code:
+  "import base64\nopen('out/cell.png','wb').write(base64.b64decode(" +
+  "'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=='))\n" +
+  "open('out/evil.png','w').write('<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>')" } });
+const imgs = r.content.filter((c) => c.type === "image");
+assert.equal(imgs.length, 1, JSON.stringify(r.content.map((c) => c.type)));
+assert.equal(imgs[0].mimeType, "image/png");
+await client.callTool({ name: "python_session_close", arguments: { session: s2 } });
+console.log("ok: a cancelled cell keeps its session; a timeout says so; cell images by their bytes");
+
+// 7. an escape attempt: Python's own sandbox-breaking trick reaches os and
 // reads a host secret on the host; in the jail there is nothing to read.
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stockade-mcp-secret-"));
 fs.chmodSync(dir, 0o755);

@@ -50,8 +50,13 @@ TEST_CASE("allow rules: IPs and ranges, v4 and v6") {
 TEST_CASE("internal addresses are refused unless listed by address") {
     for (const char* s : {"127.0.0.1", "10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.169.254", "0.0.0.0",
                           "224.0.0.1", "100.64.0.1", "::1", "::", "fe80::1", "fd00::1", "::ffff:127.0.0.1",
-                          "::ffff:169.254.169.254", "ff02::1"})
+                          "::ffff:169.254.169.254", "ff02::1",
+                          // ranges that embed or route to an IPv4 address: 6to4 of 127.0.0.1 and of the
+                          // metadata address, SIIT's IPv4-translated 127.0.0.1, Teredo, NAT64 local use
+                          "2002:7f00:1::1", "2002:a9fe:a9fe::", "::ffff:0:7f00:1", "::ffff:0:a00:1",
+                          "2001:0:4136:e378:8000:63bf:80ff:fffe", "64:ff9b:1::a00:1", "64:ff9b::a9fe:a9fe"})
         CHECK_MESSAGE(is_internal(ip(s)), s);
-    for (const char* s : {"93.184.216.34", "151.101.0.223", "2a04:4e42::223", "::ffff:8.8.8.8"})
+    for (const char* s : {"93.184.216.34", "151.101.0.223", "2a04:4e42::223", "::ffff:8.8.8.8",
+                          "2002:5db8:d822::1", "::ffff:0:808:808"})
         CHECK_FALSE_MESSAGE(is_internal(ip(s)), s);
 }

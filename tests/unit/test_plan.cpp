@@ -161,3 +161,30 @@ TEST_CASE("the fingerprint covers everything that changes behaviour, and nothing
     CHECK(fp({"network.mode=\"proxy\"", "network.allow=[\"a.example:443\"]"}) !=
           fp({"network.mode=\"proxy\"", "network.allow=[\"b.example:443\"]"}));
 }
+
+TEST_CASE("the writable tmpfs mounts together fit the memory limit") {
+    auto sum = [](const plan::Plan& p) {
+        uint64_t t = 0;
+        for (const auto& m : p.mounts)
+            if (m.kind == MountOp::Kind::Tmpfs && m.writable) t += m.size;
+        return t;
+    };
+    Invocation inv;
+    inv.mode = Invocation::Mode::Code;
+    inv.code = "1";
+    inv.writable_work = true;  // serve's jails: /work is a fourth tmpfs
+    plan::HostFacts host;
+    // The default profile's sizes (128M + 128M + 64M + 128M) fit its 512M as they are.
+    auto p = plan::make(policy(), inv, host);
+    CHECK(sum(p) == (448ull << 20));
+    CHECK(find(p, "/tmp")->size == (128ull << 20));
+    // A lower memory limit scales them down together, each keeping its share.
+    p = plan::make(policy({"limits.memory=64M"}), inv, host);
+    CHECK(sum(p) <= (64ull << 20));
+    CHECK(find(p, "/tmp")->size == find(p, "/work")->size);
+    CHECK(find(p, "/dev/shm")->size * 2 <= find(p, "/tmp")->size + 4096);
+    CHECK(find(p, "/dev/shm")->size >= (8ull << 20));
+    // No memory limit: sizes as given.
+    p = plan::make(policy({"limits.memory=0"}), inv, host);
+    CHECK(sum(p) == (448ull << 20));
+}
