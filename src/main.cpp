@@ -16,6 +16,7 @@
 #include "plan/host.hpp"
 #include "supervise/launch.hpp"
 #include "serve/server.hpp"
+#include "util/log.hpp"
 #include "mcp/mcp.hpp"
 #include "doctor/doctor.hpp"
 #include "completions.hpp"
@@ -225,6 +226,11 @@ int main(int argc, char** argv, char** envp) {
     std::vector<std::pair<const profile::KeyDoc*, std::string>> limit_flags;
     for (const auto& k : profile::schema_keys())
         if (k.cli_flag) limit_flags.emplace_back(&k, std::string());
+    int log_quiet = 0, log_verbose = 0;
+    for (CLI::App* sub : {serve_cmd, mcp_cmd}) {
+        sub->add_flag("-q,--quiet", log_quiet, "log warnings and errors only (stderr; journald levels under systemd)");
+        sub->add_flag("-v,--verbose", log_verbose, "log debug lines too");
+    }
     for (CLI::App* sub : {serve_cmd, mcp_cmd})
         for (auto& [key, value] : limit_flags)
             sub->add_option(key->cli_flag, value, std::string(key->doc) + " (" + key->section + "." + key->key + ")")
@@ -330,6 +336,8 @@ int main(int argc, char** argv, char** envp) {
             report::explain_keys(std::cout);
             return 0;
         }
+        if (log_quiet) log::set_level(log::Level::Warning);
+        if (log_verbose) log::set_level(log::Level::Debug);
         if (*serve_cmd) {
             if (serve_check) return serve::check_server(so.socket);
             if (!(idle_s > 0)) throw Error("serve: --idle-timeout: expected seconds above 0");
@@ -355,6 +363,8 @@ int main(int argc, char** argv, char** envp) {
             a.insert(a.end(), {"--pool", std::to_string(so.pool), "--max-jails", std::to_string(so.max_jails),
                                "--max-sessions", std::to_string(so.max_sessions), "--idle-timeout", std::to_string(idle_s)});
             if (!so.preload.empty()) a.insert(a.end(), {"--preload", so.preload});
+            if (log_quiet) a.push_back("-q");
+            if (log_verbose) a.push_back("-v");
             // The profile's own mode first: the default when the model names none.
             profile::Policy p = profile::load(cl);
             mo.network_modes.push_back(profile::to_string(p.net));

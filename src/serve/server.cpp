@@ -169,6 +169,7 @@ private:
     void op_session_list(Client& c, const std::string& id);
     void op_stats(Client& c, const std::string& id);
     void accept_clients();
+    void log_refusal(const std::string& why);
     void tick();
     void tick_jobs();
     void tick_sessions();
@@ -210,6 +211,7 @@ private:
     int timeout_ = -1;
     uint64_t served_ = 0, cold_ = 0, warm_served_ = 0, task_failures_ = 0, refused_ = 0;
     int slot_listen_ = -1, slot_signals_ = -1;
+    uint64_t last_refusal_log_ns_ = 0, refusals_unlogged_ = 0;
 };
 
 std::shared_ptr<const JailSpec> Server::make_spec(const std::vector<std::string>& extra_sets, bool session) {
@@ -741,6 +743,20 @@ void Server::begin_drain() {
     }
 }
 
+// A flood of refused connections is one line a second in the log, with a
+// count, not a line each: the log is not a lever on the server either.
+void Server::log_refusal(const std::string& why) {
+    const uint64_t now = monotonic_ns();
+    if (now - last_refusal_log_ns_ < 1000000000ull) {
+        ++refusals_unlogged_;
+        return;
+    }
+    std::string more = refusals_unlogged_ ? " (and " + std::to_string(refusals_unlogged_) + " more refusals before)" : "";
+    log::warning("serve", why + more);
+    refusals_unlogged_ = 0;
+    last_refusal_log_ns_ = now;
+}
+
 void Server::accept_clients() {
     // A bounded number per round: a flood of connections takes its turn.
     for (int i = 0; i < 64 && listener_; ++i) {
@@ -749,7 +765,7 @@ void Server::accept_clients() {
         std::optional<Peer> p = listener_->accept(&again, &why);
         if (!why.empty()) {
             ++refused_;
-            log::warning("serve", why);
+            log_refusal(why);
         }
         if (!p) {
             if (!again) return;
@@ -760,8 +776,8 @@ void Server::accept_clients() {
             std::string line = answer_line("null", error_body("busy", std::to_string(fds_.clients) +
                                                                       " clients are connected; try again later"));
             (void)!::send(p->fd.get(), line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-            log::warning("serve", "refused uid " + std::to_string(p->uid) + " pid " + std::to_string(p->pid) +
-                                      ": the client cap (" + std::to_string(fds_.clients) + ") is reached");
+            log_refusal("refused uid " + std::to_string(p->uid) + " pid " + std::to_string(p->pid) +
+                        ": the client cap (" + std::to_string(fds_.clients) + ") is reached");
             continue;
         }
         const uint64_t id = next_client_++;

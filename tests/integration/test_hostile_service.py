@@ -182,9 +182,12 @@ class HostileServiceTest(test_serve.ServeBase):
                     busy += 1
             except OSError:
                 pass
-        _, _, spent = measure(f"300 connections against {cap} client places, 2 s", self.server.pid, cpu0)
+        _, _, spent = measure(f"{len(flood)} connections held against {cap} client places, 2 s", self.server.pid, cpu0)
+        log = open(self.path("serve.log")).read()
+        self.assertLess(log.count("client cap"), 10)  # one line a second, with a count
         self.assertLess(spent, 0.5)  # no spinning
-        self.assertGreater(busy, 300 - cap - 30)
+        self.assertGreater(len(flood), 100)
+        self.assertGreaterEqual(busy, len(flood) - cap)
         self.assertLessEqual(c.call({"op": "stats"})["clients"], cap)
         for s in flood:
             s.close()
@@ -274,7 +277,8 @@ class HostileServiceTest(test_serve.ServeBase):
         door = self.mkdir("door", 0o755)
         os.link(self.sock, os.path.join(door, "s.sock"))
         ask = ("import socket, sys\ns = socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\n"
-               "s.sendall(b'{\"id\": 1, \"op\": \"stats\"}\\n')\nprint(s.makefile().readline())")
+               "try:\n    s.sendall(b'{\"id\": 1, \"op\": \"stats\"}\\n')\nexcept BrokenPipeError:\n    pass\n"
+               "print(s.makefile().readline())")
         # Unprotected: a host process of the jail's host uid is a full client...
         r = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
                             PY, "-c", ask, os.path.join(door, "s.sock")], capture_output=True, text=True)

@@ -16,6 +16,14 @@ cp -r "$src/examples/agents" "$ws/examples/agents"
 cp "$bin" "$ws/stockade"
 chmod -R a+rX "$ws"
 cd "$ws/python"
+# The README's install line, offline (there is no PyPI here, and --no-index
+# makes sure nothing is fetched): a virtualenv of Debian's python3, plain pip.
+if [ "$as" = root ]; then
+  /usr/bin/python3 -m venv "$ws/venv"
+  (cd "$ws" && venv/bin/pip install -q --no-index ./python) >/dev/null
+  "$ws/venv/bin/python" -c "import stockade, sys; assert stockade.__file__.startswith('$ws/venv'), stockade.__file__"
+  echo "ok: python3 -m venv .venv && .venv/bin/pip install ./python (offline)"
+fi
 export STOCKADE_BIN="$ws/stockade" STOCKADE_EXAMPLES="$ws/examples/agents" PYTHONDONTWRITEBYTECODE=1
 if [ "$as" = user ] && [ "$(id -u)" = 0 ]; then
   chown -R 65534:65534 "$ws"
