@@ -3,6 +3,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "profile/loader.hpp"
+
 namespace stockade {
 namespace {
 
@@ -34,6 +36,15 @@ std::vector<Sub> describe(const CLI::App& app) {
     return subs;
 }
 
+// -p/--profile takes a built-in profile's name or a file.
+std::string profile_names() {
+    std::string names;
+    for (const auto& b : profile::builtins()) names += (names.empty() ? "" : " ") + std::string(b.name);
+    return names;
+}
+
+bool is_profile(const Opt& o) { return o.longname == "profile"; }
+
 std::string quoted(const std::string& s) {
     std::string out = "'";
     for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
@@ -47,6 +58,9 @@ void bash(std::ostream& out, const std::vector<Sub>& subs) {
            "    for ((i = 1; i < COMP_CWORD; i++)); do\n"
            "        case ${COMP_WORDS[i]} in -*) ;; *) sub=${COMP_WORDS[i]}; break ;; esac\n"
            "    done\n"
+           "    case ${COMP_WORDS[COMP_CWORD-1]} in\n"
+           "        -p|--profile) COMPREPLY=($(compgen -W '" << profile_names() << "' -- \"$cur\") $(compgen -f -- \"$cur\")); return ;;\n"
+           "    esac\n"
            "    if [[ -z $sub ]]; then\n"
            "        COMPREPLY=($(compgen -W '";
     for (const auto& s : subs) out << s.name << " ";
@@ -82,10 +96,11 @@ void zsh(std::ostream& out, const std::vector<Sub>& subs) {
             std::string help = o.help;
             for (auto& c : help)
                 if (c == '[' || c == ']' || c == ':') c = ' ';
-            if (!o.longname.empty())
-                out << " " << quoted("--" + o.longname + "[" + help + "]" + (o.takes_value ? ":value:_files" : ""));
-            if (!o.shortname.empty())
-                out << " " << quoted("-" + o.shortname + "[" + help + "]" + (o.takes_value ? ":value:_files" : ""));
+            const std::string value = is_profile(o) ? ":profile:_alternative \"builtin:profile:(" + profile_names() +
+                                                          ")\" \"files:file:_files\""
+                                    : o.takes_value ? ":value:_files" : "";
+            if (!o.longname.empty()) out << " " << quoted("--" + o.longname + "[" + help + "]" + value);
+            if (!o.shortname.empty()) out << " " << quoted("-" + o.shortname + "[" + help + "]" + value);
         }
         out << " '*:file:_files' ;;\n";
     }
@@ -104,7 +119,9 @@ void fish(std::ostream& out, const std::vector<Sub>& subs) {
             out << "complete -c stockade -n " << quoted("__fish_seen_subcommand_from " + s.name);
             if (!o.longname.empty()) out << " -l " << o.longname;
             if (!o.shortname.empty()) out << " -s " << o.shortname;
-            out << (o.takes_value ? " -r -F" : "") << " -d " << quoted(o.help) << "\n";
+            out << (o.takes_value ? " -r -F" : "");
+            if (is_profile(o)) out << " -a " << quoted(profile_names());
+            out << " -d " << quoted(o.help) << "\n";
         }
 }
 

@@ -49,6 +49,24 @@ constexpr const char* kExamples = R"(Examples:
 Exit status: the program's own; 128+N if it died of signal N; 125 if stockade
 failed; 126 if the program could not be executed; 127 if it was not found.)";
 
+constexpr const char* kMcpExamples = R"(Examples:
+  stockade mcp                                  the default profile, loopback network, 2 warm jails
+  stockade mcp -p strict --preload numpy        no network, numpy already imported in each jail
+  stockade mcp --ro "$PWD/data:/data" --timeout 60s   the data read-only at /data; 60 s per call
+  stockade mcp --allow-network none             the model may also ask for no network at all
+
+In an MCP client's configuration (Claude Desktop, Claude Code's .mcp.json, Codex):
+  {"mcpServers": {"stockade": {"command": "stockade", "args": ["mcp", "-p", "strict"]}}}
+
+The tools: run_python, python_session_open, python_session_run, python_session_close.
+Everything the model cannot change is set here, by the operator. See stockade-mcp(1).)";
+
+constexpr const char* kServeExamples = R"(Examples:
+  stockade serve --preload numpy &              warm jails on $XDG_RUNTIME_DIR/stockade/serve.sock
+  stockade serve --check                        healthy? prints its stats
+  systemctl --user enable --now stockade-serve.socket   socket-activated, with a delegated cgroup
+The protocol (JSON lines) is in stockade-serve(1).)";
+
 void add_common(CLI::App* sub, profile::CommandLine& cl) {
     sub->add_option("-p,--profile", cl.profile, "built-in profile name or path to a .toml file (default: python)");
     sub->add_option("--ro", cl.ro, "bind SRC read-only at DST (default: same path)")->type_name("SRC[:DST]")->allow_extra_args(false);
@@ -209,6 +227,7 @@ int main(int argc, char** argv, char** envp) {
     add_common(serve_cmd, cl);
     serve_cmd->add_option("--socket", so.socket, "the socket (default: $XDG_RUNTIME_DIR/stockade/serve.sock, /run/stockade/serve.sock as root)")->type_name("PATH");
     add_pool_options(serve_cmd, so, idle_s);
+    serve_cmd->footer(kServeExamples);
     serve_cmd->add_option("--allow-uid", so.allow_uids, "also serve clients with this uid")->type_name("UID")->allow_extra_args(false);
     serve_cmd->add_option("--allow-gid", so.allow_gids, "also serve clients with this gid")->type_name("GID")->allow_extra_args(false);
     serve_cmd->add_flag("--check", serve_check, "say whether a server answers on the socket, and print its stats");
@@ -217,6 +236,7 @@ int main(int argc, char** argv, char** envp) {
     CLI::App* mcp_cmd = app.add_subcommand("mcp", "a Model Context Protocol server on stdin/stdout (tools: run_python, python_session_*)");
     add_common(mcp_cmd, cl);
     add_pool_options(mcp_cmd, so, idle_s);
+    mcp_cmd->footer(kMcpExamples);
     mcp_cmd->add_option("--allow-network", mcp_networks,
                         "a network mode the model may ask for (default: only the profile's own)")
         ->type_name("MODE")->allow_extra_args(false)->check(CLI::IsMember({"none", "loopback", "proxy"}));

@@ -1,4 +1,5 @@
 #include "doctor/checks.hpp"
+#include "util/container.hpp"
 
 #include <fcntl.h>
 #include <linux/sched.h>
@@ -83,9 +84,11 @@ void check_kernel(std::vector<Check>& out) {
     out.push_back({"open_tree/move_mount", tree ? State::Ok : State::Info,
                    tree ? "available" : "absent (5.2+); classic mount(2) is used", ""});
     bool c3 = has_syscall(SYS_clone3, 0, 0);
+    const std::string engine = container_engine();
     out.push_back({"clone3", c3 ? State::Ok : State::Fail,
-                   c3 ? "available (CLONE_INTO_CGROUP on cgroup v2: no migration per run)" : "absent",
-                   c3 ? "" : "kernel 5.7 or later (or a container runtime that lets clone3 through its seccomp filter)"});
+                   c3 ? "available (CLONE_INTO_CGROUP on cgroup v2: no migration per run)"
+                      : engine.empty() ? "absent" : "refused by the " + engine + " container's seccomp profile",
+                   c3 ? "" : engine.empty() ? "kernel 5.7 or later" : container_seccomp_fix(engine)});
 }
 
 void check_userns_sysctls(std::vector<Check>& out) {
@@ -152,14 +155,7 @@ void check_cgroups(std::vector<Check>& out, bool clean) {
 }
 
 void check_container(std::vector<Check>& out) {
-    std::string engine;
-    if (exists("/.dockerenv")) engine = "docker";
-    else if (exists("/run/.containerenv")) engine = "podman";
-    else if (std::getenv("KUBERNETES_SERVICE_HOST")) engine = "kubernetes";
-    std::string c1 = read_text("/proc/1/cgroup");
-    if (engine.empty() && c1.find("kubepods") != std::string::npos) engine = "kubernetes";
-    if (engine.empty() && c1.find("docker") != std::string::npos) engine = "docker";
-    if (engine.empty() && c1.find("/lxc") != std::string::npos) engine = "lxc";
+    const std::string engine = container_engine();
     if (engine.empty()) {
         out.push_back({"container", State::Ok, "not in a container", ""});
         return;
@@ -172,9 +168,7 @@ void check_container(std::vector<Check>& out) {
     bool unshare_refused = r < 0 && (errno == EPERM || errno == ENOSYS);
     if (filtered && unshare_refused)
         out.push_back({"container seccomp", State::Fail, "the container's seccomp profile refuses unshare/clone with namespace flags",
-                       engine == "kubernetes"
-                           ? "securityContext.seccompProfile: {type: Localhost, localhostProfile: stockade.json} (packaging/docker/seccomp.json on each node)"
-                           : "docker run --security-opt seccomp=packaging/docker/seccomp.json ... (not --privileged)"});
+                       container_seccomp_fix(engine)});
     else
         out.push_back({"container seccomp", State::Ok, filtered ? "a filter, which lets namespaces through" : "none", ""});
     // Masked /proc (read-only /proc/sys, files over /proc/kcore...): a new procfs cannot be mounted.
@@ -182,9 +176,10 @@ void check_container(std::vector<Check>& out) {
     bool masked = false;
     for (std::string line; std::getline(mi, line);)
         if (line.find(" /proc/kcore ") != std::string::npos || line.find(" /proc/sys ro") != std::string::npos) masked = true;
+    // No jail can start there (its own /proc and /proc/sys are needed): a failure, as the try-run shows.
     if (masked)
-        out.push_back({"container /proc", State::Warn, "/proc is masked: the jail's own procfs cannot be mounted",
-                       engine == "kubernetes" ? "securityContext.procMount: Unmasked" : "docker run --security-opt systempaths=unconfined ..."});
+        out.push_back({"container /proc", State::Fail, "/proc is masked: the jail's own procfs cannot be mounted",
+                       container_proc_fix(engine)});
 }
 
 }  // namespace stockade::doctor

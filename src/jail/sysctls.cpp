@@ -7,6 +7,7 @@
 #include <string>
 #include <utility>
 
+#include "util/container.hpp"
 #include "util/error.hpp"
 #include "util/fd.hpp"
 
@@ -25,6 +26,13 @@ void write_value(const char* path, long value) {
     UniqueFd fd(::open(path, O_WRONLY | O_CLOEXEC));
     if (!fd) {
         if (errno == ENOENT) return;  // not on this kernel
+        if (errno == EROFS) {
+            // A container's /proc/sys is read-only (masked): its engine's fix.
+            const std::string engine = container_engine();
+            if (!engine.empty())
+                throw Error(std::string("open ") + path + ": Read-only file system (the " + engine +
+                            " container's /proc is masked; run it with " + container_proc_fix(engine) + ")", EROFS);
+        }
         throw_sys("open", path);
     }
     std::string v = std::to_string(value);

@@ -180,6 +180,11 @@ Plan make(const Policy& p, const Invocation& inv, const HostFacts& host) {
         case Invocation::Mode::Code:
             out.argv.push_back(p.python);
             out.argv.insert(out.argv.end(), p.python_args.begin(), p.python_args.end());
+            if (!inv.code_file.empty()) {
+                out.mounts.push_back({MountOp::Kind::File, "", inv.code_file, false, false, 0, 0444, inv.code, "built-in"});
+                out.argv.push_back(inv.code_file);
+                break;
+            }
             out.argv.push_back("-c");
             out.argv.push_back(inv.code);
             break;

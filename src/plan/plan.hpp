@@ -40,6 +40,10 @@ struct Invocation {
     enum class Mode { Script, Code, Exec, Repl } mode = Mode::Script;  // Repl: python on the jail's terminal
     std::string script;             // host path (Script)
     std::string code;               // (Code)
+    // (Code) When set, the code is a read-only file at this path of the jail's
+    // root, and python runs that file: the host's `ps` then shows its name,
+    // not the whole source (serve's runner).
+    std::string code_file;
     std::vector<std::string> args;  // script/code arguments, or the whole argv (Exec)
     bool timings = false;           // report each setup step's time (--timings)
     bool learn = false;             // --learn: record the syscalls used, refuse only the core
@@ -56,10 +60,13 @@ struct HostFacts {
     std::vector<std::string> present;
 };
 
-// Host data that Python's standard library and pip read, bound read-only
-// where present: service and protocol names in every mode; the CA
+// Host data that Python's standard library, pip and plotting read, bound
+// read-only where present: service and protocol names, Debian's matplotlibrc
+// (matplotlib will not import without it), fontconfig's configuration and its
+// cache (else every jail rescans the fonts) in every mode; the CA
 // certificates where the network reaches past the jail (proxy, host).
-inline constexpr const char* kHostDataPaths[] = {"/etc/services", "/etc/protocols", "/etc/ssl/certs"};
+inline constexpr const char* kHostDataPaths[] = {"/etc/services",   "/etc/protocols",        "/etc/matplotlibrc",
+                                                 "/etc/fonts",      "/var/cache/fontconfig", "/etc/ssl/certs"};
 
 struct Plan {
     std::vector<MountOp> mounts;  // in the order they are made

@@ -16,6 +16,9 @@ _fd = int(sys.argv[1])
 _mode = sys.argv[2]
 _preload = [m for m in sys.argv[3].split(",") if m]
 del sys.argv[1:]
+# Run from a file (so the host's ps shows its name, not this source); the
+# task's imports resolve from its working directory, as with `python -c`.
+sys.path[0] = ""
 
 import json
 import base64

@@ -224,6 +224,7 @@ std::shared_ptr<const JailSpec> Server::make_spec(const std::vector<std::string>
     plan::Invocation inv;
     inv.mode = plan::Invocation::Mode::Code;
     inv.code = runner_source();
+    inv.code_file = "/.stockade-runner.py";
     inv.writable_work = true;
     inv.args = {std::to_string(jail::kControlFd), session ? "session" : "task", opt_.preload};
     plan::HostFacts host = plan::gather_host_facts(envp_);

@@ -27,6 +27,7 @@
 #include "supervise/proxy.hpp"
 #include "util/error.hpp"
 #include "util/clock.hpp"
+#include "util/container.hpp"
 #include "util/kernel.hpp"
 
 namespace stockade::supervise {
@@ -70,7 +71,11 @@ pid_t clone_jail(const Plan& plan, int* pidfd, int cgroup_fd) {
     if (pid < 0) {
         int err = errno;
         std::string hint;
-        if (err == EPERM || err == ENOSPC || err == EUSERS)
+        const std::string engine = container_engine();
+        if (!engine.empty() && (err == ENOSYS || err == EPERM))
+            hint = " (this is a " + engine + " container whose seccomp profile refuses new namespaces; run it with " +
+                   container_seccomp_fix(engine) + ")";
+        else if (err == EPERM || err == ENOSPC || err == EUSERS)
             hint = " (user namespaces are refused here: a sysctl, AppArmor or a container's seccomp profile; "
                    "`stockade doctor` says which, and the fix)";
         throw Error("clone3 (new namespaces): " + std::string(std::strerror(err)) + hint, err);

@@ -129,6 +129,23 @@ class MountTest(JailTest):
         self.assertOk(r)
         self.assertEqual(r.stdout, "['snap.py']\nro True\n")
 
+    def test_a_plot_with_text_saves_under_the_default_profile(self):
+        if not os.path.exists("/usr/lib/python3/dist-packages/matplotlib"):
+            self.skipTest("python3-matplotlib is not installed (scripts/setup --test installs it)")
+        plot = ("import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+                "fig, ax = plt.subplots(); ax.plot([1, 2, 3], [1, 4, 9], label='squares')\n"
+                "ax.set_title('Text in a title'); ax.legend()\nfig.savefig('/work/out/plot.png')\n"
+                "from matplotlib import font_manager\n"
+                "print(font_manager.findfont('sans'), open('/work/out/plot.png', 'rb').read(4))")
+        out = self.mkdir("out", 0o777)
+        r = self.jail_py(plot, opts=("--rw", out + ":/work/out"))
+        self.assertOk(r)
+        self.assertNotIn("Fontconfig error", r.stderr)
+        self.assertNotIn("matplotlibrc", r.stderr)
+        self.assertIn(".ttf", r.stdout)  # a real font was found for the text
+        with open(os.path.join(out, "plot.png"), "rb") as f:
+            self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+
 
 if __name__ == "__main__":
     main()

@@ -583,6 +583,11 @@ class ServeTest(ServeBase):
         c.call({"op": "run", "code": "pass", "limits": {"memory": "100M"}})  # a cold jail: its cgroup sweeps
         self.assertEqual(stockade_cgroups(pid), [])
 
+    def test_host_ps_shows_the_runners_name_not_its_source(self):
+        self.start_server()
+        self.assertTrue(host_pids_with_cmdline("/.stockade-runner.py"))
+        self.assertEqual(host_pids_with_cmdline("def _run_task"), [])
+
     def test_check_says_whether_a_server_is_healthy(self):
         r = self.stockade("serve", "--socket", self.sock, "--check")
         self.assertEqual(r.returncode, 1)
