@@ -40,15 +40,15 @@ struct Invocation {
     enum class Mode { Script, Code, Exec, Repl } mode = Mode::Script;  // Repl: python on the jail's terminal
     std::string script;             // host path (Script)
     std::string code;               // (Code)
-    // (Code) When set, the code is a read-only file at this path of the jail's
-    // root, and python runs that file: the host's `ps` then shows its name,
-    // not the whole source (serve's runner).
-    std::string code_file;
     std::vector<std::string> args;  // script/code arguments, or the whole argv (Exec)
     bool timings = false;           // report each setup step's time (--timings)
     bool learn = false;             // --learn: record the syscalls used, refuse only the core
     bool writable_work = false;     // serve: /work is a tmpfs of the jail's own, for the task's files
     bool terminal_raw = false;      // --raw-terminal: the jail's escape sequences reach the caller's terminal unfiltered
+    // (Code) When set, the code is a read-only file at this path of the jail's
+    // root, and python runs that file: the host's `ps` then shows its name,
+    // not the whole source (serve's runner).
+    std::string code_file;
 };
 
 // What plan() needs to know about the caller; passed in so plan stays pure.
