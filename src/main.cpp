@@ -1,5 +1,5 @@
 // stockade: the command line. This file only wires the pieces together:
-// profile::load -> sandbox::plan -> supervise::launch -> report.
+// profile::load -> plan::make -> supervise::launch -> report.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>

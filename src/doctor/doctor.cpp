@@ -97,7 +97,14 @@ void try_run(const profile::CommandLine& cl, std::vector<Check>& out) {
         return;
     }
     std::string status = r.value("status", "?");
-    if (status != "ok" || said.find("uid 1000 pid 2") == std::string::npos) {
+    // The jail's own user (the profile's [user] uid) as its program's pid 2,
+    // under its init: whatever uid the profile names.
+    std::string want = "uid 1000 pid 2";
+    try {
+        want = "uid " + std::to_string(profile::load(cl).uid) + " pid 2";
+    } catch (const std::exception&) {
+    }
+    if (status != "ok" || said.find(want) == std::string::npos) {
         std::string msg = r.contains("message") && r["message"].is_string() ? r["message"].get<std::string>() : said;
         out.push_back({"try-run", State::Fail, status + ": " + msg, "see the checks above"});
         return;

@@ -6,9 +6,10 @@
 
 namespace stockade::jail {
 
-// Writes them through the host's /proc (they resolve against the caller's
-// namespaces: the jail's), before the root is pivoted. Settings this kernel
-// does not have are skipped; the supervisor reports those (host_lacks_*).
+// Writes them through /proc/sys before the root is pivoted; /proc/sys/user
+// shows the writer's own user namespace, which is the jail's. Settings this
+// kernel does not have (ENOENT) are skipped; a read-only /proc/sys (a
+// container's) is an error that names the engine's fix.
 // Returns the ones that must wait, open: max_mnt_namespaces (building the root
 // makes detached mount trees, which count) and max_cgroup_namespaces (the
 // child re-roots its cgroup namespace once attached). finish_jail_sysctls

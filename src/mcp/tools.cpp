@@ -26,7 +26,8 @@ json timeout_schema(uint64_t wall_ms) {
     if (wall_ms) {
         const double s = static_cast<double>(wall_ms) / 1000.0;
         t["maximum"] = s;
-        t["description"] = "seconds; at most " + json(s).dump() + " (the operator's limit, also the default)";
+        const std::string shown = wall_ms % 1000 == 0 ? std::to_string(wall_ms / 1000) : json(s).dump();
+        t["description"] = "seconds; at most " + shown + " (the operator's limit, also the default)";
     } else {
         t["description"] = "seconds (no limit by default)";
     }
@@ -202,7 +203,10 @@ void add_images(const json& ans, json& sc, json& content, std::string& text) {
     if (!listed.empty()) text += "\nimages:" + listed;
 }
 
-std::string seconds(uint64_t ms) { return json(static_cast<double>(ms) / 1000.0).dump(); }
+// "30", "0.5": as a person writes seconds.
+std::string seconds(uint64_t ms) {
+    return ms % 1000 == 0 ? std::to_string(ms / 1000) : json(static_cast<double>(ms) / 1000.0).dump();
+}
 
 }  // namespace
 

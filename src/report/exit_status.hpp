@@ -11,7 +11,7 @@
 #include <ostream>
 #include <string>
 
-#include "supervise/launch.hpp"
+#include "supervise/outcome.hpp"
 #include "plan/plan.hpp"
 
 namespace stockade::report {

@@ -3,7 +3,7 @@
 #include <string>
 
 #include "profile/policy.hpp"
-#include "supervise/launch.hpp"
+#include "supervise/outcome.hpp"
 #include "plan/plan.hpp"
 #include "util/safe_file.hpp"
 
@@ -25,7 +25,7 @@ const char* to_string(Status s);
 
 Status classify(const supervise::Outcome& o, const plan::Plan& plan);
 
-// The result document (see man/stockade.1, RESULT). `setup_failed` covers
+// The result document (see man/stockade.1, RESULT). setup_error_json covers
 // errors before the jail existed, when there is no outcome to speak of.
 std::string result_json(const supervise::Outcome& o, const plan::Plan& plan, const profile::Policy& policy);
 std::string setup_error_json(const std::string& message);

@@ -235,16 +235,4 @@ int install(const Compiled& c) {
     return static_cast<int>(fd);
 }
 
-std::string describe_pfc(const Spec& spec) {
-    Ctx ctx = new_ctx(default_action(spec));
-    build(ctx.get(), spec);
-    UniqueFd fd(::memfd_create("stockade-pfc", MFD_CLOEXEC));
-    if (!fd) throw_sys("memfd_create", "(seccomp pfc)");
-    lib_check(seccomp_export_pfc(ctx.get(), fd.get()), "export pfc");
-    off_t size = ::lseek(fd.get(), 0, SEEK_END);
-    std::string text(static_cast<size_t>(size), '\0');
-    if (::pread(fd.get(), text.data(), text.size(), 0) != size) throw_sys("read", "(seccomp pfc)");
-    return text;
-}
-
 }  // namespace stockade::seccomp

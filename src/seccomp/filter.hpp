@@ -45,6 +45,5 @@ Compiled read_from(int fd);
 int install(const Compiled& c);
 
 // For explain: the filter in libseccomp's pseudo-code.
-std::string describe_pfc(const Spec& spec);
 
 }  // namespace stockade::seccomp

@@ -66,7 +66,6 @@ WarmJail::~WarmJail() {
 }
 
 void WarmJail::start() {
-    started_ns_ = monotonic_ns();
     sup_.start();
     ::fcntl(sup_.control_fd(), F_SETFL, O_NONBLOCK);
     control_open_ = true;

@@ -54,7 +54,6 @@ public:
     supervise::Outcome collect();
     void kill() { sup_.kill(); }
 
-    uint64_t started_ns() const { return started_ns_; }
 
     void fill(std::vector<pollfd>& fds) override;
     void handle(const pollfd* fds, size_t n) override;
@@ -76,7 +75,6 @@ private:
     size_t out_off_ = 0;
     std::deque<nlohmann::json> replies_;
     bool control_open_ = false;
-    uint64_t started_ns_ = 0;
     size_t own_fds_ = 0;
 };
 

@@ -23,7 +23,6 @@ public:
     // Write end to hand the jail for fd 1 or 2, or -1 to pass the caller's through.
     int jail_end(int stream) const { return pipes_[stream].write.get(); }
     void close_jail_ends();
-    int read_end(int stream) const { return pipes_[stream].read.get(); }
 
     // Moves what is readable on `stream` on; false once that stream hit EOF.
     bool pump(int stream);

@@ -491,7 +491,6 @@ void Supervisor::on_report() {
 
 Outcome Supervisor::collect(bool reap) {
     Outcome& out = out_;
-    collected_ = true;
     if (!t_eof_) t_eof_ = monotonic_ns();
     struct rusage ru {};
     // Without the reap, only a reported exit says how the program ended.

@@ -2,8 +2,9 @@
 // namespaces, writes its id maps and lets it go; then, as an event source,
 // it serves the jail's fds (the report socket, the wall and CPU timers, the
 // output relays, the terminal, the seccomp listeners, the proxy) until done();
-// collect() reaps it and says how it ended. Nothing here is process-wide
-// except the terminal's job control, so one loop can drive many Supervisors.
+// collect() reaps it and says how it ended. What is process-wide: the
+// terminal's job control, and the proxy's connection budget (one fd table
+// for every jail, supervise/proxy.hpp); so one loop drives many Supervisors.
 #pragma once
 #include <sys/resource.h>
 #include <sys/types.h>
@@ -125,7 +126,7 @@ private:
     std::unique_ptr<Proxy> proxy_;
     uint64_t t0_ = 0, t_end_ = 0, t_eof_ = 0, t_task_ = 0;
     double base_rusage_ms_ = 0;  // the same, from /proc, when there is no cgroup
-    bool open_ = false, have_exit_ = false, seccomp_kill_sent_ = false, collected_ = false;
+    bool open_ = false, have_exit_ = false, seccomp_kill_sent_ = false;
     int program_status_ = 0;
     int timeout_ = -1;
     // Where this round's fds sit in what fill() appended.

@@ -28,15 +28,20 @@ class CleanupTest(JailTest):
                                 "subprocess.Popen(['/usr/bin/python3', '-c', 'import time; time.sleep(60)', sys.argv[1]],"
                                 " start_new_session=True)\n"
                                 "open('/tmp/scratch', 'w').write('x')\n")
+        # Each run must really have happened as meant (a stockade that started
+        # nothing would leave nothing too): its exit status, and what it said.
         runs = [
-            ("run", s, marker),                             # leaves a background child behind
-            ("run", "-c", "raise SystemExit(3)"),           # fails
-            ("run", "--ro", "/nonexistent", "-c", "pass"),  # setup error
-            ("run", "--cwd", "/nowhere", "-c", "pass"),     # error inside the jail
-            ("exec", "--", "missing-program"),
+            (("run", s, marker), 0, ""),                                   # leaves a background child behind
+            (("run", "-c", "raise SystemExit(3)"), 3, ""),                 # fails
+            (("run", "--ro", "/nonexistent", "-c", "pass"), 125, "/nonexistent"),  # setup error
+            (("run", "--cwd", "/nowhere", "-c", "pass"), 125, "/nowhere"),  # error inside the jail
+            (("exec", "--", "missing-program"), 127, "missing-program"),
         ]
-        for args in runs:
-            self.stockade(*args)
+        for args, status, said in runs:
+            r = self.stockade(*args)
+            self.assertEqual(r.returncode, status, f"{args}: {r.stderr}")
+            self.assertIn(said, r.stderr)
+        # The background child of the first run did start (it is gone now: below).
         # Killed from outside mid-run.
         p = subprocess.Popen(self.prefix() + [self.bin, "run", "-c",
                              f"import time; print('up', flush=True); time.sleep(60)  # {marker}"],

@@ -87,6 +87,7 @@ class HostileServiceTest(test_serve.ServeBase):
         with self.assertRaises(RecursionError):
             json.loads(deep)
         c = self.start_server()
+        _, _, cpu0 = figures(self.server.pid)
         other = self.connect()
         rid = other.send({"op": "run", "code": "import time; time.sleep(0.5); print('fine')"})
         c.sock.sendall(deep.encode() + b"\n")
@@ -103,6 +104,7 @@ class HostileServiceTest(test_serve.ServeBase):
         self.assertEqual(other.wait(rid)["stdout"], "fine\n")
         self.assertIsNone(self.server.poll())
         self.assertEqual(self.connect().call({"op": "run", "code": "print(2)"})["stdout"], "2\n")
+        measure("JSON 200,000 deep: a request, an id, a runner answer (and 3 runs)", self.server.pid, cpu0)
 
     def test_ids_come_back_token_for_token(self):
         big = "12345678901234567890123456789"
@@ -122,6 +124,7 @@ class HostileServiceTest(test_serve.ServeBase):
         peaks = {}
         for max_jails in ("4", "2"):
             c = self.start_server("--max-jails", max_jails, pool=1)
+            _, _, cpu0 = figures(self.server.pid)
             conns = [self.connect() for _ in range(4)]
             answers = []
 
@@ -141,6 +144,7 @@ class HostileServiceTest(test_serve.ServeBase):
                 t.join(10)
             self.assertEqual([a["stdout"] for a in answers], ["done\n"] * 4, answers)
             peaks[max_jails] = peak
+            measure(f"4 runs with limits of their own, --max-jails {max_jails}: at most {peak} jails", self.server.pid, cpu0)
             self.stop_server()
             for cc in conns:
                 cc.close()
@@ -206,6 +210,7 @@ class HostileServiceTest(test_serve.ServeBase):
         c = self.start_server("--set", "network.mode=proxy", "--set", 'network.allow=["example.test:443"]', pool=2,
                               wrap=["prlimit", "--nofile=256:256"])
         budget = c.call({"op": "stats"})["max_proxy_connections"]
+        _, _, cpu0 = figures(self.server.pid)
         # Each jail alone may hold 64; three together would hold far past the budget.
         self.assertLess(budget, 3 * 40)
         conns = [self.connect() for _ in range(3)]
@@ -219,6 +224,7 @@ class HostileServiceTest(test_serve.ServeBase):
             self.assertEqual(cc.wait(i)["status"], "ok")
         self.assertGreater(peak, 0)
         self.assertLessEqual(peak, budget)
+        measure(f"3 jails x 40 proxy connections against a budget of {budget}: at most {peak}", self.server.pid, cpu0)
 
     # ---- 4: size, memory, loop time -------------------------------------------------------
 

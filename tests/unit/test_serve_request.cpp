@@ -1,0 +1,102 @@
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+#include "profile/loader.hpp"
+#include "serve/client.hpp"
+#include "serve/request.hpp"
+#include "util/json_in.hpp"
+
+using nlohmann::json;
+using namespace stockade;
+using serve::RequestError;
+
+namespace {
+profile::Limits limits() { return profile::load(profile::CommandLine{}).limits; }
+
+std::string error_of(const json& req, bool cell = false) {
+    try {
+        serve::parse_task(req, cell, limits());
+    } catch (const RequestError& e) {
+        return e.code + ": " + e.what();
+    }
+    return "";
+}
+}  // namespace
+
+TEST_CASE("serve requests: a run becomes the runner's message") {
+    json req = {{"id", 1}, {"op", "run"}, {"code", "print(1)"}, {"argv", {"a"}}, {"stdin", "x"},
+                {"files", {{"d/a.txt", "AAA"}, {"b.bin", {{"b64", "AAEC"}}}}}, {"return_files", {"out/*.png"}},
+                {"timeout", 2.5}};
+    serve::Task t = serve::parse_task(req, false, limits());
+    CHECK(t.to_runner["op"] == "run");
+    CHECK(t.to_runner["code"] == "print(1)");
+    CHECK(t.to_runner["files"]["d/a.txt"] == json{{"text", "AAA"}});
+    CHECK(t.to_runner["files"]["b.bin"] == json{{"b64", "AAEC"}});
+    CHECK(t.to_runner["return_cap"] == serve::kReturnCap);
+    CHECK(t.timeout_ms == 2500);
+    CHECK(t.limit_sets.empty());
+    t = serve::parse_task({{"id", 1}, {"op", "run"}, {"code", "1"}, {"limits", {{"memory", "64M"}, {"pids", 8}}}}, false,
+                          limits());
+    CHECK(t.limit_sets == std::vector<std::string>{"limits.memory=64M", "limits.pids=8"});
+}
+
+TEST_CASE("serve requests: every malformed field is one clear error") {
+    CHECK(error_of({{"op", "run"}}).find("exactly one of code or script") != std::string::npos);
+    CHECK(error_of({{"op", "run"}, {"code", 5}}).find("code: expected a string") != std::string::npos);
+    CHECK(error_of({{"op", "run"}, {"code", "1"}, {"argv", "x"}}).find("argv: expected an array") != std::string::npos);
+    CHECK(error_of({{"op", "run"}, {"code", "1"}, {"files", {{"a", {{"b64", "!!"}}}}}}).find("not valid base64") !=
+          std::string::npos);
+    CHECK(error_of({{"op", "run"}, {"code", "1"}, {"timeout", -1}}).find("timeout: expected") != std::string::npos);
+    CHECK(error_of({{"op", "run"}, {"code", "1"}, {"timeout", 1e9}}).find("may only lower") != std::string::npos);
+    CHECK(error_of({{"op", "run"}, {"code", "1"}, {"frob", 1}}).find("unknown field \"frob\"") != std::string::npos);
+    CHECK(error_of({{"op", "run"}, {"script", "x.py"}}).find("not among files") != std::string::npos);
+    CHECK(error_of({{"op", "session.run"}, {"code", "1"}, {"argv", {"a"}}}, true).find("argv: not for") !=
+          std::string::npos);
+    CHECK(error_of({{"op", "session.run"}, {"code", "1"}, {"limits", {{"memory", "1M"}}}}, true).find("session.open") !=
+          std::string::npos);
+}
+
+TEST_CASE("serve requests: limits may only be lowered") {
+    profile::Limits base = limits(), asked = base;
+    CHECK_NOTHROW(serve::check_lowered(base, asked));
+    asked.memory = base.memory / 2;
+    CHECK_NOTHROW(serve::check_lowered(base, asked));
+    asked.memory = base.memory * 2;
+    CHECK_THROWS_AS(serve::check_lowered(base, asked), RequestError);
+    asked = base;
+    asked.memory = 0;  // 0 lifts it: not a lowering
+    CHECK_THROWS_AS(serve::check_lowered(base, asked), RequestError);
+    asked = base;
+    asked.require_cgroup = !base.require_cgroup;
+    if (base.require_cgroup) CHECK_THROWS_AS(serve::check_lowered(base, asked), RequestError);
+}
+
+TEST_CASE("serve answers: the id is the request's own token") {
+    CHECK(serve::answer_line("12345678901234567890123456789", {{"a", 1}}) ==
+          "{\"id\":12345678901234567890123456789,\"a\":1}\n");
+    CHECK(serve::answer_line("\"x\"", json::object()) == "{\"id\":\"x\"}\n");
+    CHECK(serve::answer_line("", json::object()) == "{\"id\":null}\n");
+    JsonIn in = parse_json("{\"id\": 1.50, \"op\": \"stats\"}", JsonBounds{});
+    CHECK(id_text(in, in.value["id"]) == "1.50");
+    in = parse_json("[{\"id\": 1e400}, {\"id\": 2.0}]", JsonBounds{});
+    if (in.ok()) CHECK(id_text(in, in.value[1]["id"], 1) == "2.0");
+}
+
+TEST_CASE("bounded JSON: depth and count, before anything deeper exists") {
+    std::string deep(100000, '[');
+    deep += std::string(100000, ']');
+    JsonIn in = parse_json(deep, JsonBounds{8, 1000});
+    CHECK_FALSE(in.ok());
+    CHECK(in.error.find("nested deeper than 8") != std::string::npos);
+    std::string many = "[";
+    for (int i = 0; i < 2000; ++i) many += "0,";
+    many += "0]";
+    in = parse_json(many, JsonBounds{8, 1000});
+    CHECK(in.error.find("more than 1000 values") != std::string::npos);
+    in = parse_json("{\"a\": [1, {\"b\": null}]}", JsonBounds{3, 10});
+    CHECK(in.ok());
+    CHECK(parse_json("{bad", JsonBounds{}).error.find("not JSON") != std::string::npos);
+}
