@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -88,18 +89,43 @@ void Backend::stop() {
     dir_.clear();
 }
 
+// Ready means answering, not only listening: serve binds its socket before
+// it has proved that a jail of its profile can start here, and a server that
+// cannot exits then instead of answering.
+bool Backend::answers(const std::string& mode, uint64_t until) const {
+    UniqueFd fd;
+    try {
+        fd = connect(mode);
+    } catch (const Error&) {
+        return false;
+    }
+    static const char req[] = "{\"id\": 0, \"op\": \"stats\"}\n";
+    if (::send(fd.get(), req, sizeof req - 1, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof req - 1)) return false;
+    std::string got;
+    while (got.find('\n') == std::string::npos) {
+        const uint64_t now = monotonic_ns();
+        if (now > until) return false;
+        struct pollfd p{fd.get(), POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(std::min<uint64_t>((until - now) / 1000000 + 1, 100))) <= 0) {
+            if (ended() >= 0) return false;
+            continue;
+        }
+        char buf[4096];
+        ssize_t n = ::recv(fd.get(), buf, sizeof buf, MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+        if (n <= 0) return false;
+        got.append(buf, static_cast<size_t>(n));
+    }
+    return got.find("\"pool\"") != std::string::npos;
+}
+
 void Backend::wait_ready(int timeout_ms) {
     const uint64_t until = monotonic_ns() + static_cast<uint64_t>(timeout_ms) * 1000000;
     for (const auto& mode : modes_) {
-        for (;;) {
-            try {
-                UniqueFd fd = connect(mode);
-                break;
-            } catch (const Error&) {
-                if (ended() >= 0) throw Error("mcp: stockade serve (network " + mode + ") exited; see its message above");
-                if (monotonic_ns() > until) throw Error("mcp: stockade serve (network " + mode + ") did not start");
-                ::usleep(10000);
-            }
+        while (!answers(mode, until)) {
+            if (ended() >= 0) throw Error("mcp: stockade serve (network " + mode + ") exited; see its message above");
+            if (monotonic_ns() > until) throw Error("mcp: stockade serve (network " + mode + ") did not start");
+            ::usleep(10000);
         }
     }
 }

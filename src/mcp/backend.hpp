@@ -6,6 +6,7 @@
 #pragma once
 #include <sys/types.h>
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -35,6 +36,7 @@ public:
 
 private:
     void stop();
+    bool answers(const std::string& mode, uint64_t until) const;
 
     std::string dir_;
     std::vector<std::string> modes_;

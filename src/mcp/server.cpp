@@ -50,6 +50,7 @@ struct Call {
     std::string rpc_id;  // the request's id, as its JSON text
     std::string tool;
     ServeCall sc;
+    uint64_t started_ns = 0;
     UniqueFd fd;
     std::string out;
     LineBuffer in{kMaxAnswer};
@@ -274,6 +275,7 @@ private:
         }
         c->rpc_id = id;
         c->tool = tool;
+        c->started_ns = monotonic_ns();
         try {
             c->fd = backend_.connect(c->sc.mode);
         } catch (const Error& e) {
@@ -314,11 +316,18 @@ private:
             bool done = false;
             c.in.lines([&](std::string_view line) {
                 JsonIn ans = parse_json(line, kAnswerBounds);
+                const long ms = static_cast<long>((monotonic_ns() - c.started_ns) / 1000000);
                 if (!ans.ok() || !ans.value.is_object()) {
+                    log::error("mcp", "call " + c.rpc_id + " " + c.tool + ": an unreadable answer from serve");
                     respond_result(c.rpc_id, tool_error("the jail server sent an unreadable answer"));
                 } else {
                     note_degraded(ans.value);
-                    respond_result(c.rpc_id, to_result(c.tool, ans.value, c.sc, cfg_, outputs_));
+                    const json& a = ans.value;
+                    std::string what = a.contains("error") && a["error"].is_object()
+                                           ? a["error"].value("code", std::string("error"))
+                                           : a.value("status", std::string(a.contains("session") ? "ok" : "done"));
+                    log::info("mcp", "call " + c.rpc_id + " " + c.tool + ": " + what + " in " + std::to_string(ms) + " ms");
+                    respond_result(c.rpc_id, to_result(c.tool, a, c.sc, cfg_, outputs_));
                 }
                 done = true;
                 return false;
@@ -346,7 +355,7 @@ private:
         if (!params.contains("requestId") || params["requestId"].is_structured()) return;
         // Closing its connection makes serve stop the run (or interrupt the
         // session's cell); no answer is sent.
-        calls_.erase(params["requestId"].dump());
+        if (calls_.erase(params["requestId"].dump())) log::info("mcp", "call " + params["requestId"].dump() + " cancelled");
     }
 
     void progress() {

@@ -14,7 +14,7 @@ import threading
 import time
 
 import test_serve
-from harness import NOBODY, PY, JailTest, main
+from harness import NOBODY, PY, SANITIZED, JailTest, main
 
 Conn = test_serve.Conn
 wait_until = test_serve.wait_until
@@ -241,7 +241,9 @@ class HostileServiceTest(test_serve.ServeBase):
             other.call({"op": "stats"})
             worst = max(worst, time.time() - t)
         self.assertEqual(c.wait(rid)["stdout"], f"{7 << 20}\n")
-        self.assertLess(worst, 0.5)
+        print(f"MEASURE a 7 MiB request: other clients' stats answered within {worst * 1000:.0f} ms", file=sys.stderr)
+        # (The request is parsed in one piece: under ASan that is seconds.)
+        self.assertLess(worst, 4.0 if SANITIZED else 0.5)
         # Over it: refused, and only that connection closed.
         big = self.connect()
         with self.assertRaises((EOFError, OSError)):

@@ -21,7 +21,7 @@ cd "$ws/python"
 if [ "$as" = root ]; then
   /usr/bin/python3 -m venv "$ws/venv"
   (cd "$ws" && venv/bin/pip install -q --no-index ./python) >/dev/null
-  "$ws/venv/bin/python" -c "import stockade, sys; assert stockade.__file__.startswith('$ws/venv'), stockade.__file__"
+  (cd / && "$ws/venv/bin/python" -c "import stockade; assert stockade.__file__.startswith('$ws/venv'), stockade.__file__")
   echo "ok: python3 -m venv .venv && .venv/bin/pip install ./python (offline)"
 fi
 export STOCKADE_BIN="$ws/stockade" STOCKADE_EXAMPLES="$ws/examples/agents" PYTHONDONTWRITEBYTECODE=1
