@@ -59,7 +59,9 @@ void bash(std::ostream& out, const std::vector<Sub>& subs) {
            "        case ${COMP_WORDS[i]} in -*) ;; *) sub=${COMP_WORDS[i]}; break ;; esac\n"
            "    done\n"
            "    case ${COMP_WORDS[COMP_CWORD-1]} in\n"
-           "        -p|--profile) COMPREPLY=($(compgen -W '" << profile_names() << "' -- \"$cur\") $(compgen -f -- \"$cur\")); return ;;\n"
+           "        -p|--profile) COMPREPLY=($(compgen -W '"
+        << profile_names()
+        << "' -- \"$cur\") $(compgen -f -- \"$cur\")); return ;;\n"
            "    esac\n"
            "    if [[ -z $sub ]]; then\n"
            "        COMPREPLY=($(compgen -W '";
@@ -98,7 +100,8 @@ void zsh(std::ostream& out, const std::vector<Sub>& subs) {
                 if (c == '[' || c == ']' || c == ':') c = ' ';
             const std::string value = is_profile(o) ? ":profile:_alternative \"builtin:profile:(" + profile_names() +
                                                           ")\" \"files:file:_files\""
-                                    : o.takes_value ? ":value:_files" : "";
+                                      : o.takes_value ? ":value:_files"
+                                                      : "";
             if (!o.longname.empty()) out << " " << quoted("--" + o.longname + "[" + help + "]" + value);
             if (!o.shortname.empty()) out << " " << quoted("-" + o.shortname + "[" + help + "]" + value);
         }
@@ -129,10 +132,14 @@ void fish(std::ostream& out, const std::vector<Sub>& subs) {
 
 void write_completions(std::ostream& out, const CLI::App& app, const std::string& shell) {
     const auto subs = describe(app);
-    if (shell == "bash") bash(out, subs);
-    else if (shell == "zsh") zsh(out, subs);
-    else if (shell == "fish") fish(out, subs);
-    else throw std::invalid_argument("completions: expected bash, zsh or fish");
+    if (shell == "bash")
+        bash(out, subs);
+    else if (shell == "zsh")
+        zsh(out, subs);
+    else if (shell == "fish")
+        fish(out, subs);
+    else
+        throw std::invalid_argument("completions: expected bash, zsh or fish");
 }
 
 }  // namespace stockade

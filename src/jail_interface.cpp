@@ -11,9 +11,10 @@
 
 namespace stockade::jail {
 
-
 void send(int fd, const WireMsg& m, const int* fds, int nfds) noexcept {
-    struct iovec iov {const_cast<WireMsg*>(&m), sizeof m};
+    struct iovec iov {
+        const_cast<WireMsg*>(&m), sizeof m
+    };
     struct msghdr mh {};
     mh.msg_iov = &iov;
     mh.msg_iovlen = 1;
@@ -33,7 +34,9 @@ void send(int fd, const WireMsg& m, const int* fds, int nfds) noexcept {
 }
 
 bool receive(int fd, WireMsg& m, int* fds, int max_fds, int* nfds) {
-    struct iovec iov {&m, sizeof m};
+    struct iovec iov {
+        &m, sizeof m
+    };
     struct msghdr mh {};
     mh.msg_iov = &iov;
     mh.msg_iovlen = 1;
@@ -50,8 +53,10 @@ bool receive(int fd, WireMsg& m, int* fds, int max_fds, int* nfds) {
         int got[4];
         std::memcpy(got, CMSG_DATA(c), static_cast<size_t>(std::min(count, 4)) * sizeof(int));
         for (int i = 0; i < count && i < 4; ++i) {
-            if (*nfds < max_fds) fds[(*nfds)++] = got[i];
-            else ::close(got[i]);
+            if (*nfds < max_fds)
+                fds[(*nfds)++] = got[i];
+            else
+                ::close(got[i]);
         }
     }
     if (n != static_cast<ssize_t>(sizeof m)) return false;

@@ -39,11 +39,11 @@ inline constexpr int kRelayedSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGU
 
 struct WireMsg {
     enum Type : uint32_t {
-        SetupError = 1,  // the jail could not be built; text says what failed
-        ExecReady = 2,   // the program is about to execve; t_ns is when; the seccomp listener rides along
-        ExecError = 3,   // execve failed (err) or the profile refused the program
-        Exit = 4,        // the program ended; status is its wait status
-        Phase = 5,       // a setup step finished at t_ns (only when the plan asks for timings)
+        SetupError = 1,     // the jail could not be built; text says what failed
+        ExecReady = 2,      // the program is about to execve; t_ns is when; the seccomp listener rides along
+        ExecError = 3,      // execve failed (err) or the profile refused the program
+        Exit = 4,           // the program ended; status is its wait status
+        Phase = 5,          // a setup step finished at t_ns (only when the plan asks for timings)
         ProxyListener = 7,  // the proxy's listening socket, made in the jail's netns
         PtyMaster = 8,      // the master of the jail's terminal, for the supervisor to relay
     };
@@ -81,15 +81,15 @@ bool receive(int fd, WireMsg& m, int* fds, int max_fds, int* nfds);
 void phase(int fd, bool enabled, const char* name) noexcept;
 
 struct ChildFds {
-    int sync = -1;    // read end: one byte once the id maps are written
-    int report = -1;  // write end: WireMsg records to the supervisor
-    int script = -1;  // the caller's script, or -1
-    int filter = -1;  // read end: the compiled seccomp filters, from the supervisor
-    int out = -1;     // write ends of the output relay for fds 1 and 2, or -1 to pass
-    int err = -1;     // the caller's own through
-    int tty = -1;     // the slave of the jail's pseudo-terminal (set by the child when Plan::terminal)
-    int control = -1;  // serve: the runner's socket to the server, kept at kControlFd, or -1
-    bool cgroup = false;  // decided by the supervisor: the limits live in a cgroup (else rlimits stand in)
+    int sync = -1;            // read end: one byte once the id maps are written
+    int report = -1;          // write end: WireMsg records to the supervisor
+    int script = -1;          // the caller's script, or -1
+    int filter = -1;          // read end: the compiled seccomp filters, from the supervisor
+    int out = -1;             // write ends of the output relay for fds 1 and 2, or -1 to pass
+    int err = -1;             // the caller's own through
+    int tty = -1;             // the slave of the jail's pseudo-terminal (set by the child when Plan::terminal)
+    int control = -1;         // serve: the runner's socket to the server, kept at kControlFd, or -1
+    bool cgroup = false;      // decided by the supervisor: the limits live in a cgroup (else rlimits stand in)
     bool exec_rules = false;  // decided by the supervisor: the kernel has Landlock (ABI 2) for Plan::exec_rules
 };
 

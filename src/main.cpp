@@ -69,21 +69,29 @@ The protocol (JSON lines) is in stockade-serve(1).)";
 
 void add_common(CLI::App* sub, profile::CommandLine& cl) {
     sub->add_option("-p,--profile", cl.profile, "built-in profile name or path to a .toml file (default: python)");
-    sub->add_option("--ro", cl.ro, "bind SRC read-only at DST (default: same path)")->type_name("SRC[:DST]")->allow_extra_args(false);
+    sub->add_option("--ro", cl.ro, "bind SRC read-only at DST (default: same path)")
+        ->type_name("SRC[:DST]")
+        ->allow_extra_args(false);
     sub->add_option("--rw", cl.rw, "bind SRC read-write at DST")->type_name("SRC[:DST]")->allow_extra_args(false);
     sub->add_option("--env", cl.env, "set a variable in the jail")->type_name("KEY=VALUE")->allow_extra_args(false);
-    sub->add_option("--env-pass", cl.env_pass, "pass the caller's value of KEY into the jail")->type_name("KEY")->allow_extra_args(false);
+    sub->add_option("--env-pass", cl.env_pass, "pass the caller's value of KEY into the jail")
+        ->type_name("KEY")
+        ->allow_extra_args(false);
     sub->add_option("--cwd", cl.cwd, "working directory inside the jail")->type_name("DIR");
-    sub->add_option("--set", cl.sets, "override any profile key, e.g. --set network.mode=none")->type_name("KEY=VALUE")->allow_extra_args(false);
+    sub->add_option("--set", cl.sets, "override any profile key, e.g. --set network.mode=none")
+        ->type_name("KEY=VALUE")
+        ->allow_extra_args(false);
 }
 
 // The warm pool's options, shared by serve and mcp (whose jails are a serve's).
 void add_pool_options(CLI::App* sub, serve::ServeOptions& so, double& idle_s) {
     sub->add_option("--pool", so.pool, "warm jails kept ready (default 2)")->type_name("N");
     sub->add_option("--preload", so.preload, "modules each warm jail imports before its task")->type_name("MOD,...");
-    sub->add_option("--max-jails", so.max_jails, "jails alive at once: warm, busy and sessions (default 8)")->type_name("N");
+    sub->add_option("--max-jails", so.max_jails, "jails alive at once: warm, busy and sessions (default 8)")
+        ->type_name("N");
     sub->add_option("--max-sessions", so.max_sessions, "sessions open at once (default 4)")->type_name("N");
-    sub->add_option("--idle-timeout", idle_s, "close a session unused this long (seconds, default 600)")->type_name("S");
+    sub->add_option("--idle-timeout", idle_s, "close a session unused this long (seconds, default 600)")
+        ->type_name("S");
 }
 
 int print_profile_error(const profile::ProfileError& e, bool all) {
@@ -137,19 +145,22 @@ int do_run(const profile::CommandLine& cl, const plan::Invocation& inv, char** e
         try {
             report::write_result(ro.result_file, ro.result_fd, report::result_json(outcome, plan, policy));
         } catch (const Error& e) {
-            std::cerr << "stockade: --result: " << e.what() << " (no result written; the exit status is the program's)\n";
+            std::cerr << "stockade: --result: " << e.what()
+                      << " (no result written; the exit status is the program's)\n";
         }
     }
     if (!outcome.degraded.empty() && !ro.quiet && outcome.kind != supervise::Outcome::Kind::SetupError) {
         std::string names;
         bool no_cgroup = false;
         for (const auto& [limit, why] : outcome.degraded) {
-            if (limit == "cgroup") no_cgroup = true;
+            if (limit == "cgroup")
+                no_cgroup = true;
             else if (limit == "exec_allow")
                 std::cerr << "stockade: warning: " << limit << ": " << why << "\n";
             else if (limit == "memfd_noexec")
                 continue;  // in the result only: a fact of older kernels, not a limit the caller set
-            else names += (names.empty() ? "" : ", ") + limit;
+            else
+                names += (names.empty() ? "" : ", ") + limit;
         }
         if (no_cgroup)
             std::cerr << "stockade: warning: limits without a cgroup (" << plan_degraded_reason(outcome) << "); "
@@ -174,8 +185,8 @@ int do_run(const profile::CommandLine& cl, const plan::Invocation& inv, char** e
     if (!learn.empty()) {
         std::string command;
         for (const auto& a : plan.argv) command += (command.empty() ? "" : " ") + a;
-        report::write_learned_profile(ro.learn_file, cl.profile.empty() ? profile::kDefaultProfile : cl.profile, command,
-                                      outcome.learned);
+        report::write_learned_profile(ro.learn_file, cl.profile.empty() ? profile::kDefaultProfile : cl.profile,
+                                      command, outcome.learned);
         std::cerr << "stockade: --learn: " << outcome.learned.size() << " syscalls used; wrote " << learn << "\n";
     }
     return report::exit_status(outcome, plan);
@@ -212,34 +223,49 @@ int main(int argc, char** argv, char** envp) {
 
     CLI::App* run = app.add_subcommand("run", "run a Python script (or -c CODE) in the jail");
     add_common(run, cl);
-    run->add_option("-c", code, "run CODE instead of a script file")->each([&](const std::string&) { code_given = true; });
+    run->add_option("-c", code, "run CODE instead of a script file")->each([&](const std::string&) {
+        code_given = true;
+    });
     run->prefix_command();
     run->footer("  stockade run [options] SCRIPT.py [ARGS...]\n  stockade run [options] -c CODE [ARGS...]");
 
-    CLI::App* exec = app.add_subcommand("exec", "run any program the profile allows: stockade exec [options] -- ARGV...");
+    CLI::App* exec =
+        app.add_subcommand("exec", "run any program the profile allows: stockade exec [options] -- ARGV...");
     add_common(exec, cl);
     exec->prefix_command();
 
     serve::ServeOptions so;
     bool serve_check = false;
     double idle_s = 600;
-    CLI::App* serve_cmd = app.add_subcommand("serve", "keep warm jails and run tasks for clients on a Unix socket (see stockade-serve(1))");
+    CLI::App* serve_cmd = app.add_subcommand(
+        "serve", "keep warm jails and run tasks for clients on a Unix socket (see stockade-serve(1))");
     add_common(serve_cmd, cl);
-    serve_cmd->add_option("--socket", so.socket, "the socket (default: $XDG_RUNTIME_DIR/stockade/serve.sock, /run/stockade/serve.sock as root)")->type_name("PATH");
+    serve_cmd
+        ->add_option("--socket", so.socket,
+                     "the socket (default: $XDG_RUNTIME_DIR/stockade/serve.sock, /run/stockade/serve.sock as root)")
+        ->type_name("PATH");
     add_pool_options(serve_cmd, so, idle_s);
     serve_cmd->footer(kServeExamples);
-    serve_cmd->add_option("--allow-uid", so.allow_uids, "also serve clients with this uid")->type_name("UID")->allow_extra_args(false);
-    serve_cmd->add_option("--allow-gid", so.allow_gids, "also serve clients with this gid")->type_name("GID")->allow_extra_args(false);
+    serve_cmd->add_option("--allow-uid", so.allow_uids, "also serve clients with this uid")
+        ->type_name("UID")
+        ->allow_extra_args(false);
+    serve_cmd->add_option("--allow-gid", so.allow_gids, "also serve clients with this gid")
+        ->type_name("GID")
+        ->allow_extra_args(false);
     serve_cmd->add_flag("--check", serve_check, "say whether a server answers on the socket, and print its stats");
 
     std::vector<std::string> mcp_networks;
-    CLI::App* mcp_cmd = app.add_subcommand("mcp", "a Model Context Protocol server on stdin/stdout (tools: run_python, python_session_*)");
+    CLI::App* mcp_cmd = app.add_subcommand(
+        "mcp", "a Model Context Protocol server on stdin/stdout (tools: run_python, python_session_*)");
     add_common(mcp_cmd, cl);
     add_pool_options(mcp_cmd, so, idle_s);
     mcp_cmd->footer(kMcpExamples);
-    mcp_cmd->add_option("--allow-network", mcp_networks,
-                        "a network mode the model may ask for (default: only the profile's own)")
-        ->type_name("MODE")->allow_extra_args(false)->check(CLI::IsMember({"none", "loopback", "proxy"}));
+    mcp_cmd
+        ->add_option("--allow-network", mcp_networks,
+                     "a network mode the model may ask for (default: only the profile's own)")
+        ->type_name("MODE")
+        ->allow_extra_args(false)
+        ->check(CLI::IsMember({"none", "loopback", "proxy"}));
 
     RunOptions ro;
     // The limit flags come from the schema's rows: each sets its key via --set.
@@ -288,15 +314,17 @@ int main(int argc, char** argv, char** envp) {
 
     std::string shell;
     CLI::App* completions = app.add_subcommand("completions", "print a shell completion script (bash, zsh or fish)");
-    completions->add_option("SHELL", shell, "bash, zsh or fish")->required()->check(CLI::IsMember({"bash", "zsh", "fish"}));
+    completions->add_option("SHELL", shell, "bash, zsh or fish")
+        ->required()
+        ->check(CLI::IsMember({"bash", "zsh", "fish"}));
 
     doctor::Options dopt;
-    CLI::App* doctor_cmd = app.add_subcommand("doctor", "check what stockade needs on this host, with the fix for each failure");
+    CLI::App* doctor_cmd =
+        app.add_subcommand("doctor", "check what stockade needs on this host, with the fix for each failure");
     add_common(doctor_cmd, cl);
     doctor_cmd->add_flag("--json", dopt.json, "the checks as JSON, for tools");
     doctor_cmd->add_flag("--clean", dopt.clean, "remove cgroups left by stockades that were killed");
     doctor_cmd->footer("Exit status: 0 the profile runs as intended; 1 it runs degraded; 2 it cannot run.");
-
 
     // Everything after the first "--" belongs to the program, untouched by option
     // parsing (CLI11 would otherwise try to read "-c" in `exec -- sh -c ...`).
@@ -380,8 +408,9 @@ int main(int argc, char** argv, char** envp) {
             for (const auto& x : cl.env_pass) a.insert(a.end(), {"--env-pass", x});
             for (const auto& x : cl.sets) a.insert(a.end(), {"--set", x});
             if (!cl.cwd.empty()) a.insert(a.end(), {"--cwd", cl.cwd});
-            a.insert(a.end(), {"--pool", std::to_string(so.pool), "--max-jails", std::to_string(so.max_jails),
-                               "--max-sessions", std::to_string(so.max_sessions), "--idle-timeout", std::to_string(idle_s)});
+            a.insert(a.end(),
+                     {"--pool", std::to_string(so.pool), "--max-jails", std::to_string(so.max_jails), "--max-sessions",
+                      std::to_string(so.max_sessions), "--idle-timeout", std::to_string(idle_s)});
             if (!so.preload.empty()) a.insert(a.end(), {"--preload", so.preload});
             if (log_quiet) a.push_back("-q");
             if (log_verbose) a.push_back("-v");

@@ -43,10 +43,14 @@ bool has_syscall(long nr, long a = -1, long b = 0, long c = 0) {
 
 const char* to_string(State s) {
     switch (s) {
-        case State::Ok: return "ok";
-        case State::Info: return "info";
-        case State::Warn: return "warn";
-        case State::Fail: return "FAIL";
+        case State::Ok:
+            return "ok";
+        case State::Info:
+            return "info";
+        case State::Warn:
+            return "warn";
+        case State::Fail:
+            return "FAIL";
     }
     return "?";
 }
@@ -64,7 +68,9 @@ void check_kernel(std::vector<Check>& out) {
         out.push_back({"namespaces", State::Fail, "missing: " + missing,
                        "a kernel built with CONFIG_NAMESPACES and each of those namespaces"});
     out.push_back({"time namespace", exists("/proc/self/ns/time") ? State::Ok : State::Info,
-                   exists("/proc/self/ns/time") ? "available ([namespaces] time = true)" : "not in this kernel (5.6+); only [namespaces] time needs it", ""});
+                   exists("/proc/self/ns/time") ? "available ([namespaces] time = true)"
+                                                : "not in this kernel (5.6+); only [namespaces] time needs it",
+                   ""});
     std::string actions = read_text("/proc/sys/kernel/seccomp/actions_avail");
     if (actions.find("user_notif") != std::string::npos)
         out.push_back({"seccomp", State::Ok, "filters with user notification (violations reported by name)", ""});
@@ -77,18 +83,22 @@ void check_kernel(std::vector<Check>& out) {
     if (abi >= 2)
         out.push_back({"landlock", State::Ok, "ABI " + std::to_string(abi) + " (exec rules hold for every exec)", ""});
     else
-        out.push_back({"landlock", State::Warn,
-                       abi ? "ABI 1 only: exec rules cannot hold" : "not enabled: only the first program's path is checked",
-                       "kernel 5.19+ with Landlock in the LSM list (boot with lsm=landlock,... if it is built but off)"});
+        out.push_back(
+            {"landlock", State::Warn,
+             abi ? "ABI 1 only: exec rules cannot hold" : "not enabled: only the first program's path is checked",
+             "kernel 5.19+ with Landlock in the LSM list (boot with lsm=landlock,... if it is built but off)"});
     bool tree = has_syscall(SYS_open_tree) && has_syscall(SYS_move_mount);
     out.push_back({"open_tree/move_mount", tree ? State::Ok : State::Info,
                    tree ? "available" : "absent (5.2+); classic mount(2) is used", ""});
     bool c3 = has_syscall(SYS_clone3, 0, 0);
     const std::string engine = container_engine();
     out.push_back({"clone3", c3 ? State::Ok : State::Fail,
-                   c3 ? "available (CLONE_INTO_CGROUP on cgroup v2: no migration per run)"
-                      : engine.empty() ? "absent" : "refused by the " + engine + " container's seccomp profile",
-                   c3 ? "" : engine.empty() ? "kernel 5.7 or later" : container_seccomp_fix(engine)});
+                   c3               ? "available (CLONE_INTO_CGROUP on cgroup v2: no migration per run)"
+                   : engine.empty() ? "absent"
+                                    : "refused by the " + engine + " container's seccomp profile",
+                   c3               ? ""
+                   : engine.empty() ? "kernel 5.7 or later"
+                                    : container_seccomp_fix(engine)});
 }
 
 void check_userns_sysctls(std::vector<Check>& out) {
@@ -100,16 +110,18 @@ void check_userns_sysctls(std::vector<Check>& out) {
         out.push_back({"user.max_user_namespaces", State::Ok, max, ""});
     std::string deb = read_text("/proc/sys/kernel/unprivileged_userns_clone");
     if (!deb.empty())
-        out.push_back({"kernel.unprivileged_userns_clone", deb == "0" && ::geteuid() != 0 ? State::Fail : State::Ok, deb,
-                       deb == "0" && ::geteuid() != 0 ? "sysctl -w kernel.unprivileged_userns_clone=1" : ""});
+        out.push_back({"kernel.unprivileged_userns_clone", deb == "0" && ::geteuid() != 0 ? State::Fail : State::Ok,
+                       deb, deb == "0" && ::geteuid() != 0 ? "sysctl -w kernel.unprivileged_userns_clone=1" : ""});
     std::string aa = read_text("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
     if (!aa.empty()) {
         std::string profiles = read_text("/sys/kernel/security/apparmor/profiles");
         bool loaded = profiles.find("stockade") != std::string::npos;
         if (aa == "0" || ::geteuid() == 0)
-            out.push_back({"apparmor userns restriction", State::Ok, "off (" + aa + ")" + (::geteuid() == 0 ? ", or root" : ""), ""});
+            out.push_back({"apparmor userns restriction", State::Ok,
+                           "off (" + aa + ")" + (::geteuid() == 0 ? ", or root" : ""), ""});
         else if (loaded)
-            out.push_back({"apparmor userns restriction", State::Ok, "on; the stockade AppArmor profile is loaded", ""});
+            out.push_back(
+                {"apparmor userns restriction", State::Ok, "on; the stockade AppArmor profile is loaded", ""});
         else
             out.push_back({"apparmor userns restriction", State::Fail,
                            "kernel.apparmor_restrict_unprivileged_userns=1 and no stockade profile is loaded "
@@ -123,10 +135,17 @@ void check_cgroups(std::vector<Check>& out, bool clean) {
     bool v1 = false, v2 = false;
     std::ifstream mi("/proc/self/mountinfo");
     for (std::string line; std::getline(mi, line);) {
-        if (line.find(" - cgroup2 ") != std::string::npos) v2 = true;
-        else if (line.find(" - cgroup ") != std::string::npos) v1 = true;
+        if (line.find(" - cgroup2 ") != std::string::npos)
+            v2 = true;
+        else if (line.find(" - cgroup ") != std::string::npos)
+            v1 = true;
     }
-    out.push_back({"cgroup layout", State::Info, v1 && v2 ? "hybrid (v1 controllers, a v2 tree)" : v2 ? "v2" : v1 ? "v1" : "none mounted", ""});
+    out.push_back({"cgroup layout", State::Info,
+                   v1 && v2 ? "hybrid (v1 controllers, a v2 tree)"
+                   : v2     ? "v2"
+                   : v1     ? "v1"
+                            : "none mounted",
+                   ""});
     profile::Limits l;
     l.memory = 64 << 20;
     l.pids = 16;
@@ -137,11 +156,13 @@ void check_cgroups(std::vector<Check>& out, bool clean) {
         std::string how = ::geteuid() == 0 ? "as root" : "delegated to this user";
         if (::geteuid() != 0 && read_text("/proc/self/cgroup").find("/stockade-") != std::string::npos)
             how = "in a delegated scope from the user's systemd (asked over D-Bus)";
-        out.push_back({"cgroup limits", State::Ok, std::string("memory, pids, cpu through cgroup ") + cg->version() + ", " + how, ""});
+        out.push_back({"cgroup limits", State::Ok,
+                       std::string("memory, pids, cpu through cgroup ") + cg->version() + ", " + how, ""});
     } else {
         std::string fix = "run in a delegated cgroup: systemd-run --user --scope -p Delegate=yes stockade ...";
         if (::geteuid() != 0 && !exists("/run/user/" + std::to_string(::getuid()) + "/systemd"))
-            fix += "; with no user manager running, start one at boot: sudo loginctl enable-linger " + std::to_string(::getuid());
+            fix += "; with no user manager running, start one at boot: sudo loginctl enable-linger " +
+                   std::to_string(::getuid());
         out.push_back({"cgroup limits", State::Warn, why + " (limits degrade to rlimits)", fix});
     }
     cg.reset();
@@ -149,9 +170,10 @@ void check_cgroups(std::vector<Check>& out, bool clean) {
     if (stale.empty())
         out.push_back({"stale cgroups", State::Ok, "none", ""});
     else
-        out.push_back({"stale cgroups", clean ? State::Ok : State::Warn,
-                       std::to_string(stale.size()) + (clean ? " removed" : " left by killed stockades, e.g. " + stale.front()),
-                       clean ? "" : "stockade doctor --clean"});
+        out.push_back(
+            {"stale cgroups", clean ? State::Ok : State::Warn,
+             std::to_string(stale.size()) + (clean ? " removed" : " left by killed stockades, e.g. " + stale.front()),
+             clean ? "" : "stockade doctor --clean"});
 }
 
 void check_container(std::vector<Check>& out) {
@@ -167,15 +189,18 @@ void check_container(std::vector<Check>& out) {
     long r = ::syscall(SYS_unshare, 0);  // flags 0: no effect, but a filter that refuses unshare says so
     bool unshare_refused = r < 0 && (errno == EPERM || errno == ENOSYS);
     if (filtered && unshare_refused)
-        out.push_back({"container seccomp", State::Fail, "the container's seccomp profile refuses unshare/clone with namespace flags",
+        out.push_back({"container seccomp", State::Fail,
+                       "the container's seccomp profile refuses unshare/clone with namespace flags",
                        container_seccomp_fix(engine)});
     else
-        out.push_back({"container seccomp", State::Ok, filtered ? "a filter, which lets namespaces through" : "none", ""});
+        out.push_back(
+            {"container seccomp", State::Ok, filtered ? "a filter, which lets namespaces through" : "none", ""});
     // Masked /proc (read-only /proc/sys, files over /proc/kcore...): a new procfs cannot be mounted.
     std::ifstream mi("/proc/self/mountinfo");
     bool masked = false;
     for (std::string line; std::getline(mi, line);)
-        if (line.find(" /proc/kcore ") != std::string::npos || line.find(" /proc/sys ro") != std::string::npos) masked = true;
+        if (line.find(" /proc/kcore ") != std::string::npos || line.find(" /proc/sys ro") != std::string::npos)
+            masked = true;
     // No jail can start there (its own /proc and /proc/sys are needed): a failure, as the try-run shows.
     if (masked)
         out.push_back({"container /proc", State::Fail, "/proc is masked: the jail's own procfs cannot be mounted",

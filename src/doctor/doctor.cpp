@@ -33,7 +33,8 @@ void check_profile(const profile::CommandLine& cl, std::vector<Check>& out) {
     try {
         p = profile::load(cl);
     } catch (const profile::ProfileError& e) {
-        out.push_back({"profile", State::Fail, e.diagnostics.front().str(), "stockade check PROFILE prints every error"});
+        out.push_back(
+            {"profile", State::Fail, e.diagnostics.front().str(), "stockade check PROFILE prints every error"});
         return;
     }
     out.push_back({"profile", State::Ok, p.name, ""});
@@ -50,7 +51,8 @@ void check_profile(const profile::CommandLine& cl, std::vector<Check>& out) {
         plan::check_sources(plan::make(p, inv, plan::gather_host_facts(environ)));
         out.push_back({"binds", State::Ok, std::to_string(p.binds.size()) + " bind sources present", ""});
     } catch (const Error& e) {
-        out.push_back({"binds", State::Fail, e.what(), "create the path, or remove the bind from the profile or command line"});
+        out.push_back(
+            {"binds", State::Fail, e.what(), "create the path, or remove the bind from the profile or command line"});
     }
 }
 
@@ -102,8 +104,7 @@ void try_run(const profile::CommandLine& cl, std::vector<Check>& out) {
     std::string want = "uid 1000 pid 2";
     try {
         want = "uid " + std::to_string(profile::load(cl).uid) + " pid 2";
-    } catch (const std::exception&) {
-    }
+    } catch (const std::exception&) {}
     if (status != "ok" || said.find(want) == std::string::npos) {
         std::string msg = r.contains("message") && r["message"].is_string() ? r["message"].get<std::string>() : said;
         out.push_back({"try-run", State::Fail, status + ": " + msg, "see the checks above"});
@@ -117,8 +118,13 @@ void try_run(const profile::CommandLine& cl, std::vector<Check>& out) {
             degraded += (degraded.empty() ? "" : "; ") + limit + ": " + d.value("reason", "");
         }
     if (degraded.empty())
-        out.push_back({"try-run", State::Ok, "the jail ran (namespaces, root, filter" +
-                                                 std::string(r.value("cgroup", json()).is_string() ? ", cgroup " + r["cgroup"].get<std::string>() : "") + ")", ""});
+        out.push_back(
+            {"try-run", State::Ok,
+             "the jail ran (namespaces, root, filter" +
+                 std::string(r.value("cgroup", json()).is_string() ? ", cgroup " + r["cgroup"].get<std::string>()
+                                                                   : "") +
+                 ")",
+             ""});
     else
         out.push_back({"try-run", State::Warn, "the jail ran, degraded: " + degraded, "see the cgroup check above"});
 }
@@ -136,14 +142,25 @@ int run(const profile::CommandLine& cl, const Options& opt) {
 
     int code = 0;
     for (const auto& c : checks) {
-        if (c.name == "try-run") code = c.state == State::Fail ? 2 : c.state == State::Warn ? 1 : code;
-        else if (c.state == State::Fail) code = std::max(code, 2);
+        if (c.name == "try-run")
+            code = c.state == State::Fail ? 2 : c.state == State::Warn ? 1 : code;
+        else if (c.state == State::Fail)
+            code = std::max(code, 2);
     }
     if (opt.json) {
         json arr = json::array();
         for (const auto& c : checks)
-            arr.push_back({{"check", c.name}, {"state", to_string(c.state)}, {"detail", c.detail}, {"fix", c.fix.empty() ? json(nullptr) : json(c.fix)}});
-        std::cout << json{{"checks", arr}, {"verdict", code == 0 ? "ok" : code == 1 ? "degraded" : "cannot_run"}, {"exit", code}}.dump(2) << "\n";
+            arr.push_back({{"check", c.name},
+                           {"state", to_string(c.state)},
+                           {"detail", c.detail},
+                           {"fix", c.fix.empty() ? json(nullptr) : json(c.fix)}});
+        std::cout << json{{"checks", arr},
+                          {"verdict", code == 0   ? "ok"
+                                      : code == 1 ? "degraded"
+                                                  : "cannot_run"},
+                          {"exit", code}}
+                         .dump(2)
+                  << "\n";
         return code;
     }
     size_t w = 0;

@@ -39,7 +39,9 @@ void wait_for_supervisor(int sync) {
 // hang-up tells whether the supervisor is already gone.
 void die_with_supervisor(int sync) {
     check(::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "prctl", "PR_SET_PDEATHSIG");
-    struct pollfd p{sync, POLLIN, 0};
+    struct pollfd p {
+        sync, POLLIN, 0
+    };
     if (::poll(&p, 1, 0) == 1 && (p.revents & POLLHUP)) ::_exit(125);
 }
 

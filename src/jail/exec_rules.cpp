@@ -101,7 +101,8 @@ void restrict_exec(const std::vector<std::string>& exec_allow, const std::string
     if (read.insert(program).second)
         if (std::string i = elf_interpreter(program); !i.empty()) interps.insert(i);
     for (const auto& i : interps) add_rule(ruleset.get(), i, nullptr, read);
-    if (::syscall(SYS_landlock_restrict_self, ruleset.get(), 0) < 0) throw_sys("landlock_restrict_self", "(exec_allow)");
+    if (::syscall(SYS_landlock_restrict_self, ruleset.get(), 0) < 0)
+        throw_sys("landlock_restrict_self", "(exec_allow)");
 }
 
 }  // namespace stockade::jail

@@ -22,11 +22,13 @@ volatile sig_atomic_t g_program = 0;
 // init gets nothing from it.
 void forward(int sig, siginfo_t* info, void*) {
     if (info && info->si_pid != 0) return;
-    if (sig == freeze_signal()) ::kill(-1, SIGSTOP);  // every process in the jail but this one
-    else if (sig == thaw_signal()) ::kill(-1, SIGCONT);
-    else if (g_program > 0) ::kill(g_program, sig);
+    if (sig == freeze_signal())
+        ::kill(-1, SIGSTOP);  // every process in the jail but this one
+    else if (sig == thaw_signal())
+        ::kill(-1, SIGCONT);
+    else if (g_program > 0)
+        ::kill(g_program, sig);
 }
-
 
 struct SpawnArgs {
     const Plan* plan;

@@ -5,8 +5,6 @@
 
 namespace stockade::jail {
 
-
-
 // PID 1 of the jail: forks the program, reaps everything, forwards signals, and
 // exits when the program does, taking whatever it left behind with it.
 [[noreturn]] void run_init(const plan::Plan& plan, const ChildFds& fds);

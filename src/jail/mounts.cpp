@@ -105,7 +105,8 @@ private:
         }
         if (err != ENOENT || !want_dir) throw_sys_errno(err, op.origin + ": open mount target", path);
         if (!own_devs_.count(dev_of(dirfd, path)))
-            refuse(op, path + " does not exist inside a bind from the host; stockade does not create paths on the host");
+            refuse(op,
+                   path + " does not exist inside a bind from the host; stockade does not create paths on the host");
         check(::mkdirat(dirfd, name.c_str(), 0755), "mkdir", path);
         return UniqueFd(check(::openat(dirfd, name.c_str(), flags), "open", path));
     }
@@ -125,8 +126,9 @@ private:
         if (errno != ENOENT) throw_sys(op.origin + ": open mount target", op.dst);
         if (!own_devs_.count(dev_of(parent, op.dst)))
             refuse(op, "does not exist inside a bind from the host; stockade does not create paths on the host");
-        UniqueFd created(check(::openat(parent, leaf.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0444),
-                               "create mount point", op.dst));
+        UniqueFd created(
+            check(::openat(parent, leaf.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0444),
+                  "create mount point", op.dst));
         return UniqueFd(check(::openat(parent, leaf.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC), "open", op.dst));
     }
 
@@ -217,12 +219,17 @@ private:
     void apply(const MountOp& op, size_t index) {
         switch (op.kind) {
             case Kind::Bind:
-            case Kind::Device: return bind(op, index);
-            case Kind::Tmpfs: return tmpfs(op);
-            case Kind::Proc: return proc(op);
-            case Kind::Devpts: return devpts(op);
+            case Kind::Device:
+                return bind(op, index);
+            case Kind::Tmpfs:
+                return tmpfs(op);
+            case Kind::Proc:
+                return proc(op);
+            case Kind::Devpts:
+                return devpts(op);
             case Kind::File:
-            case Kind::Script: return make_file(op);
+            case Kind::Script:
+                return make_file(op);
             case Kind::Dir: {
                 dir_fd(op, op.dst);
                 return;
@@ -259,8 +266,7 @@ std::vector<UniqueFd> open_sources(const Plan& plan) {
         struct stat st;
         check(::fstat(fd, &st), "stat", m.src);
         // Checked again here, not only in plan: the path may have been swapped since.
-        if (S_ISLNK(st.st_mode))
-            throw Error(m.origin + ": bind source " + m.src + " is a symlink; name the real path");
+        if (S_ISLNK(st.st_mode)) throw Error(m.origin + ": bind source " + m.src + " is a symlink; name the real path");
     }
     return fds;
 }
@@ -281,8 +287,8 @@ void check_source_access(const Plan& plan, const std::vector<UniqueFd>& sources)
                                                      std::to_string(plan.host_gid) + " " + m.src
                                                : "chmod o+r" + std::string(S_ISDIR(st.st_mode) ? "X " : " ") + m.src;
             throw Error(m.origin + ": " + m.src + " is not " + (m.writable ? "readable and writable" : "readable") +
-                            " by the jail's user (host uid " + std::to_string(plan.host_uid) + "): " +
-                            std::strerror(err) + "; to let it, run: " + fix,
+                            " by the jail's user (host uid " + std::to_string(plan.host_uid) +
+                            "): " + std::strerror(err) + "; to let it, run: " + fix,
                         err);
         }
     }

@@ -22,7 +22,6 @@
 namespace stockade::jail {
 namespace {
 
-
 void reset_signals() {
     struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
@@ -97,7 +96,8 @@ void exec_program(const Plan& plan, const ChildFds& fds) {
 
         std::string path = find_program(plan, plan.argv.at(0));
         if (path.empty())
-            fail(rfd, WireMsg::ExecError, ENOENT, "exec " + plan.argv[0] + ": not found in the jail's PATH (" + plan.path_var + ")", 127);
+            fail(rfd, WireMsg::ExecError, ENOENT,
+                 "exec " + plan.argv[0] + ": not found in the jail's PATH (" + plan.path_var + ")", 127);
         if (!allowed(plan, path)) {
             std::string pats;
             for (auto& p : plan.exec_allow) pats += (pats.empty() ? "" : ", ") + p;
@@ -136,8 +136,7 @@ void exec_program(const Plan& plan, const ChildFds& fds) {
         if (listener >= 0) ::close(listener);
         ::execve(path.c_str(), argv.data(), envp.data());
         int err = errno;
-        fail(rfd, WireMsg::ExecError, err, "exec " + path + ": " + std::strerror(err),
-             err == ENOENT ? 127 : 126);
+        fail(rfd, WireMsg::ExecError, err, "exec " + path + ": " + std::strerror(err), err == ENOENT ? 127 : 126);
     } catch (const Error& e) {
         fail(rfd, WireMsg::SetupError, e.code(), e.what(), 125);
     } catch (const std::exception& e) {

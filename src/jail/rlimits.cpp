@@ -31,10 +31,11 @@ std::vector<Rlimit> rlimits_for(const profile::Limits& l, bool cgroup) {
     return out;
 }
 
-
 void apply(const std::vector<Rlimit>& rl) {
     for (const auto& r : rl) {
-        struct rlimit v {static_cast<rlim_t>(r.soft), static_cast<rlim_t>(r.hard)};
+        struct rlimit v {
+            static_cast<rlim_t>(r.soft), static_cast<rlim_t>(r.hard)
+        };
         struct rlimit cur;
         // Never raise a hard limit the caller already lowered; clamp to it.
         if (::getrlimit(r.resource, &cur) == 0 && cur.rlim_max != RLIM_INFINITY) {

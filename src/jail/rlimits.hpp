@@ -19,7 +19,6 @@ struct Rlimit {
 // whole jail shares it).
 std::vector<Rlimit> rlimits_for(const profile::Limits& l, bool cgroup);
 
-
 // setrlimit each; throws Error naming the one that failed.
 void apply(const std::vector<Rlimit>& rl);
 

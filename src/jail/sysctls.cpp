@@ -31,7 +31,8 @@ void write_value(const char* path, long value) {
             const std::string engine = container_engine();
             if (!engine.empty())
                 throw Error(std::string("open ") + path + ": Read-only file system (the " + engine +
-                            " container's /proc is masked; run it with " + container_proc_fix(engine) + ")", EROFS);
+                                " container's /proc is masked; run it with " + container_proc_fix(engine) + ")",
+                            EROFS);
         }
         throw_sys("open", path);
     }
@@ -69,6 +70,5 @@ void finish_jail_sysctls(DeferredLimits limits) {
     if (limits.cgroup && ::write(limits.cgroup.get(), "0", 1) != 1)
         throw_sys("write", "/proc/sys/user/max_cgroup_namespaces");
 }
-
 
 }  // namespace stockade::jail

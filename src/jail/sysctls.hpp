@@ -20,5 +20,4 @@ struct DeferredLimits {
 DeferredLimits set_jail_sysctls();
 void finish_jail_sysctls(DeferredLimits limits);
 
-
 }  // namespace stockade::jail

@@ -105,7 +105,9 @@ bool Backend::answers(const std::string& mode, uint64_t until) const {
     while (got.find('\n') == std::string::npos) {
         const uint64_t now = monotonic_ns();
         if (now > until) return false;
-        struct pollfd p{fd.get(), POLLIN, 0};
+        struct pollfd p {
+            fd.get(), POLLIN, 0
+        };
         if (::poll(&p, 1, static_cast<int>(std::min<uint64_t>((until - now) / 1000000 + 1, 100))) <= 0) {
             if (ended() >= 0) return false;
             continue;

@@ -12,7 +12,7 @@
 namespace stockade::mcp {
 
 struct McpOptions {
-    std::vector<std::string> serve_args;  // passed to each `stockade serve`
+    std::vector<std::string> serve_args;     // passed to each `stockade serve`
     std::vector<std::string> network_modes;  // allowed; the first is the default
     uint64_t wall_ms = 0;                    // the profile's time limit, shown to the model
 };

@@ -75,7 +75,8 @@ std::optional<std::string> Outputs::read(const std::string& uri) const {
             if (pos >= e.bytes) return e.bytes;
             char b[4];
             const size_t back = std::min<size_t>(pos, 3);
-            if (::pread(fd.get(), b, back + 1, static_cast<off_t>(pos - back)) != static_cast<ssize_t>(back + 1)) return pos;
+            if (::pread(fd.get(), b, back + 1, static_cast<off_t>(pos - back)) != static_cast<ssize_t>(back + 1))
+                return pos;
             for (size_t i = back; i > 0 && continuation(b[i]); --i) --pos;
             return pos;
         };

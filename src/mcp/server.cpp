@@ -62,7 +62,9 @@ struct Call {
 class Server : public supervise::Source {
 public:
     explicit Server(const McpOptions& opt)
-        : opt_(opt), cfg_{opt.network_modes, opt.wall_ms}, backend_(opt.serve_args, opt.network_modes),
+        : opt_(opt),
+          cfg_{opt.network_modes, opt.wall_ms},
+          backend_(opt.serve_args, opt.network_modes),
           outputs_(backend_.dir()) {}
 
     int run() {
@@ -142,16 +144,16 @@ private:
     }
     // id is the request's own JSON text, echoed token for token.
     void respond(const std::string& id, const char* key, const json& body) {
-        write_out("{\"jsonrpc\":\"2.0\",\"id\":" + id + ",\"" + key + "\":" +
-                  body.dump(-1, ' ', false, json::error_handler_t::replace) + "}\n");
+        write_out("{\"jsonrpc\":\"2.0\",\"id\":" + id + ",\"" + key +
+                  "\":" + body.dump(-1, ' ', false, json::error_handler_t::replace) + "}\n");
     }
     void respond_result(const std::string& id, const json& result) { respond(id, "result", result); }
     void respond_error(const std::string& id, int code, const std::string& message) {
         respond(id, "error", {{"code", code}, {"message", message}});
     }
     void notify(const std::string& method, const json& params) {
-        write_out(json{{"jsonrpc", "2.0"}, {"method", method}, {"params", params}}.dump(-1, ' ', false,
-                                                                                         json::error_handler_t::replace) +
+        write_out(json{{"jsonrpc", "2.0"}, {"method", method}, {"params", params}}.dump(
+                      -1, ' ', false, json::error_handler_t::replace) +
                   "\n");
     }
 
@@ -233,14 +235,16 @@ private:
         std::string version = kVersions[0];
         for (const char* v : kVersions)
             if (asked == v) version = v;
-        respond_result(id, {{"protocolVersion", version},
-                            {"capabilities", {{"tools", {{"listChanged", false}}}, {"resources", json::object()}}},
-                            {"serverInfo", {{"name", "stockade"}, {"title", "stockade: Python in a jail"}, {"version", STOCKADE_VERSION}}},
-                            {"instructions",
-                             "Run Python with run_python (a fresh jail per call) or keep state across calls with "
-                             "python_session_open/run/close. Images (PNG, JPEG, GIF, WebP) saved under /work/out come "
-                             "back as images, from runs and from session cells. Output too long for one message is "
-                             "cut to its head and tail; the whole is readable with resources/read."}});
+        respond_result(
+            id, {{"protocolVersion", version},
+                 {"capabilities", {{"tools", {{"listChanged", false}}}, {"resources", json::object()}}},
+                 {"serverInfo",
+                  {{"name", "stockade"}, {"title", "stockade: Python in a jail"}, {"version", STOCKADE_VERSION}}},
+                 {"instructions",
+                  "Run Python with run_python (a fresh jail per call) or keep state across calls with "
+                  "python_session_open/run/close. Images (PNG, JPEG, GIF, WebP) saved under /work/out come "
+                  "back as images, from runs and from session cells. Output too long for one message is "
+                  "cut to its head and tail; the whole is readable with resources/read."}});
     }
 
     void list_resources(const std::string& id) {
@@ -326,7 +330,8 @@ private:
                     std::string what = a.contains("error") && a["error"].is_object()
                                            ? a["error"].value("code", std::string("error"))
                                            : a.value("status", std::string(a.contains("session") ? "ok" : "done"));
-                    log::info("mcp", "call " + c.rpc_id + " " + c.tool + ": " + what + " in " + std::to_string(ms) + " ms");
+                    log::info("mcp",
+                              "call " + c.rpc_id + " " + c.tool + ": " + what + " in " + std::to_string(ms) + " ms");
                     respond_result(c.rpc_id, to_result(c.tool, a, c.sc, cfg_, outputs_));
                 }
                 done = true;
@@ -355,14 +360,16 @@ private:
         if (!params.contains("requestId") || params["requestId"].is_structured()) return;
         // Closing its connection makes serve stop the run (or interrupt the
         // session's cell); no answer is sent.
-        if (calls_.erase(params["requestId"].dump())) log::info("mcp", "call " + params["requestId"].dump() + " cancelled");
+        if (calls_.erase(params["requestId"].dump()))
+            log::info("mcp", "call " + params["requestId"].dump() + " cancelled");
     }
 
     void progress() {
         const uint64_t now = monotonic_ns();
         for (auto& [k, c] : calls_) {
             if (c->progress_token.is_null() || now < c->next_progress_ns) continue;
-            notify("notifications/progress", {{"progressToken", c->progress_token}, {"progress", c->progress}, {"message", "running"}});
+            notify("notifications/progress",
+                   {{"progressToken", c->progress_token}, {"progress", c->progress}, {"message", "running"}});
             ++c->progress;
             c->next_progress_ns = now + 1000000000ull;
         }

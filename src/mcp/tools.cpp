@@ -15,10 +15,10 @@ json files_schema() {
     return {{"type", "object"},
             {"description", "input files, path (relative to /work) -> text, or {\"b64\": BASE64} for binary"},
             {"additionalProperties",
-             {{"anyOf", json::array({{{"type", "string"}},
-                                     {{"type", "object"},
-                                      {"properties", {{"b64", {{"type", "string"}}}}},
-                                      {"required", {"b64"}}}})}}}};
+             {{"anyOf",
+               json::array(
+                   {{{"type", "string"}},
+                    {{"type", "object"}, {"properties", {{"b64", {{"type", "string"}}}}}, {"required", {"b64"}}}})}}}};
 }
 
 json timeout_schema(uint64_t wall_ms) {
@@ -41,32 +41,38 @@ json output_props() {
             {"stderr", {{"type", "string"}}},
             {"stdout_bytes", {{"type", "integer"}}},
             {"stderr_bytes", {{"type", "integer"}}},
-            {"truncated", {{"type", "boolean"}, {"description", "the output shown here is cut; output_resources has all of it"}}},
+            {"truncated",
+             {{"type", "boolean"}, {"description", "the output shown here is cut; output_resources has all of it"}}},
             {"output_resources", {{"type", "array"}, {"items", {{"type", "string"}}}}}};
 }
 
 json run_output_schema() {
     json props = output_props();
-    props.update({{"status", {{"type", "string"}, {"description", "ok, exit_nonzero, signaled, timeout_wall, timeout_cpu, oom, pids_limit, output_limit, seccomp_violation, setup_error"}}},
-                  {"exit_code", kNullableInt},
-                  {"signal", kNullableInt},
-                  {"wall_ms", {{"type", "number"}}},
-                  {"cpu_user_ms", {{"type", "number"}}},
-                  {"cpu_sys_ms", {{"type", "number"}}},
-                  {"violations", {{"type", "array"}}},
-                  {"network", {{"type", "array"}}},
-                  {"files", {{"type", "object"}}},
-                  {"warm", {{"type", "boolean"}}}});
+    props.update(
+        {{"status",
+          {{"type", "string"},
+           {"description",
+            "ok, exit_nonzero, signaled, timeout_wall, timeout_cpu, oom, pids_limit, output_limit, seccomp_violation, setup_error"}}},
+         {"exit_code", kNullableInt},
+         {"signal", kNullableInt},
+         {"wall_ms", {{"type", "number"}}},
+         {"cpu_user_ms", {{"type", "number"}}},
+         {"cpu_sys_ms", {{"type", "number"}}},
+         {"violations", {{"type", "array"}}},
+         {"network", {{"type", "array"}}},
+         {"files", {{"type", "object"}}},
+         {"warm", {{"type", "boolean"}}}});
     return {{"type", "object"}, {"properties", props}, {"required", {"status", "stdout", "stderr"}}};
 }
 
 json cell_output_schema() {
     json props = output_props();
-    props.update({{"session", {{"type", "string"}}},
-                  {"value", {{"type", json::array({"string", "null"})}, {"description", "repr of the last expression"}}},
-                  {"error", {{"type", json::array({"object", "null"})}, {"description", "type, message, traceback"}}},
-                  {"timeout", {{"type", "boolean"}}},
-                  {"files", {{"type", "object"}}}});
+    props.update(
+        {{"session", {{"type", "string"}}},
+         {"value", {{"type", json::array({"string", "null"})}, {"description", "repr of the last expression"}}},
+         {"error", {{"type", json::array({"object", "null"})}, {"description", "type, message, traceback"}}},
+         {"timeout", {{"type", "boolean"}}},
+         {"files", {{"type", "object"}}}});
     return {{"type", "object"}, {"properties", props}, {"required", {"session", "stdout", "stderr", "value", "error"}}};
 }
 
@@ -112,7 +118,8 @@ json files_arg(const json& args) {
 
 void timeout_arg(const json& args, json& req, const ToolConfig& cfg) {
     if (auto t = args.find("timeout_s"); t != args.end() && !t->is_null()) {
-        if (!t->is_number() || !(t->get<double>() > 0)) throw ToolError("timeout_s: expected a number of seconds above 0");
+        if (!t->is_number() || !(t->get<double>() > 0))
+            throw ToolError("timeout_s: expected a number of seconds above 0");
         if (cfg.wall_ms && t->get<double>() * 1000.0 > static_cast<double>(cfg.wall_ms))
             throw ToolError("timeout_s: at most " + json(static_cast<double>(cfg.wall_ms) / 1000.0).dump() +
                             " (the operator's limit)");
@@ -155,11 +162,12 @@ void add_output(const json& ans, json& sc, std::string& text, Outputs& outputs) 
             truncated = true;
             std::vector<std::string> uris = outputs.keep(stream, all);
             for (const auto& u : uris) resources.push_back(u);
-            shown = utf8_head(all, kInlineOutput / 2) + "\n[... " + std::to_string(all.size()) + " bytes in all; " +
-                    (uris.empty() ? std::string("the rest was not kept")
-                                  : "the whole is in " + std::to_string(uris.size()) + " resource(s) " + uris.front() +
-                                        (uris.size() > 1 ? " ... " + uris.back() : std::string()) + " (resources/read)") +
-                    " ...]\n" + utf8_tail(all, kInlineOutput / 2);
+            shown =
+                utf8_head(all, kInlineOutput / 2) + "\n[... " + std::to_string(all.size()) + " bytes in all; " +
+                (uris.empty() ? std::string("the rest was not kept")
+                              : "the whole is in " + std::to_string(uris.size()) + " resource(s) " + uris.front() +
+                                    (uris.size() > 1 ? " ... " + uris.back() : std::string()) + " (resources/read)") +
+                " ...]\n" + utf8_tail(all, kInlineOutput / 2);
         }
         sc[stream] = shown;
         if (!shown.empty()) text += std::string(text.empty() ? "" : "\n") + "--- " + stream + " ---\n" + shown;
@@ -211,7 +219,9 @@ std::string seconds(uint64_t ms) {
 }  // namespace
 
 std::string image_type(const std::string& b) {
-    auto starts = [&](const char* m, size_t n, size_t at = 0) { return b.size() >= at + n && b.compare(at, n, m, n) == 0; };
+    auto starts = [&](const char* m, size_t n, size_t at = 0) {
+        return b.size() >= at + n && b.compare(at, n, m, n) == 0;
+    };
     if (starts("\x89PNG\r\n\x1a\n", 8)) return "image/png";
     if (starts("\xff\xd8\xff", 3)) return "image/jpeg";
     if (starts("GIF87a", 6) || starts("GIF89a", 6)) return "image/gif";
@@ -225,7 +235,8 @@ json tool_list(const ToolConfig& cfg) {
                       {"files", files_schema()},
                       {"timeout_s", timeout_schema(cfg.wall_ms)}};
     if (modes.size() > 1)
-        run_props["network"] = {{"type", "string"}, {"enum", modes}, {"description", "network mode (default " + modes[0] + ")"}};
+        run_props["network"] = {
+            {"type", "string"}, {"enum", modes}, {"description", "network mode (default " + modes[0] + ")"}};
     const std::string limit = cfg.wall_ms ? " Each call may run for at most " + seconds(cfg.wall_ms) + " s." : "";
     json tools = json::array();
     tools.push_back(
@@ -233,34 +244,50 @@ json tool_list(const ToolConfig& cfg) {
          {"title", "Run Python in a jail"},
          {"description",
           "Run Python 3 code in a fresh, isolated jail (no host files, network: " + modes[0] +
-              ", limits on memory, processes and time)." + limit + " Input files land in /work; PNG, JPEG, GIF "
+              ", limits on memory, processes and time)." + limit +
+              " Input files land in /work; PNG, JPEG, GIF "
               "or WebP images saved under /work/out come back as images. Returns stdout, stderr, the status and "
               "what was refused."},
-         {"inputSchema", {{"type", "object"}, {"properties", run_props}, {"required", {"code"}}, {"additionalProperties", false}}},
+         {"inputSchema",
+          {{"type", "object"}, {"properties", run_props}, {"required", {"code"}}, {"additionalProperties", false}}},
          {"outputSchema", run_output_schema()},
-         {"annotations", {{"readOnlyHint", false}, {"destructiveHint", false}, {"openWorldHint", modes[0] != "none"}}}});
-    tools.push_back({{"name", "python_session_open"},
-                     {"title", "Open a Python session"},
-                     {"description", "Open a notebook-like Python session: variables and imports persist across python_session_run calls."},
-                     {"inputSchema", {{"type", "object"}, {"properties", json::object()}, {"additionalProperties", false}}},
-                     {"outputSchema", {{"type", "object"}, {"properties", {{"session", {{"type", "string"}}}}}, {"required", {"session"}}}}});
+         {"annotations",
+          {{"readOnlyHint", false}, {"destructiveHint", false}, {"openWorldHint", modes[0] != "none"}}}});
     tools.push_back(
-        {{"name", "python_session_run"},
-         {"title", "Run a cell in a Python session"},
-         {"description", "Run code in an open session; returns its output, the repr of its last expression, any "
-                         "exception with its traceback, and images saved under /work/out." + limit +
-                         " A cell past its time limit is interrupted and the session kept."},
+        {{"name", "python_session_open"},
+         {"title", "Open a Python session"},
+         {"description",
+          "Open a notebook-like Python session: variables and imports persist across python_session_run calls."},
+         {"inputSchema", {{"type", "object"}, {"properties", json::object()}, {"additionalProperties", false}}},
+         {"outputSchema",
+          {{"type", "object"}, {"properties", {{"session", {{"type", "string"}}}}}, {"required", {"session"}}}}});
+    tools.push_back({{"name", "python_session_run"},
+                     {"title", "Run a cell in a Python session"},
+                     {"description",
+                      "Run code in an open session; returns its output, the repr of its last expression, any "
+                      "exception with its traceback, and images saved under /work/out." +
+                          limit + " A cell past its time limit is interrupted and the session kept."},
+                     {"inputSchema",
+                      {{"type", "object"},
+                       {"properties",
+                        {{"session", {{"type", "string"}}},
+                         {"code", {{"type", "string"}}},
+                         {"files", files_schema()},
+                         {"timeout_s", timeout_schema(cfg.wall_ms)}}},
+                       {"required", {"session", "code"}},
+                       {"additionalProperties", false}}},
+                     {"outputSchema", cell_output_schema()}});
+    tools.push_back(
+        {{"name", "python_session_close"},
+         {"title", "Close a Python session"},
+         {"description", "Close a session and destroy its jail."},
          {"inputSchema",
           {{"type", "object"},
-           {"properties", {{"session", {{"type", "string"}}}, {"code", {{"type", "string"}}}, {"files", files_schema()}, {"timeout_s", timeout_schema(cfg.wall_ms)}}},
-           {"required", {"session", "code"}},
+           {"properties", {{"session", {{"type", "string"}}}}},
+           {"required", {"session"}},
            {"additionalProperties", false}}},
-         {"outputSchema", cell_output_schema()}});
-    tools.push_back({{"name", "python_session_close"},
-                     {"title", "Close a Python session"},
-                     {"description", "Close a session and destroy its jail."},
-                     {"inputSchema", {{"type", "object"}, {"properties", {{"session", {{"type", "string"}}}}}, {"required", {"session"}}, {"additionalProperties", false}}},
-                     {"outputSchema", {{"type", "object"}, {"properties", {{"closed", {{"type", "string"}}}}}, {"required", {"closed"}}}}});
+         {"outputSchema",
+          {{"type", "object"}, {"properties", {{"closed", {{"type", "string"}}}}}, {"required", {"closed"}}}}});
     return {{"tools", tools}};
 }
 
@@ -274,7 +301,8 @@ ServeCall to_serve(const std::string& tool, const json& a, const ToolConfig& cfg
         for (const auto& [k, v] : args.items())
             if (k != "code" && k != "files" && k != "timeout_s" && k != "network")
                 throw ToolError("unknown argument \"" + k + "\" (run_python takes code, files, timeout_s, network)");
-        r = {{"op", "run"}, {"code", code_arg(args, true)}, {"files", files_arg(args)}, {"return_files", image_globs()}};
+        r = {
+            {"op", "run"}, {"code", code_arg(args, true)}, {"files", files_arg(args)}, {"return_files", image_globs()}};
         timeout_arg(args, r, cfg);
         if (auto n = args.find("network"); n != args.end() && !n->is_null()) {
             if (!n->is_string() || std::find(modes.begin(), modes.end(), n->get<std::string>()) == modes.end()) {
@@ -287,8 +315,11 @@ ServeCall to_serve(const std::string& tool, const json& a, const ToolConfig& cfg
     } else if (tool == "python_session_open") {
         r = {{"op", "session.open"}};
     } else if (tool == "python_session_run") {
-        r = {{"op", "session.run"}, {"session", session_arg(args)}, {"code", code_arg(args, true)},
-             {"files", files_arg(args)}, {"return_files", image_globs()}};
+        r = {{"op", "session.run"},
+             {"session", session_arg(args)},
+             {"code", code_arg(args, true)},
+             {"files", files_arg(args)},
+             {"return_files", image_globs()}};
         timeout_arg(args, r, cfg);
     } else if (tool == "python_session_close") {
         r = {{"op", "session.close"}, {"session", session_arg(args)}};
@@ -302,7 +333,8 @@ json tool_error(const std::string& message) {
     return {{"content", json::array({{{"type", "text"}, {"text", message}}})}, {"isError", true}};
 }
 
-json to_result(const std::string& tool, const json& ans, const ServeCall& call, const ToolConfig& cfg, Outputs& outputs) {
+json to_result(const std::string& tool, const json& ans, const ServeCall& call, const ToolConfig& cfg,
+               Outputs& outputs) {
     const uint64_t limit_ms = call.request.contains("timeout") && call.request["timeout"].is_number()
                                   ? static_cast<uint64_t>(call.request["timeout"].get<double>() * 1000.0)
                                   : cfg.wall_ms;
@@ -331,7 +363,8 @@ json to_result(const std::string& tool, const json& ans, const ServeCall& call, 
         const std::string status = str(ans, "status");
         failed = status != "ok";
         text = "status: " + status;
-        if (ans.contains("exit_code") && ans["exit_code"].is_number()) text += " (exit code " + ans["exit_code"].dump() + ")";
+        if (ans.contains("exit_code") && ans["exit_code"].is_number())
+            text += " (exit code " + ans["exit_code"].dump() + ")";
         if (ans.contains("signal") && ans["signal"].is_number()) text += " (signal " + ans["signal"].dump() + ")";
         if (status == "timeout_wall" && limit_ms)
             text += "\nThe run reached its time limit of " + seconds(limit_ms) + " s and was stopped.";
@@ -341,7 +374,9 @@ json to_result(const std::string& tool, const json& ans, const ServeCall& call, 
         text += out;
         if (auto v = ans.find("violations"); v != ans.end() && v->is_array() && !v->empty()) {
             text += "\n--- refused by the jail ---\n";
-            for (const auto& x : *v) text += str(x, "syscall") + (x.contains("errno") && x["errno"].is_string() ? " -> " + str(x, "errno") : "") + "\n";
+            for (const auto& x : *v)
+                text += str(x, "syscall") +
+                        (x.contains("errno") && x["errno"].is_string() ? " -> " + str(x, "errno") : "") + "\n";
         }
         if (auto n = ans.find("network"); n != ans.end() && n->is_array())
             for (const auto& x : *n)
@@ -357,14 +392,18 @@ json to_result(const std::string& tool, const json& ans, const ServeCall& call, 
                     "refused it, not the remote host.";
         add_images(ans, sc, content, text);
     } else if (tool == "python_session_run") {
-        sc = {{"session", str(ans, "session")}, {"value", ans.value("value", json(nullptr))},
+        sc = {{"session", str(ans, "session")},
+              {"value", ans.value("value", json(nullptr))},
               {"error", ans.value("error", json(nullptr))}};
         failed = !sc["error"].is_null();
         add_output(ans, sc, text, outputs);
-        if (sc["value"].is_string()) text += (text.empty() ? "" : "\n") + std::string("=> ") + utf8_head(sc["value"].get<std::string>(), kInlineOutput);
+        if (sc["value"].is_string())
+            text += (text.empty() ? "" : "\n") + std::string("=> ") +
+                    utf8_head(sc["value"].get<std::string>(), kInlineOutput);
         if (ans.value("timeout", false)) {
             sc["timeout"] = true;
-            text += (text.empty() ? "" : "\n") + std::string("The cell reached its time limit of ") + seconds(limit_ms) +
+            text += (text.empty() ? "" : "\n") + std::string("The cell reached its time limit of ") +
+                    seconds(limit_ms) +
                     " s and was interrupted (KeyboardInterrupt). The session and its variables are kept.";
         } else if (failed) {
             text += (text.empty() ? "" : "\n") + str(sc["error"], "traceback");

@@ -107,7 +107,8 @@ std::string parse_rule(const std::string& text, Rule& r) {
         r.kind = Rule::Kind::Name;
         r.name = host;
     }
-    if (!valid_name(r.name)) return "expected a host name, \"*.\" and a domain, an IP or a CIDR range, got \"" + text + "\"";
+    if (!valid_name(r.name))
+        return "expected a host name, \"*.\" and a domain, an IP or a CIDR range, got \"" + text + "\"";
     return {};
 }
 
@@ -194,7 +195,7 @@ bool is_internal(const sockaddr_storage& a) {
         if (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b) return true;
         return IN6_IS_ADDR_UNSPECIFIED(&s6) || IN6_IS_ADDR_LOOPBACK(&s6) || IN6_IS_ADDR_LINKLOCAL(&s6) ||
                IN6_IS_ADDR_SITELOCAL(&s6) || IN6_IS_ADDR_MULTICAST(&s6) || (b[0] & 0xfe) == 0xfc ||  // ULA fc00::/7
-               (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8);                      // documentation
+               (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8);                       // documentation
     }
     return true;
 }

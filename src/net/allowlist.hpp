@@ -14,11 +14,11 @@ namespace stockade::net {
 
 struct Rule {
     enum class Kind { Name, Suffix, Cidr } kind = Kind::Name;
-    std::string name;           // lower case; for Suffix without the "*."
-    sockaddr_storage addr{};    // Cidr: network address (v4 or v6)
-    int prefix = 0;             // Cidr: prefix length
+    std::string name;             // lower case; for Suffix without the "*."
+    sockaddr_storage addr{};      // Cidr: network address (v4 or v6)
+    int prefix = 0;               // Cidr: prefix length
     std::vector<uint16_t> ports;  // empty: 80 and 443
-    std::string text;           // as written
+    std::string text;             // as written
 };
 
 // "pypi.org:443", "*.pythonhosted.org", "10.0.0.0/8", "127.0.0.1:8080", "[::1]:443".

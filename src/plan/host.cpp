@@ -3,7 +3,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-
 namespace stockade::plan {
 
 HostFacts gather_host_facts(char** envp) {

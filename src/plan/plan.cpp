@@ -18,7 +18,8 @@ size_t path_depth(const std::string& p) {
 namespace {
 
 bool under(const std::string& path, const std::string& dir) {
-    return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/');
+    return path == dir ||
+           (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/');
 }
 
 std::string basename_of(const std::string& p) {
@@ -50,11 +51,12 @@ void add_dev(std::vector<MountOp>& out, const Policy& p) {
     // is met by a pseudo-terminal from here (the caller's own never enters).
     out.push_back({MountOp::Kind::Devpts, "", "/dev/pts", true, true, 0, 0755, "", "built-in /dev"});
     out.push_back({MountOp::Kind::Symlink, "pts/ptmx", "/dev/ptmx", false, false, 0, 0, "", "built-in /dev"});
-    out.push_back({MountOp::Kind::Tmpfs, "", "/dev/shm", true, p.noexec_writable, p.shm_size, 01777, "",
-                   "filesystem.shm_size"});
-    const std::pair<const char*, const char*> links[] = {
-        {"/dev/fd", "/proc/self/fd"},      {"/dev/stdin", "/proc/self/fd/0"}, {"/dev/stdout", "/proc/self/fd/1"},
-        {"/dev/stderr", "/proc/self/fd/2"}};
+    out.push_back(
+        {MountOp::Kind::Tmpfs, "", "/dev/shm", true, p.noexec_writable, p.shm_size, 01777, "", "filesystem.shm_size"});
+    const std::pair<const char*, const char*> links[] = {{"/dev/fd", "/proc/self/fd"},
+                                                         {"/dev/stdin", "/proc/self/fd/0"},
+                                                         {"/dev/stdout", "/proc/self/fd/1"},
+                                                         {"/dev/stderr", "/proc/self/fd/2"}};
     for (auto& [path, target] : links)
         out.push_back({MountOp::Kind::Symlink, target, path, false, false, 0, 0, "", "built-in /dev"});
 }
@@ -103,10 +105,13 @@ Plan make(const Policy& p, const Invocation& inv, const HostFacts& host) {
     std::vector<MountOp> tree;
     for (const auto& s : p.symlinks)
         tree.push_back({MountOp::Kind::Symlink, s.target, s.path, false, false, 0, 0, "", "filesystem.symlinks"});
-    tree.push_back({MountOp::Kind::Tmpfs, "", "/tmp", true, p.noexec_writable, p.tmp_size, 01777, "", "filesystem.tmp_size"});
-    tree.push_back({MountOp::Kind::Tmpfs, "", p.home, true, p.noexec_writable, p.home_size, 0700, "", "filesystem.home_size"});
+    tree.push_back(
+        {MountOp::Kind::Tmpfs, "", "/tmp", true, p.noexec_writable, p.tmp_size, 01777, "", "filesystem.tmp_size"});
+    tree.push_back(
+        {MountOp::Kind::Tmpfs, "", p.home, true, p.noexec_writable, p.home_size, 0700, "", "filesystem.home_size"});
     if (inv.writable_work)
-        tree.push_back({MountOp::Kind::Tmpfs, "", "/work", true, p.noexec_writable, p.tmp_size, 0755, "", "serve: the task's /work"});
+        tree.push_back({MountOp::Kind::Tmpfs, "", "/work", true, p.noexec_writable, p.tmp_size, 0755, "",
+                        "serve: the task's /work"});
     else
         tree.push_back({MountOp::Kind::Dir, "", "/work", false, false, 0, 0755, "", "built-in"});
     if (inv.mode == Invocation::Mode::Script) {
@@ -151,8 +156,10 @@ Plan make(const Policy& p, const Invocation& inv, const HostFacts& host) {
         {"HOME", p.home}, {"USER", p.user_name}, {"LOGNAME", p.user_name}, {"PATH", "/usr/bin:/bin"}};
     auto put = [&](const std::string& k, const std::string& v) {
         auto it = std::find_if(env.begin(), env.end(), [&](auto& e) { return e.first == k; });
-        if (it != env.end()) it->second = v;
-        else env.emplace_back(k, v);
+        if (it != env.end())
+            it->second = v;
+        else
+            env.emplace_back(k, v);
     };
     if (p.net == profile::NetMode::Proxy) {
         // urllib, pip, requests and httpx all read these; nothing in the jail changes.
@@ -181,7 +188,8 @@ Plan make(const Policy& p, const Invocation& inv, const HostFacts& host) {
             out.argv.push_back(p.python);
             out.argv.insert(out.argv.end(), p.python_args.begin(), p.python_args.end());
             if (!inv.code_file.empty()) {
-                out.mounts.push_back({MountOp::Kind::File, "", inv.code_file, false, false, 0, 0444, inv.code, "built-in"});
+                out.mounts.push_back(
+                    {MountOp::Kind::File, "", inv.code_file, false, false, 0, 0444, inv.code, "built-in"});
                 out.argv.push_back(inv.code_file);
                 break;
             }
@@ -189,7 +197,8 @@ Plan make(const Policy& p, const Invocation& inv, const HostFacts& host) {
             out.argv.push_back(inv.code);
             break;
         case Invocation::Mode::Repl:
-            if (!(host.stdio_ttys & 1u)) throw Error("run: expected SCRIPT.py or -c CODE (or, on a terminal, nothing: an interactive python)");
+            if (!(host.stdio_ttys & 1u))
+                throw Error("run: expected SCRIPT.py or -c CODE (or, on a terminal, nothing: an interactive python)");
             out.argv.push_back(p.python);
             out.argv.insert(out.argv.end(), p.python_args.begin(), p.python_args.end());
             break;

@@ -38,13 +38,13 @@ struct MountOp {
 
 struct Invocation {
     enum class Mode { Script, Code, Exec, Repl } mode = Mode::Script;  // Repl: python on the jail's terminal
-    std::string script;             // host path (Script)
-    std::string code;               // (Code)
+    std::string script;                                                // host path (Script)
+    std::string code;                                                  // (Code)
     std::vector<std::string> args;  // script/code arguments, or the whole argv (Exec)
     bool timings = false;           // report each setup step's time (--timings)
     bool learn = false;             // --learn: record the syscalls used, refuse only the core
     bool writable_work = false;     // serve: /work is a tmpfs of the jail's own, for the task's files
-    bool terminal_raw = false;      // --raw-terminal: the jail's escape sequences reach the caller's terminal unfiltered
+    bool terminal_raw = false;  // --raw-terminal: the jail's escape sequences reach the caller's terminal unfiltered
     // (Code) When set, the code is a read-only file at this path of the jail's
     // root, and python runs that file: the host's `ps` then shows its name,
     // not the whole source (serve's runner).
@@ -65,31 +65,31 @@ struct HostFacts {
 // (matplotlib will not import without it), fontconfig's configuration and its
 // cache (else every jail rescans the fonts) in every mode; the CA
 // certificates where the network reaches past the jail (proxy, host).
-inline constexpr const char* kHostDataPaths[] = {"/etc/services",   "/etc/protocols",        "/etc/matplotlibrc",
-                                                 "/etc/fonts",      "/var/cache/fontconfig", "/etc/ssl/certs"};
+inline constexpr const char* kHostDataPaths[] = {"/etc/services", "/etc/protocols",        "/etc/matplotlibrc",
+                                                 "/etc/fonts",    "/var/cache/fontconfig", "/etc/ssl/certs"};
 
 struct Plan {
     std::vector<MountOp> mounts;  // in the order they are made
     std::vector<std::string> argv;
-    std::vector<std::string> envp;  // "KEY=VALUE"
+    std::vector<std::string> envp;        // "KEY=VALUE"
     std::vector<std::string> exec_allow;  // empty: argv[0] is the profile's python, always allowed
     // What any execve in the jail may run (Landlock): run.exec_allow and the
     // profile's python, whatever started first.
     std::vector<std::string> exec_rules;
-    std::string path_var;                 // the jail's PATH, for finding argv[0]
+    std::string path_var;  // the jail's PATH, for finding argv[0]
     std::string cwd;
     std::string hostname;
     // Bit i: the caller's fd i is a terminal. Those fds get the slave of a
     // pseudo-terminal of the jail's own, relayed by the supervisor; the
     // caller's terminal itself never enters the jail.
     unsigned terminal = 0;
-    bool terminal_raw = false;  // see Invocation
+    bool terminal_raw = false;            // see Invocation
     uint32_t uid = 0, gid = 0;            // inside
     uint32_t host_uid = 0, host_gid = 0;  // what they are outside
     bool clear_host_groups = false;       // root's supplementary groups must not follow it in
     bool loopback_up = false;
-    bool net_ns = true;         // false only for [unsafe] host networking
-    uint16_t proxy_port = 0;    // the jail listens here for the supervisor's proxy (proxy mode)
+    bool net_ns = true;                // false only for [unsafe] host networking
+    uint16_t proxy_port = 0;           // the jail listens here for the supervisor's proxy (proxy mode)
     std::vector<net::Rule> net_rules;  // [network] allow, parsed once here
     std::vector<std::pair<std::string, std::string>> net_hosts;
     std::vector<std::string> net_nameservers;

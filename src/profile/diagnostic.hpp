@@ -8,7 +8,7 @@ namespace stockade::profile {
 struct Diagnostic {
     std::string file;  // path, "<builtin>/python.toml", or "--set"
     unsigned line = 0, column = 0;
-    std::string key;   // dotted key, e.g. "filesystem.tmp_size"
+    std::string key;  // dotted key, e.g. "filesystem.tmp_size"
     std::string message;
 
     // "file:line:col: key: message" (parts that are unknown are left out)

@@ -34,7 +34,8 @@ toml::table parse(const std::string& text, const std::string& display) {
     try {
         return toml::parse(text, display);
     } catch (const toml::parse_error& e) {
-        fail(display, e.source().begin.line, e.source().begin.column, "", "TOML syntax: " + std::string(e.description()));
+        fail(display, e.source().begin.line, e.source().begin.column, "",
+             "TOML syntax: " + std::string(e.description()));
     }
 }
 
@@ -132,8 +133,7 @@ toml::table load_chain(const Resolved& r, std::vector<std::string>& chain) {
 
     toml::table t = parse(r.text, r.display);
     const toml::node* schema = t.get("schema");
-    if (!schema)
-        fail(r.display, 1, 1, "schema", "missing; every profile starts with 'schema = 1'");
+    if (!schema) fail(r.display, 1, 1, "schema", "missing; every profile starts with 'schema = 1'");
     if (!schema->is_integer() || schema->as_integer()->get() != 1)
         fail(r.display, schema->source().begin.line, schema->source().begin.column, "schema",
              "unsupported schema version; this stockade reads schema = 1");
@@ -220,8 +220,10 @@ std::vector<std::string> lexical(const std::string& path, bool* escapes) {
         if (j == std::string::npos) j = path.size();
         std::string comp = path.substr(i, j - i);
         if (comp == "..") {
-            if (parts.empty()) *escapes = true;
-            else parts.pop_back();
+            if (parts.empty())
+                *escapes = true;
+            else
+                parts.pop_back();
         } else if (!comp.empty() && comp != ".") {
             parts.push_back(comp);
         }
@@ -257,8 +259,10 @@ std::string resolve_cli_bind(const std::string& spec, const std::string& jail_cw
 void apply_command_line(Policy& p, const CommandLine& cl, std::vector<Diagnostic>& diags) {
     if (!cl.cwd.empty()) {
         std::string c = normalize_abs_path(cl.cwd);
-        if (c.empty()) diags.push_back({"--cwd", 0, 0, cl.cwd, "expected an absolute path inside the jail"});
-        else p.cwd = c;
+        if (c.empty())
+            diags.push_back({"--cwd", 0, 0, cl.cwd, "expected an absolute path inside the jail"});
+        else
+            p.cwd = c;
     }
     for (bool writable : {false, true}) {
         for (const auto& given : writable ? cl.rw : cl.ro) {

@@ -10,8 +10,8 @@
 namespace stockade::profile {
 
 struct CommandLine {
-    std::string profile;            // name or path; empty means the default
-    std::vector<std::string> sets;  // "key=value"
+    std::string profile;              // name or path; empty means the default
+    std::vector<std::string> sets;    // "key=value"
     std::vector<std::string> ro, rw;  // "SRC[:DST]"
     std::vector<std::string> env;     // "KEY=VALUE"
     std::vector<std::string> env_pass;

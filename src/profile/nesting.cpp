@@ -24,7 +24,8 @@ std::optional<Where> too_deep(std::string_view t) {
             std::string_view close = starts(i, c == '"' ? "\"\"\"" : "'''") ? t.substr(i, 3) : t.substr(i, 1);
             size_t j = i + close.size();
             while (j < t.size() && !starts(j, close)) {
-                if (c == '"' && t[j] == '\\') ++j;
+                if (c == '"' && t[j] == '\\')
+                    ++j;
                 else if (t[j] == '\n') {
                     if (close.size() == 1) break;  // an unterminated one-line string: toml++ reports it
                     ++at.line;
@@ -36,9 +37,12 @@ std::optional<Where> too_deep(std::string_view t) {
             if (i >= t.size()) break;
             continue;
         }
-        if (c == '[' || c == '{') ++depth;
-        else if ((c == ']' || c == '}') && depth > 0) --depth;
-        else if (c == '.') ++dots;
+        if (c == '[' || c == '{')
+            ++depth;
+        else if ((c == ']' || c == '}') && depth > 0)
+            --depth;
+        else if (c == '.')
+            ++dots;
         if (depth + dots > kMaxNesting) return at;
     }
     return std::nullopt;

@@ -12,8 +12,8 @@ enum class NetMode { None, Loopback, Proxy, Host };
 enum class ProcMode { Pid, Full };
 
 struct Bind {
-    std::string src;     // host path, absolute
-    std::string dst;     // jail path, absolute
+    std::string src;  // host path, absolute
+    std::string dst;  // jail path, absolute
     bool writable = false;
     std::string origin;  // "profile.toml:12:3" or "--ro": where the user said it
 };
@@ -28,12 +28,12 @@ struct SeccompPolicy {
     enum class Default { Errno, Kill, Log } default_action = Default::Errno;
     int default_errno = 1;  // EPERM
     int deny_errno = 1;
-    std::vector<std::string> allow;            // syscall names and @groups
+    std::vector<std::string> allow;  // syscall names and @groups
     std::vector<std::string> deny;
-    std::vector<int> socket_families;          // empty: any family the core allows
-    std::vector<std::string> unsafe_allow;     // core syscalls lifted by [unsafe]
-    bool disabled = false;                     // [unsafe] disable_seccomp = true
-    std::vector<std::string> notes;            // names skipped on this architecture
+    std::vector<int> socket_families;       // empty: any family the core allows
+    std::vector<std::string> unsafe_allow;  // core syscalls lifted by [unsafe]
+    bool disabled = false;                  // [unsafe] disable_seccomp = true
+    std::vector<std::string> notes;         // names skipped on this architecture
 };
 
 // [limits]; 0 means "no limit".
@@ -47,13 +47,13 @@ struct Limits {
     uint64_t file_size = 0;
     uint64_t open_files = 0;
     uint64_t stack = 0;
-    uint64_t output = 0;        // stdout + stderr bytes
-    bool output_kill = false;   // kill the jail at the cap, rather than only truncate
+    uint64_t output = 0;       // stdout + stderr bytes
+    bool output_kill = false;  // kill the jail at the cap, rather than only truncate
     bool require_cgroup = false;
 };
 
 struct Policy {
-    std::string name;         // built-in name or file path of the top profile
+    std::string name;  // built-in name or file path of the top profile
     std::string description;
 
     // [run]
@@ -89,7 +89,7 @@ struct Policy {
     std::vector<std::string> net_allow;                          // proxy destinations, validated
     std::vector<std::pair<std::string, std::string>> net_hosts;  // name -> IP pins for the proxy
     uint16_t proxy_port = 3128;
-    std::vector<std::string> net_nameservers;                    // the proxy's DNS servers; empty: resolv.conf
+    std::vector<std::string> net_nameservers;  // the proxy's DNS servers; empty: resolv.conf
     bool unsafe_host_network = false;
     bool unsafe_root_host_ids = false;  // [unsafe] root_host_ids: any host id for a root-run jail
 

@@ -42,8 +42,10 @@ public:
             if (std::find(known.begin(), known.end(), name) != known.end()) continue;
             std::string msg = "unknown key";
             std::string hint = did_you_mean(name, known);
-            if (!hint.empty()) msg += "; did you mean '" + hint + "'?";
-            else msg += "; expected one of: " + join(known);
+            if (!hint.empty())
+                msg += "; did you mean '" + hint + "'?";
+            else
+                msg += "; expected one of: " + join(known);
             error(&v, prefix + name, msg);
         }
     }
@@ -106,7 +108,8 @@ public:
                          "expected a size like \"512M\" or \"2G\" (units B, K, M, G, T), got " + repr(*n));
         if ((*v != 0 || !zero_ok) && (*v < min || *v > max))
             return error(n, prefix + key,
-                         std::string(zero_ok ? "expected 0 (no limit) or " : "expected ") + "a size from " + format_size(min) + " to " + format_size(max) + ", got " + repr(*n));
+                         std::string(zero_ok ? "expected 0 (no limit) or " : "expected ") + "a size from " +
+                             format_size(min) + " to " + format_size(max) + ", got " + repr(*n));
         out = *v;
     }
 
@@ -115,23 +118,29 @@ public:
         const toml::node* n = t.get(key);
         if (!n) return;
         std::optional<uint64_t> v;
-        if (n->is_string()) v = parse_duration_ms(n->as_string()->get());
-        else if (n->is_integer() && n->as_integer()->get() >= 0) v = static_cast<uint64_t>(n->as_integer()->get()) * 1000;
-        if (!v) return error(n, prefix + key, "expected a duration like \"30s\", \"500ms\" or \"10m\", got " + repr(*n));
+        if (n->is_string())
+            v = parse_duration_ms(n->as_string()->get());
+        else if (n->is_integer() && n->as_integer()->get() >= 0)
+            v = static_cast<uint64_t>(n->as_integer()->get()) * 1000;
+        if (!v)
+            return error(n, prefix + key, "expected a duration like \"30s\", \"500ms\" or \"10m\", got " + repr(*n));
         if (*v != 0 && (*v < min || *v > max))
-            return error(n, prefix + key, "expected 0 (no limit) or a duration from " + std::to_string(min) + "ms to " +
-                                              std::to_string(max / 1000) + "s, got " + repr(*n));
+            return error(n, prefix + key,
+                         "expected 0 (no limit) or a duration from " + std::to_string(min) + "ms to " +
+                             std::to_string(max / 1000) + "s, got " + repr(*n));
         out = *v;
     }
 
-    void count(const toml::table& t, const std::string& prefix, const char* key, uint64_t& out, int64_t min, int64_t max) {
+    void count(const toml::table& t, const std::string& prefix, const char* key, uint64_t& out, int64_t min,
+               int64_t max) {
         const toml::node* n = t.get(key);
         if (!n) return;
         if (!n->is_integer()) return error(n, prefix + key, "expected an integer, got " + type_name(*n));
         int64_t v = n->as_integer()->get();
         if (v != 0 && (v < min || v > max))
-            return error(n, prefix + key, "expected 0 (no limit) or an integer from " + std::to_string(min) + " to " + std::to_string(max) +
-                                              ", got " + std::to_string(v));
+            return error(n, prefix + key,
+                         "expected 0 (no limit) or an integer from " + std::to_string(min) + " to " +
+                             std::to_string(max) + ", got " + std::to_string(v));
         out = static_cast<uint64_t>(v);
     }
 
@@ -197,13 +206,20 @@ public:
 
     static std::string type_name(const toml::node& n) {
         switch (n.type()) {
-            case toml::node_type::table: return "a table";
-            case toml::node_type::array: return "an array";
-            case toml::node_type::string: return "a string";
-            case toml::node_type::integer: return "an integer";
-            case toml::node_type::floating_point: return "a float";
-            case toml::node_type::boolean: return "a boolean";
-            default: return "a date or time";
+            case toml::node_type::table:
+                return "a table";
+            case toml::node_type::array:
+                return "an array";
+            case toml::node_type::string:
+                return "a string";
+            case toml::node_type::integer:
+                return "an integer";
+            case toml::node_type::floating_point:
+                return "a float";
+            case toml::node_type::boolean:
+                return "a boolean";
+            default:
+                return "a date or time";
         }
     }
 
@@ -245,8 +261,8 @@ std::string check_syscall_name(const std::string& v, SeccompPolicy& sp) {
         std::vector<std::string> names = {"@python"};
         for (const auto& g : seccomp::groups()) names.emplace_back(g.name);
         std::string hint = did_you_mean(v, names);
-        return "unknown syscall group \"" + v + "\"" + (hint.empty() ? "; groups: " + Reader::join(names)
-                                                                       : "; did you mean \"" + hint + "\"?");
+        return "unknown syscall group \"" + v + "\"" +
+               (hint.empty() ? "; groups: " + Reader::join(names) : "; did you mean \"" + hint + "\"?");
     }
     if (seccomp::resolve(v) >= 0) return {};
     if (seccomp::known_elsewhere(v)) {
@@ -256,7 +272,6 @@ std::string check_syscall_name(const std::string& v, SeccompPolicy& sp) {
     std::string hint = did_you_mean(v, seccomp::native_names());
     return "unknown syscall \"" + v + "\"" + (hint.empty() ? std::string() : "; did you mean \"" + hint + "\"?");
 }
-
 
 // ---- The schema: one row per key ------------------------------------------
 // Each row names its key once, with its type, range and default as a person
@@ -284,8 +299,8 @@ Row size_row(const char* section, const char* key, uint64_t Policy::*member, uin
             }};
 }
 
-Row limit_size(const char* key, uint64_t Limits::*member, uint64_t min, uint64_t max, const char* def,
-               const char* doc, const char* flag = nullptr) {
+Row limit_size(const char* key, uint64_t Limits::*member, uint64_t min, uint64_t max, const char* def, const char* doc,
+               const char* flag = nullptr) {
     return {{"limits", key, "size, 0 lifts it", def, doc, flag},
             [=](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
                 r.size(t, pre, key, p.limits.*member, min, max, true);
@@ -300,8 +315,8 @@ Row limit_duration(const char* key, uint64_t Limits::*member, uint64_t min, uint
             }};
 }
 
-Row limit_count(const char* key, uint64_t Limits::*member, int64_t min, int64_t max, const char* def,
-                const char* doc, const char* flag = nullptr) {
+Row limit_count(const char* key, uint64_t Limits::*member, int64_t min, int64_t max, const char* def, const char* doc,
+                const char* flag = nullptr) {
     return {{"limits", key, "integer, 0 lifts it", def, doc, flag},
             [=](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
                 r.count(t, pre, key, p.limits.*member, min, max);
@@ -366,10 +381,12 @@ const std::vector<Row>& rows() {
                  return std::string();
              });
          }},
-        {{"run", "exec_allow", "array of path globs", "[\"/usr/bin/*\", ...]", "what any execve in the jail may run", nullptr},
+        {{"run", "exec_allow", "array of path globs", "[\"/usr/bin/*\", ...]", "what any execve in the jail may run",
+          nullptr},
          [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
              r.strings(t, pre, "exec_allow", [&](const std::string& v, const toml::node&) -> std::string {
-                 if (v.empty() || v[0] != '/') return "expected an absolute path or glob (\"/usr/bin/*\"), got \"" + v + "\"";
+                 if (v.empty() || v[0] != '/')
+                     return "expected an absolute path or glob (\"/usr/bin/*\"), got \"" + v + "\"";
                  p.exec_allow.push_back(v);
                  return {};
              });
@@ -378,10 +395,10 @@ const std::vector<Row>& rows() {
         {{"run", "hostname", "host name", "\"stockade\"", "the jail's hostname (its own UTS namespace)", nullptr},
          [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
              r.string(t, pre, "hostname", [&](const std::string& v) -> std::string {
-                 bool ok = !v.empty() && v.size() <= 64 && v.front() != '-' &&
-                           std::all_of(v.begin(), v.end(), [](char c) {
-                               return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.';
-                           });
+                 bool ok =
+                     !v.empty() && v.size() <= 64 && v.front() != '-' && std::all_of(v.begin(), v.end(), [](char c) {
+                         return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.';
+                     });
                  if (!ok) return "expected a hostname of 1 to 64 letters, digits, '-' and '.', got \"" + v + "\"";
                  p.hostname = v;
                  return {};
@@ -394,12 +411,14 @@ const std::vector<Row>& rows() {
         {{"user", "name", "user name", "\"sandbox\"", "the user's name in the jail's /etc/passwd", nullptr},
          [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
              r.string(t, pre, "name", [&](const std::string& v) -> std::string {
-                 bool ok = !v.empty() && v.size() <= 32 && (std::islower(static_cast<unsigned char>(v[0])) || v[0] == '_') &&
+                 bool ok = !v.empty() && v.size() <= 32 &&
+                           (std::islower(static_cast<unsigned char>(v[0])) || v[0] == '_') &&
                            std::all_of(v.begin(), v.end(), [](char c) {
-                               return std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
-                                      c == '_' || c == '-';
+                               return std::islower(static_cast<unsigned char>(c)) ||
+                                      std::isdigit(static_cast<unsigned char>(c)) || c == '_' || c == '-';
                            });
-                 if (!ok) return "expected a user name like \"sandbox\" ([a-z_][a-z0-9_-]*, at most 32), got \"" + v + "\"";
+                 if (!ok)
+                     return "expected a user name like \"sandbox\" ([a-z_][a-z0-9_-]*, at most 32), got \"" + v + "\"";
                  p.user_name = v;
                  return {};
              });
@@ -445,7 +464,8 @@ const std::vector<Row>& rows() {
              r.string_map(t, pre, "symlinks", [&](const std::string& path, const std::string& target) -> std::string {
                  Symlink sl;
                  if (std::string m = check_abs(path, sl.path); !m.empty()) return "link path: " + m;
-                 if (target.empty() || target.find('\0') != std::string::npos) return "expected a non-empty link target";
+                 if (target.empty() || target.find('\0') != std::string::npos)
+                     return "expected a non-empty link target";
                  sl.target = target;
                  p.symlinks.push_back(std::move(sl));
                  return {};
@@ -484,7 +504,10 @@ const std::vector<Row>& rows() {
         {{"network", "mode", "none, loopback, proxy or host", "\"loopback\"", "the jail's network", nullptr},
          [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
              r.choice(t, pre, "mode", p.net,
-                      {{"none", NetMode::None}, {"loopback", NetMode::Loopback}, {"proxy", NetMode::Proxy}, {"host", NetMode::Host}});
+                      {{"none", NetMode::None},
+                       {"loopback", NetMode::Loopback},
+                       {"proxy", NetMode::Proxy},
+                       {"host", NetMode::Host}});
          }},
         {{"network", "allow", "array of destinations", "[]", "what the proxy may reach", nullptr},
          [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
@@ -512,7 +535,8 @@ const std::vector<Row>& rows() {
              r.count(t, pre, "proxy_port", port, 1, 65535);
              if (port) p.proxy_port = static_cast<uint16_t>(port);
          }},
-        {{"network", "nameservers", "array of IP[:port]", "[]", "the proxy's DNS servers (default: resolv.conf)", nullptr},
+        {{"network", "nameservers", "array of IP[:port]", "[]", "the proxy's DNS servers (default: resolv.conf)",
+          nullptr},
          [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
              r.strings(t, pre, "nameservers", [&](const std::string& v, const toml::node&) -> std::string {
                  std::string m = check_nameserver(v);
@@ -525,7 +549,8 @@ const std::vector<Row>& rows() {
         bool_row("namespaces", "time", &Policy::time_ns, "false", "a time namespace of the jail's own"),
 
         // [unsafe]: before [seccomp], whose allow list depends on it
-        {{"unsafe", "allow_syscalls", "array of core syscall names", "[]", "lift the hard-deny core for these", nullptr},
+        {{"unsafe", "allow_syscalls", "array of core syscall names", "[]", "lift the hard-deny core for these",
+          nullptr},
          [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context& c) {
              r.strings(t, pre, "allow_syscalls", [&](const std::string& v, const toml::node&) -> std::string {
                  if (!seccomp::find_core(v))
@@ -609,7 +634,8 @@ const std::vector<Row>& rows() {
 
         // [limits]: 0 lifts a limit; otherwise each must be in a sensible range.
         limit_duration("wall_time", &Limits::wall_ms, 1, kWeekMs, "\"30s\"", "wall-clock limit", "--timeout"),
-        limit_duration("grace", &Limits::grace_ms, 0, 3600 * 1000, "\"1s\"", "from SIGTERM to SIGKILL at the wall clock"),
+        limit_duration("grace", &Limits::grace_ms, 0, 3600 * 1000, "\"1s\"",
+                       "from SIGTERM to SIGKILL at the wall clock"),
         limit_duration("cpu_time", &Limits::cpu_ms, 1, kWeekMs, "\"30s\"", "CPU time of the whole jail", "--cpu-time"),
         limit_size("memory", &Limits::memory, 4ull << 20, 1ull << 50, "\"512M\"", "memory limit", "--memory"),
         limit_count("pids", &Limits::pids, 1, 1 << 22, "128", "processes and threads", "--pids"),
@@ -621,15 +647,18 @@ const std::vector<Row>& rows() {
              if (n->is_integer()) v = static_cast<double>(n->as_integer()->get());
              if (n->is_floating_point()) v = n->as_floating_point()->get();
              if (!v || (*v != 0 && (*v < 0.01 || *v > 1024)))
-                 r.error(n, pre + "cpu", "expected 0 (no limit) or a number of CPU cores from 0.01 to 1024 (e.g. 0.5 or 2), got " +
-                                             Reader::repr(*n));
-             else p.limits.cpus = *v;
+                 r.error(n, pre + "cpu",
+                         "expected 0 (no limit) or a number of CPU cores from 0.01 to 1024 (e.g. 0.5 or 2), got " +
+                             Reader::repr(*n));
+             else
+                 p.limits.cpus = *v;
          }},
         limit_size("file_size", &Limits::file_size, 4096, 1ull << 50, "\"128M\"", "largest file the program may write"),
         limit_count("open_files", &Limits::open_files, 16, 1 << 20, "1024", "open file descriptors"),
         limit_size("stack", &Limits::stack, 64 << 10, 1ull << 34, "\"8M\"", "stack size"),
         limit_size("output", &Limits::output, 1, 1ull << 50, "\"64M\"", "stdout and stderr together", "--output-limit"),
-        {{"limits", "output_action", "\"truncate\" or \"kill\"", "\"truncate\"", "what happens at the output cap", nullptr},
+        {{"limits", "output_action", "\"truncate\" or \"kill\"", "\"truncate\"", "what happens at the output cap",
+          nullptr},
          [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
              bool kill = p.limits.output_kill;
              r.choice(t, pre, "output_action", kill, {{"truncate", false}, {"kill", true}});
@@ -656,7 +685,8 @@ const std::vector<KeyDoc>& schema_keys() {
 
 bool valid_env_key(const std::string& k) {
     if (k.empty() || (k[0] >= '0' && k[0] <= '9')) return false;
-    return std::all_of(k.begin(), k.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+    return std::all_of(k.begin(), k.end(),
+                       [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
 }
 
 std::string normalize_abs_path(const std::string& p) {
@@ -730,7 +760,8 @@ Policy validate(const toml::table& root, std::vector<Diagnostic>& diags) {
     // login user or system group lives). Anything else may be a group such as
     // shadow (42) or disk (6) whose files a jail could then read.
     if (!p.unsafe_root_host_ids) {
-        for (auto [key, v] : {std::pair{"root_host_uid", p.root_host_uid}, std::pair{"root_host_gid", p.root_host_gid}}) {
+        for (auto [key, v] :
+             {std::pair{"root_host_uid", p.root_host_uid}, std::pair{"root_host_gid", p.root_host_gid}}) {
             if (v == 65534 || v >= 100000) continue;
             const toml::node* user = root.get("user");
             const toml::node* n = user && user->is_table() ? user->as_table()->get(key) : nullptr;
@@ -749,10 +780,14 @@ Policy validate(const toml::table& root, std::vector<Diagnostic>& diags) {
 
 const char* to_string(NetMode m) {
     switch (m) {
-        case NetMode::None: return "none";
-        case NetMode::Loopback: return "loopback";
-        case NetMode::Proxy: return "proxy";
-        case NetMode::Host: return "host";
+        case NetMode::None:
+            return "none";
+        case NetMode::Loopback:
+            return "loopback";
+        case NetMode::Proxy:
+            return "proxy";
+        case NetMode::Host:
+            return "host";
     }
     return "?";
 }

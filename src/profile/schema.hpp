@@ -16,7 +16,7 @@ Policy validate(const toml::table& root, std::vector<Diagnostic>& diags);
 // One key of the schema as a person reads it: the man page, explain and the
 // CLI's limit flags come from these.
 struct KeyDoc {
-    const char* section;   // "" for the top level
+    const char* section;  // "" for the top level
     const char* key;
     const char* type;
     const char* def;       // the default, as a profile would write it

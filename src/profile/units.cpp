@@ -34,12 +34,18 @@ std::optional<uint64_t> parse_size(std::string_view text) {
     if (!parts) return std::nullopt;
     auto [v, unit] = *parts;
     double mul;
-    if (unit.empty() || unit == "B") mul = 1;
-    else if (unit == "K" || unit == "KiB" || unit == "k") mul = 1024.0;
-    else if (unit == "M" || unit == "MiB") mul = 1024.0 * 1024;
-    else if (unit == "G" || unit == "GiB") mul = 1024.0 * 1024 * 1024;
-    else if (unit == "T" || unit == "TiB") mul = 1024.0 * 1024 * 1024 * 1024;
-    else return std::nullopt;
+    if (unit.empty() || unit == "B")
+        mul = 1;
+    else if (unit == "K" || unit == "KiB" || unit == "k")
+        mul = 1024.0;
+    else if (unit == "M" || unit == "MiB")
+        mul = 1024.0 * 1024;
+    else if (unit == "G" || unit == "GiB")
+        mul = 1024.0 * 1024 * 1024;
+    else if (unit == "T" || unit == "TiB")
+        mul = 1024.0 * 1024 * 1024 * 1024;
+    else
+        return std::nullopt;
     double bytes = v * mul;
     if (bytes > 9.2e18) return std::nullopt;
     return static_cast<uint64_t>(std::llround(bytes));
@@ -50,11 +56,16 @@ std::optional<uint64_t> parse_duration_ms(std::string_view text) {
     if (!parts) return std::nullopt;
     auto [v, unit] = *parts;
     double mul;
-    if (unit == "ms") mul = 1;
-    else if (unit.empty() || unit == "s") mul = 1000;
-    else if (unit == "m" || unit == "min") mul = 60e3;
-    else if (unit == "h") mul = 3600e3;
-    else return std::nullopt;
+    if (unit == "ms")
+        mul = 1;
+    else if (unit.empty() || unit == "s")
+        mul = 1000;
+    else if (unit == "m" || unit == "min")
+        mul = 60e3;
+    else if (unit == "h")
+        mul = 3600e3;
+    else
+        return std::nullopt;
     double ms = v * mul;
     if (ms > 9.2e15) return std::nullopt;
     return static_cast<uint64_t>(std::llround(ms));

@@ -14,16 +14,23 @@ using Kind = supervise::Outcome::Kind;
 int exit_status(const supervise::Outcome& o, const plan::Plan& plan) {
     switch (classify(o, plan)) {
         case Status::TimeoutWall:
-        case Status::TimeoutCpu: return kExitTimeout;
+        case Status::TimeoutCpu:
+            return kExitTimeout;
         case Status::OutputLimit:
-        case Status::Oom: return 128 + SIGKILL;
-        default: break;
+        case Status::Oom:
+            return 128 + SIGKILL;
+        default:
+            break;
     }
     switch (o.kind) {
-        case Kind::Exited: return o.exit_code;
-        case Kind::Signaled: return 128 + o.signal;
-        case Kind::SetupError: return kExitStockadeFailed;
-        case Kind::ExecError: return o.exit_code == kExitNotFound ? kExitNotFound : kExitCannotExecute;
+        case Kind::Exited:
+            return o.exit_code;
+        case Kind::Signaled:
+            return 128 + o.signal;
+        case Kind::SetupError:
+            return kExitStockadeFailed;
+        case Kind::ExecError:
+            return o.exit_code == kExitNotFound ? kExitNotFound : kExitCannotExecute;
     }
     return kExitStockadeFailed;
 }
@@ -50,15 +57,20 @@ std::string summary_line(const supervise::Outcome& o, const plan::Plan& plan) {
                    " exceeded (raise it with --output-limit)";
         case Status::Oom:
             return "stockade: killed: memory limit " + profile::format_size(l.memory) + " exceeded" +
-                   (o.memory_peak > 0 ? " (peak " + profile::format_size(static_cast<uint64_t>(o.memory_peak) >> 20 << 20) + ")" : "") +
+                   (o.memory_peak > 0
+                        ? " (peak " + profile::format_size(static_cast<uint64_t>(o.memory_peak) >> 20 << 20) + ")"
+                        : "") +
                    " (raise it with --memory)";
         case Status::PidsLimit:
-            return "stockade: process limit " + std::to_string(l.pids) + " reached: forks were refused (raise it with --pids)";
-        default: break;
+            return "stockade: process limit " + std::to_string(l.pids) +
+                   " reached: forks were refused (raise it with --pids)";
+        default:
+            break;
     }
     std::string line;
     switch (o.kind) {
-        case Kind::Exited: break;
+        case Kind::Exited:
+            break;
         case Kind::Signaled: {
             if (o.seccomp_killed) {
                 line = "stockade: program killed: a refused syscall under seccomp.default_action = \"kill\"";
@@ -70,7 +82,8 @@ std::string summary_line(const supervise::Outcome& o, const plan::Plan& plan) {
             break;
         }
         case Kind::SetupError:
-        case Kind::ExecError: return "stockade: " + o.message;
+        case Kind::ExecError:
+            return "stockade: " + o.message;
     }
     if (o.truncated) {
         if (!line.empty()) line += "\n";

@@ -25,20 +25,30 @@ std::string describe(const MountOp& m) {
     if (m.kind != K::Device) flags += ",nodev";
     if (m.noexec) flags += ",noexec";
     switch (m.kind) {
-        case K::Bind: return "bind " + m.src + " (" + flags + ")  [" + m.origin + "]";
-        case K::Device: return "device " + m.src + " (" + flags + ")";
+        case K::Bind:
+            return "bind " + m.src + " (" + flags + ")  [" + m.origin + "]";
+        case K::Device:
+            return "device " + m.src + " (" + flags + ")";
         case K::Tmpfs:
-            return "tmpfs " + profile::format_size(m.size) + " mode " + [&] {
-                char b[8];
-                std::snprintf(b, sizeof b, "%04o", m.mode);
-                return std::string(b);
-            }() + " (" + (m.writable ? flags : std::string("read-only after setup")) + ")";
-        case K::Dir: return "directory";
-        case K::File: return "file, synthesized (" + std::to_string(m.content.size()) + " bytes)";
-        case K::Script: return "copy of " + m.src + " (read-only)";
-        case K::Symlink: return "symlink -> " + m.src;
-        case K::Proc: return "proc for the jail's PID namespace";
-        case K::Devpts: return "devpts, a new instance of the jail's own (its pseudo-terminals only)";
+            return "tmpfs " + profile::format_size(m.size) + " mode " +
+                   [&] {
+                       char b[8];
+                       std::snprintf(b, sizeof b, "%04o", m.mode);
+                       return std::string(b);
+                   }() +
+                   " (" + (m.writable ? flags : std::string("read-only after setup")) + ")";
+        case K::Dir:
+            return "directory";
+        case K::File:
+            return "file, synthesized (" + std::to_string(m.content.size()) + " bytes)";
+        case K::Script:
+            return "copy of " + m.src + " (read-only)";
+        case K::Symlink:
+            return "symlink -> " + m.src;
+        case K::Proc:
+            return "proc for the jail's PID namespace";
+        case K::Devpts:
+            return "devpts, a new instance of the jail's own (its pseudo-terminals only)";
     }
     return {};
 }
@@ -52,9 +62,9 @@ void explain_limits(std::ostream& out, const profile::Limits& l) {
     auto size = [](uint64_t b) { return b ? profile::format_size(b) : std::string("none"); };
     char cpus[32];
     std::snprintf(cpus, sizeof cpus, "%g", l.cpus);
-    out << "limits:      wall " << dur(l.wall_ms) << " (then SIGTERM, SIGKILL after " << dur(l.grace_ms) << "), cpu time "
-        << dur(l.cpu_ms) << ", memory " << size(l.memory) << ", pids " << (l.pids ? std::to_string(l.pids) : "none")
-        << ", cpus " << (l.cpus > 0 ? cpus : "none") << "\n";
+    out << "limits:      wall " << dur(l.wall_ms) << " (then SIGTERM, SIGKILL after " << dur(l.grace_ms)
+        << "), cpu time " << dur(l.cpu_ms) << ", memory " << size(l.memory) << ", pids "
+        << (l.pids ? std::to_string(l.pids) : "none") << ", cpus " << (l.cpus > 0 ? cpus : "none") << "\n";
     out << "             file size " << size(l.file_size) << ", open files "
         << (l.open_files ? std::to_string(l.open_files) : "none") << ", stack " << size(l.stack)
         << ", core dumps off, output " << size(l.output) << (l.output_kill ? " (then killed)" : " (then truncated)")
@@ -103,8 +113,10 @@ void explain_seccomp(std::ostream& out, const profile::Policy& p, const plan::Pl
     if (!s.socket_families.empty()) {
         out << "  socket families:";
         for (int f : s.socket_families)
-            if (const seccomp::Family* fam = seccomp::family_by_number(static_cast<uint64_t>(f))) out << " " << fam->name;
-            else out << " " << f;
+            if (const seccomp::Family* fam = seccomp::family_by_number(static_cast<uint64_t>(f)))
+                out << " " << fam->name;
+            else
+                out << " " << f;
         out << " (others: EAFNOSUPPORT)\n";
     }
     if (!s.deny.empty()) {
@@ -129,16 +141,20 @@ void explain(std::ostream& out, const profile::Policy& p, const plan::Plan& plan
     if (!p.description.empty()) out << "             " << p.description << "\n";
     out << "namespaces:  user, mount, pid, " << (plan.net_ns ? "network, " : "") << "ipc, uts, cgroup"
         << (plan.time_ns ? ", time" : "") << "\n";
-    out << "user:        uid " << plan.uid << " (" << p.user_name << "), gid " << plan.gid
-        << "; on the host: uid " << plan.host_uid << ", gid " << plan.host_gid << " (nothing else is mapped)\n";
+    out << "user:        uid " << plan.uid << " (" << p.user_name << "), gid " << plan.gid << "; on the host: uid "
+        << plan.host_uid << ", gid " << plan.host_gid << " (nothing else is mapped)\n";
     if (p.unsafe_root_host_ids)
         out << "             !!! UNSAFE: [unsafe] root_host_ids: a root-run jail may be any host uid and gid ("
             << p.root_host_uid << ":" << p.root_host_gid << "), privileged groups included\n";
     out << "hostname:    " << plan.hostname << "\n";
     out << "network:     " << profile::to_string(p.net);
     switch (p.net) {
-        case profile::NetMode::None: out << " (no interface up; AF_UNIX sockets only)\n"; break;
-        case profile::NetMode::Loopback: out << " (only lo, up; nothing outside the jail is reachable)\n"; break;
+        case profile::NetMode::None:
+            out << " (no interface up; AF_UNIX sockets only)\n";
+            break;
+        case profile::NetMode::Loopback:
+            out << " (only lo, up; nothing outside the jail is reachable)\n";
+            break;
         case profile::NetMode::Proxy:
             out << " (lo, and an HTTP proxy at 127.0.0.1:" << p.proxy_port
                 << " run by stockade outside the jail)\n             allowed:";
@@ -151,7 +167,8 @@ void explain(std::ostream& out, const profile::Policy& p, const plan::Plan& plan
             out << " !!! UNSAFE: the host's own network, by [unsafe] host_network\n";
             break;
     }
-    out << "proc:        " << (plan.proc == profile::ProcMode::Pid ? "pid (only the jail's processes)" : "full") << "\n";
+    out << "proc:        " << (plan.proc == profile::ProcMode::Pid ? "pid (only the jail's processes)" : "full")
+        << "\n";
     out << "privileges:  every capability dropped (bounding and ambient too), no_new_privs, new session\n";
     out << "program:    ";
     if (plan.argv.empty()) out << " (none)";
@@ -173,8 +190,10 @@ void explain(std::ostream& out, const profile::Policy& p, const plan::Plan& plan
         std::string key = e.substr(0, e.find('='));
         bool passed = false;
         for (const auto& k : p.env_pass) passed |= k == key;
-        if (passed) out << "  " << key << "=<from the caller>\n";
-        else out << "  " << e << "\n";
+        if (passed)
+            out << "  " << key << "=<from the caller>\n";
+        else
+            out << "  " << e << "\n";
     }
     for (const auto& k : p.env_pass) {
         bool present = false;

@@ -17,7 +17,8 @@ void write_learned_profile(const HostFile& file, const std::string& base, const 
                        "# The syscalls that run used, and no others. Review it before trusting it:\n"
                        "# a run only shows the paths it took.\n"
                        "schema = 1\n"
-                       "extends = \"" + base + "\"\n\n[seccomp]\nallow = [\n";
+                       "extends = \"" +
+                       base + "\"\n\n[seccomp]\nallow = [\n";
     for (const auto& n : all) text += "    \"" + n + "\",\n";
     text += "]\n";
     file.write(text);

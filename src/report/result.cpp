@@ -20,16 +20,26 @@ using json = nlohmann::ordered_json;
 
 const char* to_string(Status s) {
     switch (s) {
-        case Status::Ok: return "ok";
-        case Status::ExitNonzero: return "exit_nonzero";
-        case Status::Signaled: return "signaled";
-        case Status::TimeoutWall: return "timeout_wall";
-        case Status::TimeoutCpu: return "timeout_cpu";
-        case Status::Oom: return "oom";
-        case Status::PidsLimit: return "pids_limit";
-        case Status::OutputLimit: return "output_limit";
-        case Status::SeccompViolation: return "seccomp_violation";
-        case Status::SetupError: return "setup_error";
+        case Status::Ok:
+            return "ok";
+        case Status::ExitNonzero:
+            return "exit_nonzero";
+        case Status::Signaled:
+            return "signaled";
+        case Status::TimeoutWall:
+            return "timeout_wall";
+        case Status::TimeoutCpu:
+            return "timeout_cpu";
+        case Status::Oom:
+            return "oom";
+        case Status::PidsLimit:
+            return "pids_limit";
+        case Status::OutputLimit:
+            return "output_limit";
+        case Status::SeccompViolation:
+            return "seccomp_violation";
+        case Status::SetupError:
+            return "setup_error";
     }
     return "setup_error";
 }
@@ -89,8 +99,12 @@ std::string result_json(const supervise::Outcome& o, const plan::Plan& plan, con
     j["truncated"] = o.truncated;
     json v = json::array();
     for (const auto& x : o.violations) {
-        v.push_back({{"syscall", x.name}, {"call", x.call}, {"errno", x.killed ? json(nullptr) : json(errno_name(x.err))},
-                     {"core", x.core}, {"killed", x.killed}, {"count", x.count}});
+        v.push_back({{"syscall", x.name},
+                     {"call", x.call},
+                     {"errno", x.killed ? json(nullptr) : json(errno_name(x.err))},
+                     {"core", x.core},
+                     {"killed", x.killed},
+                     {"count", x.count}});
     }
     j["violations"] = v;
     json d = json::array();
@@ -99,8 +113,14 @@ std::string result_json(const supervise::Outcome& o, const plan::Plan& plan, con
     j["cgroup"] = o.cgroup.empty() ? json(nullptr) : json(o.cgroup);
     json net = json::array();
     for (const auto& r : o.network)
-        net.push_back({{"t_ms", ms(r.t_ms)}, {"method", r.method}, {"host", r.host}, {"port", r.port},
-                       {"allowed", r.allowed}, {"reason", r.reason}, {"bytes_up", r.bytes_up}, {"bytes_down", r.bytes_down},
+        net.push_back({{"t_ms", ms(r.t_ms)},
+                       {"method", r.method},
+                       {"host", r.host},
+                       {"port", r.port},
+                       {"allowed", r.allowed},
+                       {"reason", r.reason},
+                       {"bytes_up", r.bytes_up},
+                       {"bytes_down", r.bytes_down},
                        {"count", r.count}});
     j["network"] = net;
     j["profile"] = {{"name", policy.name}, {"hash", plan::fingerprint(plan)}};

@@ -22,7 +22,6 @@ namespace {
 
 using Ctx = std::unique_ptr<void, void (*)(scmp_filter_ctx)>;
 
-
 void lib_check(int rc, const std::string& what) {
     if (rc < 0) throw_sys_errno(-rc, "seccomp: " + what);
 }
@@ -51,8 +50,7 @@ std::vector<sock_filter> export_bpf(scmp_filter_ctx ctx) {
 
 bool lifted(const Spec& spec, const std::string& name) { return find_core(name) && !core_rule(name, spec.unsafe); }
 
-void add(scmp_filter_ctx ctx, uint32_t action, int nr, const std::string& what, unsigned n = 0,
-         scmp_arg_cmp cmp = {}) {
+void add(scmp_filter_ctx ctx, uint32_t action, int nr, const std::string& what, unsigned n = 0, scmp_arg_cmp cmp = {}) {
     int rc = n ? seccomp_rule_add(ctx, action, nr, 1, cmp) : seccomp_rule_add(ctx, action, nr, 0);
     lib_check(rc, what);
 }
@@ -142,7 +140,8 @@ void build(scmp_filter_ctx ctx, const Spec& spec) {
             add(ctx, SCMP_ACT_ALLOW, nr, "allow memfd_create, noexec-sealed", 1,
                 SCMP_A1(SCMP_CMP_MASKED_EQ, kMfdNoexecSeal, kMfdNoexecSeal));
             if (!notify_by_default)
-                add(ctx, SCMP_ACT_NOTIFY, nr, "memfd_create, to be sealed", 1, SCMP_A1(SCMP_CMP_MASKED_EQ, kMfdNoexecSeal, 0));
+                add(ctx, SCMP_ACT_NOTIFY, nr, "memfd_create, to be sealed", 1,
+                    SCMP_A1(SCMP_CMP_MASKED_EQ, kMfdNoexecSeal, 0));
         } else if (!core_is_conditional(name) || lifted(spec, name)) {
             add(ctx, SCMP_ACT_ALLOW, nr, "allow " + name);
         } else if (name == "clone") {
@@ -163,7 +162,8 @@ void build(scmp_filter_ctx ctx, const Spec& spec) {
                 }
             allow_all_but(ctx, nr, arg, ex, "allow " + name);
         } else if (name == "personality") {
-            for (uint64_t v : {0x0ull, 0xffffffffull}) add(ctx, SCMP_ACT_ALLOW, nr, "allow personality", 1, low32_eq(0, v));
+            for (uint64_t v : {0x0ull, 0xffffffffull})
+                add(ctx, SCMP_ACT_ALLOW, nr, "allow personality", 1, low32_eq(0, v));
         }
     }
 

@@ -59,7 +59,7 @@ bool has_arg_rules(const std::string& name) {
 Spec make_spec(const profile::SeccompPolicy& p) {
     Spec s;
     using D = profile::SeccompPolicy::Default;
-    s.default_action = p.default_action == D::Kill ? DefaultAction::Kill
+    s.default_action = p.default_action == D::Kill  ? DefaultAction::Kill
                        : p.default_action == D::Log ? DefaultAction::Log
                                                     : DefaultAction::Errno;
     s.default_errno = p.default_errno;
@@ -93,7 +93,8 @@ Spec make_spec(const profile::SeccompPolicy& p) {
 }
 
 std::string canonical(const Spec& s) {
-    std::string c = "v1 enabled=" + std::to_string(s.enabled) + " action=" + std::to_string(static_cast<int>(s.default_action)) +
+    std::string c = "v1 enabled=" + std::to_string(s.enabled) +
+                    " action=" + std::to_string(static_cast<int>(s.default_action)) +
                     " learn=" + std::to_string(s.learn) + " allow=";
     for (int n : s.allow) c += std::to_string(n) + ",";
     c += " deny=";
@@ -124,7 +125,8 @@ Decision decide(const Spec& spec, int nr, const uint64_t args[6]) {
             if (name == r.syscall && (args[r.arg] & r.mask) == r.value) return {core->err, true, kill_mode};
         // A form the core allows but the profile's argument rules do not
         // (a socket family outside socket_families, say).
-        if (name == "socket" || name == "socketpair") return {EAFNOSUPPORT, false, spec.default_action == DefaultAction::Kill};
+        if (name == "socket" || name == "socketpair")
+            return {EAFNOSUPPORT, false, spec.default_action == DefaultAction::Kill};
     }
     if (spec.learn) return {-1, false, false};
     bool kill = spec.default_action == DefaultAction::Kill;

@@ -58,7 +58,6 @@ struct Decision {
 constexpr uint64_t kMfdNoexecSeal = 0x0008;
 constexpr uint64_t kMfdExec = 0x0010;
 
-
 Decision decide(const Spec& spec, int nr, const uint64_t args[6]);
 
 }  // namespace stockade::seccomp

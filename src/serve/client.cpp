@@ -35,8 +35,10 @@ void Client::drop() {
 
 void Client::send_line(std::string line) {
     if (gone_) return;
-    if (out_.empty()) out_ = std::move(line);
-    else out_ += line;
+    if (out_.empty())
+        out_ = std::move(line);
+    else
+        out_ += line;
     if (out_.size() - out_off_ > kMaxUnread) {
         // It does not read: it is not waiting for anything either.
         drop();
@@ -56,8 +58,10 @@ void Client::handle(const pollfd* fds, size_t n) {
     if (n != 1) return;
     if (fds[0].revents & POLLOUT) write_some();
     if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-        if (reading_ && !gone_ && !paused_) read_some();
-        else if (fds[0].revents & (POLLHUP | POLLERR)) drop();
+        if (reading_ && !gone_ && !paused_)
+            read_some();
+        else if (fds[0].revents & (POLLHUP | POLLERR))
+            drop();
     }
 }
 

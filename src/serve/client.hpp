@@ -19,8 +19,8 @@ namespace stockade::serve {
 
 // The bounds on what one client may make the server hold (serve/limits.cpp
 // explains the figures).
-constexpr size_t kMaxRequest = 8u << 20;    // one request line
-constexpr size_t kMaxUnread = 128u << 20;   // answers it has not read
+constexpr size_t kMaxRequest = 8u << 20;   // one request line
+constexpr size_t kMaxUnread = 128u << 20;  // answers it has not read
 
 // An answer line: {"id": ID, ...body}. The id is the request's own JSON text,
 // echoed token for token (a 29-digit id comes back as 29 digits, not 1e+29).

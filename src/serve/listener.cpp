@@ -69,7 +69,8 @@ void refuse(int fd, const std::string& code, const std::string& message) {
 sockaddr_un unix_address(const std::string& path) {
     sockaddr_un a{};
     a.sun_family = AF_UNIX;
-    if (path.empty() || path.size() >= sizeof a.sun_path) throw Error("serve: socket path too long (at most 107 bytes): " + path);
+    if (path.empty() || path.size() >= sizeof a.sun_path)
+        throw Error("serve: socket path too long (at most 107 bytes): " + path);
     std::memcpy(a.sun_path, path.c_str(), path.size());
     return a;
 }
@@ -95,11 +96,14 @@ bool same_user_namespace(int sock, pid_t pid) {
         // relative to the reader: another namespace shows another map, unless
         // root of ours made it with the whole range, and root may anyway.
         same = read_small(dir + "/uid_map") == read_small("/proc/self/uid_map") &&
-               read_small(dir + "/gid_map") == read_small("/proc/self/gid_map") && !read_small(dir + "/uid_map").empty();
+               read_small(dir + "/gid_map") == read_small("/proc/self/gid_map") &&
+               !read_small(dir + "/uid_map").empty();
     }
     // Still the same process: its pidfd is not readable (it would be, once
     // the process has exited, whatever now holds its pid).
-    struct pollfd p{pidfd, POLLIN, 0};
+    struct pollfd p {
+        pidfd, POLLIN, 0
+    };
     if (::poll(&p, 1, 0) != 0) return false;
     return same;
 }

@@ -20,7 +20,8 @@ std::unique_ptr<WarmJail> Pool::take(bool warming) {
 
 bool Pool::drop_one() {
     if (jails_.empty()) return false;
-    auto it = std::find_if(jails_.begin(), jails_.end(), [](const auto& j) { return j->state() != WarmJail::State::Ready; });
+    auto it =
+        std::find_if(jails_.begin(), jails_.end(), [](const auto& j) { return j->state() != WarmJail::State::Ready; });
     jails_.erase(it == jails_.end() ? jails_.end() - 1 : it);
     return true;
 }
@@ -64,7 +65,8 @@ void Pool::refill(size_t room) {
             ++failures_;
             last_error_ = e.what();
             ++consecutive_failures_;
-            not_before_ns_ = monotonic_ns() + std::min<uint64_t>(10000, 50ull << std::min(consecutive_failures_, 8u)) * 1000000;
+            not_before_ns_ =
+                monotonic_ns() + std::min<uint64_t>(10000, 50ull << std::min(consecutive_failures_, 8u)) * 1000000;
             return;
         }
         jails_.push_back(std::move(j));

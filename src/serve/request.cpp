@@ -66,12 +66,14 @@ std::string string_field(const json& req, const char* key, bool required) {
 }
 
 Task parse_task(const json& req, bool cell, const profile::Limits& lim) {
-    static const char* run_keys[] = {"id", "op", "code", "script", "argv", "stdin", "files", "return_files",
-                                     "timeout", "limits", "session"};
+    static const char* run_keys[] = {"id",    "op",           "code",    "script", "argv",   "stdin",
+                                     "files", "return_files", "timeout", "limits", "session"};
     for (const auto& [k, v] : req.items()) {
         bool known = false;
         for (const char* rk : run_keys) known |= k == rk;
-        if (!known) bad("unknown field \"" + k + "\" (expected one of: code, script, argv, stdin, files, return_files, timeout, limits)");
+        if (!known)
+            bad("unknown field \"" + k +
+                "\" (expected one of: code, script, argv, stdin, files, return_files, timeout, limits)");
     }
     Task t;
     json& m = t.to_runner;
@@ -126,9 +128,12 @@ Task parse_task(const json& req, bool cell, const profile::Limits& lim) {
         if (!l->is_object()) bad("limits: expected an object of profile [limits] keys");
         for (const auto& [k, v] : l->items()) {
             std::string value;
-            if (v.is_string()) value = v.get<std::string>();
-            else if (v.is_number() || v.is_boolean()) value = v.dump();
-            else bad("limits." + k + ": expected a string, number or boolean");
+            if (v.is_string())
+                value = v.get<std::string>();
+            else if (v.is_number() || v.is_boolean())
+                value = v.dump();
+            else
+                bad("limits." + k + ": expected a string, number or boolean");
             t.limit_sets.push_back("limits." + k + "=" + value);
         }
     }
@@ -152,10 +157,12 @@ void check_lowered(const profile::Limits& base, const profile::Limits& asked) {
         {"output", double(base.output), double(asked.output)},
     };
     for (const auto& r : rows)
-        if (!lower(r.b, r.a)) bad(std::string("limits.") + r.key + ": a request may only lower the server's profile limit");
+        if (!lower(r.b, r.a))
+            bad(std::string("limits.") + r.key + ": a request may only lower the server's profile limit");
     if (base.grace_ms < asked.grace_ms) bad("limits.grace: a request may only lower the server's profile limit");
     if (base.output_kill && !asked.output_kill) bad("limits.output_action: the server's profile kills at the cap");
-    if (base.require_cgroup && !asked.require_cgroup) bad("limits.require_cgroup: the server's profile requires a cgroup");
+    if (base.require_cgroup && !asked.require_cgroup)
+        bad("limits.require_cgroup: the server's profile requires a cgroup");
 }
 
 }  // namespace stockade::serve

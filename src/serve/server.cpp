@@ -79,7 +79,8 @@ std::string real(const std::string& p) {
 
 bool under(const std::string& path, const std::string& dir) {
     if (dir == "/") return true;
-    return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/');
+    return path == dir ||
+           (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/');
 }
 
 // The fds this process may hold decide how many clients and proxy
@@ -129,7 +130,7 @@ struct Session {
     bool opened = false;  // ready, and its opener answered
     uint64_t open_client = 0;
     std::string open_id;
-    bool busy = false;  // a cell is running
+    bool busy = false;         // a cell is running
     uint64_t cell_client = 0;  // 0: its client went away (cancelled): the answer goes nowhere
     std::string cell_id;
     uint64_t cell_timeout_ms = 0;
@@ -236,7 +237,8 @@ std::shared_ptr<const JailSpec> Server::make_spec(const std::vector<std::string>
     if (listener_ && !listener_->dir().empty()) {
         const std::string dir = real(listener_->dir());
         for (const auto& m : spec->plan.mounts)
-            if ((m.kind == plan::MountOp::Kind::Bind || m.kind == plan::MountOp::Kind::Device) && under(dir, real(m.src)))
+            if ((m.kind == plan::MountOp::Kind::Bind || m.kind == plan::MountOp::Kind::Device) &&
+                under(dir, real(m.src)))
                 throw Error(m.origin + ": " + m.src + " contains the server's socket directory " + dir +
                             "; a task could reach the server through it (bind a narrower directory, or put the socket "
                             "elsewhere with --socket)");
@@ -291,13 +293,14 @@ void Server::on_line(Client& c, std::string_view line) {
     JsonIn in = parse_json(line, kRequestBounds);
     if (!in.ok() || !in.value.is_object()) {
         c.send("null", error_body("bad_request", in.ok() ? "expected one JSON object per line"
-                                                          : "expected one JSON object per line: " + in.error));
+                                                         : "expected one JSON object per line: " + in.error));
         return;
     }
     json& req = in.value;
     auto idv = req.find("id");
     if (idv == req.end()) {
-        c.send("null", error_body("bad_request", "id: required (a string, number, boolean or null, echoed in the answer)"));
+        c.send("null",
+               error_body("bad_request", "id: required (a string, number, boolean or null, echoed in the answer)"));
         return;
     }
     if (idv->is_structured() || (idv->is_string() && idv->get_ref<const std::string&>().size() > kMaxIdLength)) {
@@ -309,7 +312,8 @@ void Server::on_line(Client& c, std::string_view line) {
         if (draining_) throw RequestError("shutting_down", "the server is shutting down");
         on_request(c, req, id);
     } catch (const RequestError& e) {
-        if (e.code != "bad_request") log::info("serve", "client " + std::to_string(c.id()) + " request " + id + ": " + e.code + ": " + e.what());
+        if (e.code != "bad_request")
+            log::info("serve", "client " + std::to_string(c.id()) + " request " + id + ": " + e.code + ": " + e.what());
         c.send(id, error_body(e.code, e.what()));
     } catch (const profile::ProfileError& e) {
         c.send(id, error_body("bad_request", e.diagnostics.front().str()));
@@ -327,8 +331,9 @@ void Server::on_request(Client& c, json& req, const std::string& id) {
     if (op == "session.close") return op_session_close(c, req, id);
     if (op == "session.list") return op_session_list(c, id);
     if (op == "stats") return op_stats(c, id);
-    throw RequestError("bad_request", "op: unknown \"" + op.substr(0, 64) +
-                                          "\" (expected run, session.open, session.run, session.close, session.list, stats)");
+    throw RequestError("bad_request",
+                       "op: unknown \"" + op.substr(0, 64) +
+                           "\" (expected run, session.open, session.run, session.close, session.list, stats)");
 }
 
 void Server::op_run(Client& c, json& req, const std::string& id, size_t) {
@@ -381,12 +386,14 @@ void Server::finish_job(Job& job) {
     ans["stdout"] = std::move(out);
     ans["stderr"] = std::move(err);
     ans["files"] = job.reply.is_object() ? std::move(job.reply["files"]) : json::object();
-    if (!job.jail->warmup_error().empty()) ans["error"] = {{"code", "jail_failed"}, {"message", job.jail->warmup_error()}};
+    if (!job.jail->warmup_error().empty())
+        ans["error"] = {{"code", "jail_failed"}, {"message", job.jail->warmup_error()}};
     if (log::enabled(log::Level::Info))
-        log::info("serve", "task " + job.id + " client " + std::to_string(job.client) + " uid " + std::to_string(job.uid) +
-                               ": " + ans.value("status", std::string("?")) + " in " +
+        log::info("serve", "task " + job.id + " client " + std::to_string(job.client) + " uid " +
+                               std::to_string(job.uid) + ": " + ans.value("status", std::string("?")) + " in " +
                                std::to_string(static_cast<long>(ans.value("wall_ms", 0.0))) + " ms (" +
-                               (job.warm ? "warm" : "cold") + " jail, pid " + std::to_string(job.jail->supervisor().pid()) + ")");
+                               (job.warm ? "warm" : "cold") + " jail, pid " +
+                               std::to_string(job.jail->supervisor().pid()) + ")");
     reply(job.client, job.id, ans);
     ++served_;
     if (job.warm) ++warm_served_;
@@ -421,8 +428,10 @@ void Server::op_session_open(Client& c, const json& req, const std::string& id) 
             throw RequestError("bad_request", "unknown field \"" + k + "\" (session.open takes idle_timeout)");
     uint64_t idle_ms = opt_.idle_timeout_ms;
     if (auto t = req.find("idle_timeout"); t != req.end() && !t->is_null()) {
-        if (!t->is_number() || !(t->get<double>() > 0)) throw RequestError("bad_request", "idle_timeout: expected seconds above 0");
-        idle_ms = std::min<uint64_t>(opt_.idle_timeout_ms, static_cast<uint64_t>(std::min(t->get<double>(), 1e9) * 1000));
+        if (!t->is_number() || !(t->get<double>() > 0))
+            throw RequestError("bad_request", "idle_timeout: expected seconds above 0");
+        idle_ms =
+            std::min<uint64_t>(opt_.idle_timeout_ms, static_cast<uint64_t>(std::min(t->get<double>(), 1e9) * 1000));
     }
     if (sessions_.size() >= opt_.max_sessions)
         throw RequestError("busy", std::to_string(opt_.max_sessions) + " sessions are open (--max-sessions)");
@@ -473,8 +482,10 @@ void Server::op_session_close(Client& c, const json& req, const std::string& id)
     if (it == sessions_.end() || it->second.owner != c.uid())
         throw RequestError("no_such_session", "session: no open session \"" + sid.substr(0, 64) + "\"");
     Session& s = it->second;
-    if (s.busy) reply(s.cell_client, s.cell_id, error_body("session_closed", "the session was closed while this cell ran"));
-    if (!s.opened) reply(s.open_client, s.open_id, error_body("session_ended", "the session was closed before it was ready"));
+    if (s.busy)
+        reply(s.cell_client, s.cell_id, error_body("session_closed", "the session was closed while this cell ran"));
+    if (!s.opened)
+        reply(s.open_client, s.open_id, error_body("session_ended", "the session was closed before it was ready"));
     log::info("serve", "session " + sid.substr(0, 8) + " closed by client " + std::to_string(c.id()));
     sessions_.erase(it);  // kills the jail, removes its cgroup
     c.send(id, {{"closed", sid}});
@@ -542,7 +553,8 @@ void Server::tick_sessions() {
             s.opened = true;
             j.supervisor().begin_task(0);  // its figures and CPU budget count from here
             s.last_used_ns = now;
-            log::info("serve", "session " + s.id.substr(0, 8) + " open (pid " + std::to_string(j.supervisor().pid()) + ")");
+            log::info("serve",
+                      "session " + s.id.substr(0, 8) + " open (pid " + std::to_string(j.supervisor().pid()) + ")");
             reply(s.open_client, s.open_id, {{"session", s.id}, {"idle_timeout", s.idle_ms / 1000.0}});
         }
         json r;
@@ -550,8 +562,9 @@ void Server::tick_sessions() {
             if (!s.busy) continue;
             bool truncated = false;
             auto [out, err] = j.supervisor().take_output(&truncated);
-            json ans = {{"session", s.id},         {"stdout", std::move(out)}, {"stderr", std::move(err)},
-                        {"output_truncated", truncated}, {"value", r["value"]}, {"error", r["error"]},
+            json ans = {{"session", s.id},          {"stdout", std::move(out)},
+                        {"stderr", std::move(err)}, {"output_truncated", truncated},
+                        {"value", r["value"]},      {"error", r["error"]},
                         {"files", r["files"]}};
             if (s.interrupted) ans["interrupted"] = true;
             if (s.timed_out) {
@@ -586,7 +599,8 @@ void Server::tick_sessions() {
                 ans["output_truncated"] = truncated;
                 reply(s.cell_client, s.cell_id, ans);
             } else if (!s.opened) {
-                reply(s.open_client, s.open_id, error_body("session_ended", j.warmup_error().empty() ? why : j.warmup_error()));
+                reply(s.open_client, s.open_id,
+                      error_body("session_ended", j.warmup_error().empty() ? why : j.warmup_error()));
             }
             it = sessions_.erase(it);
             continue;
@@ -598,7 +612,8 @@ void Server::tick_sessions() {
             j.kill();
         } else if (!s.busy && s.opened && (draining_ || (s.idle_ms && now - s.last_used_ns >= s.idle_ms * 1000000))) {
             // Idle past its timeout, or the server is draining: nobody needs it now.
-            log::info("serve", "session " + s.id.substr(0, 8) + (draining_ ? " closed for the drain" : " closed: idle"));
+            log::info("serve",
+                      "session " + s.id.substr(0, 8) + (draining_ ? " closed for the drain" : " closed: idle"));
             it = sessions_.erase(it);
             continue;
         }
@@ -657,8 +672,10 @@ void Server::tick() {
     for (auto it = clients_.begin(); it != clients_.end();) {
         Client& c = *it->second;
         ++it;
-        if (c.gone()) drop_client(c.id());
-        else c.pause(c.unread() > kPauseUnread);
+        if (c.gone())
+            drop_client(c.id());
+        else
+            c.pause(c.unread() > kPauseUnread);
     }
     if (!draining_) {
         tick_queue();
@@ -682,8 +699,10 @@ void Server::tick() {
         if (t < 0 || ms < t) t = ms;
     };
     for (const auto& [id, s] : sessions_) {
-        if (s.busy) at(s.interrupted ? s.kill_at_ns : s.deadline_ns);
-        else if (s.opened && s.idle_ms) at(s.last_used_ns + s.idle_ms * 1000000);
+        if (s.busy)
+            at(s.interrupted ? s.kill_at_ns : s.deadline_ns);
+        else if (s.opened && s.idle_ms)
+            at(s.last_used_ns + s.idle_ms * 1000000);
     }
     timeout_ = t;
 }
@@ -708,8 +727,10 @@ void Server::drop_client(uint64_t id) {
     queued_by_client_.erase(id);
     // Its tasks are killed: nobody is waiting for their answers.
     for (auto it = jobs_.begin(); it != jobs_.end();)
-        if ((*it)->client == id) it = jobs_.erase(it);
-        else ++it;
+        if ((*it)->client == id)
+            it = jobs_.erase(it);
+        else
+            ++it;
     for (auto it = sessions_.begin(); it != sessions_.end();) {
         Session& s = it->second;
         if (!s.opened && s.open_client == id) {
@@ -739,8 +760,10 @@ void Server::begin_drain() {
     queued_by_client_.clear();
     queued_bytes_ = 0;
     for (auto it = sessions_.begin(); it != sessions_.end();) {
-        if (it->second.busy) ++it;
-        else it = sessions_.erase(it);
+        if (it->second.busy)
+            ++it;
+        else
+            it = sessions_.erase(it);
     }
 }
 
@@ -752,7 +775,8 @@ void Server::log_refusal(const std::string& why) {
         ++refusals_unlogged_;
         return;
     }
-    std::string more = refusals_unlogged_ ? " (and " + std::to_string(refusals_unlogged_) + " more refusals before)" : "";
+    std::string more =
+        refusals_unlogged_ ? " (and " + std::to_string(refusals_unlogged_) + " more refusals before)" : "";
     log::warning("serve", why + more);
     refusals_unlogged_ = 0;
     last_refusal_log_ns_ = now;
@@ -774,8 +798,8 @@ void Server::accept_clients() {
         }
         if (clients_.size() >= fds_.clients) {
             ++refused_;
-            std::string line = answer_line("null", error_body("busy", std::to_string(fds_.clients) +
-                                                                      " clients are connected; try again later"));
+            std::string line = answer_line(
+                "null", error_body("busy", std::to_string(fds_.clients) + " clients are connected; try again later"));
             (void)!::send(p->fd.get(), line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
             log_refusal("refused uid " + std::to_string(p->uid) + " pid " + std::to_string(p->pid) +
                         ": the client cap (" + std::to_string(fds_.clients) + ") is reached");
@@ -835,8 +859,8 @@ void Server::probe() {
         log::warning("serve", why);
         return;
     }
-    throw Error("serve: a jail of profile " + base_->policy.name + " cannot start here: " +
-                (why.empty() ? std::string("it did not get ready in 60 s") : why));
+    throw Error("serve: a jail of profile " + base_->policy.name +
+                " cannot start here: " + (why.empty() ? std::string("it did not get ready in 60 s") : why));
 }
 
 int Server::run() {
@@ -918,7 +942,9 @@ int check_server(const std::string& given) {
     if (::send(fd.get(), req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) return 1;
     std::string got;
     char buf[4096];
-    struct pollfd p{fd.get(), POLLIN, 0};
+    struct pollfd p {
+        fd.get(), POLLIN, 0
+    };
     while (got.find('\n') == std::string::npos && got.size() < (1u << 20) && ::poll(&p, 1, 5000) == 1) {
         ssize_t n = ::read(fd.get(), buf, sizeof buf);
         if (n <= 0) break;

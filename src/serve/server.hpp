@@ -14,10 +14,10 @@
 namespace stockade::serve {
 
 struct ServeOptions {
-    std::string socket;            // empty: default_socket_path()
-    size_t pool = 2;               // warm jails kept ready
-    std::string preload;           // modules the warm jails import, comma-separated
-    size_t max_jails = 8;          // every jail alive at once: warm, busy, sessions
+    std::string socket;    // empty: default_socket_path()
+    size_t pool = 2;       // warm jails kept ready
+    std::string preload;   // modules the warm jails import, comma-separated
+    size_t max_jails = 8;  // every jail alive at once: warm, busy, sessions
     size_t max_sessions = 4;
     std::vector<uid_t> allow_uids;  // besides our own uid
     std::vector<gid_t> allow_gids;

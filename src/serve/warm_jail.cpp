@@ -45,8 +45,7 @@ json clean_reply(const json& m) {
     if (const std::string* v = text(m, "value")) out["value"] = *v;
     if (auto e = m.find("error"); e != m.end() && e->is_object()) {
         json err = json::object();
-        for (const char* k : {"type", "message", "traceback"})
-            err[k] = text(*e, k) ? *text(*e, k) : std::string();
+        for (const char* k : {"type", "message", "traceback"}) err[k] = text(*e, k) ? *text(*e, k) : std::string();
         out["error"] = std::move(err);
     }
     return out;
@@ -167,8 +166,7 @@ void WarmJail::write_control() {
 
 void WarmJail::fill(std::vector<pollfd>& fds) {
     const size_t before = fds.size();
-    if (control_open_)
-        fds.push_back({sup_.control_fd(), static_cast<short>(POLLIN | (out_.empty() ? 0 : POLLOUT)), 0});
+    if (control_open_) fds.push_back({sup_.control_fd(), static_cast<short>(POLLIN | (out_.empty() ? 0 : POLLOUT)), 0});
     own_fds_ = fds.size() - before;
     sup_.fill(fds);
 }

@@ -54,7 +54,6 @@ public:
     supervise::Outcome collect();
     void kill() { sup_.kill(); }
 
-
     void fill(std::vector<pollfd>& fds) override;
     void handle(const pollfd* fds, size_t n) override;
     int timeout_ms() const override { return sup_.timeout_ms(); }

@@ -101,8 +101,7 @@ std::vector<Mount> cgroup_mounts() {
         std::istringstream f(line);
         std::string id, parent, dev, root, point, opts, tok;
         f >> id >> parent >> dev >> root >> point >> opts;
-        while (f >> tok && tok != "-") {
-        }
+        while (f >> tok && tok != "-") {}
         std::string type, src, super;
         f >> type >> src >> super;
         if (type == "cgroup" || type == "cgroup2") out.push_back({point, root, type, super});
@@ -172,7 +171,8 @@ public:
                 std::istringstream procs(read_file(base_ + "/cgroup.procs"));
                 for (std::string p; procs >> p;)
                     if (std::atoi(p.c_str()) != ::getpid())
-                        throw Error("cgroup " + base_ + " holds other processes, so stockade cannot enable controllers "
+                        throw Error("cgroup " + base_ +
+                                    " holds other processes, so stockade cannot enable controllers "
                                     "below it; run it in a delegated cgroup of its own: "
                                     "systemd-run --user --scope -p Delegate=yes stockade ...");
                 auto leaf = std::make_shared<SelfLeaf>();
@@ -195,8 +195,7 @@ public:
             write_file(dir_ + "/memory.oom.group", "1", false);  // an OOM ends the whole jail
         }
         if (l.pids) write_file(dir_ + "/pids.max", std::to_string(l.pids));
-        if (l.cpus > 0)
-            write_file(dir_ + "/cpu.max", std::to_string(static_cast<long>(l.cpus * 100000)) + " 100000");
+        if (l.cpus > 0) write_file(dir_ + "/cpu.max", std::to_string(static_cast<long>(l.cpus * 100000)) + " 100000");
         fd_ = UniqueFd(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         if (!fd_) throw_sys("open", dir_);
     }
@@ -218,7 +217,7 @@ public:
         CgroupStats s;
         s.memory_peak = number(dir_ + "/memory.peak");  // kernel 5.19+
         s.oom_kills = keyed(read_file(dir_ + "/memory.events"), "oom_kill");
-        s.pids_peak = number(dir_ + "/pids.peak");      // kernel 6.?+; -1 otherwise
+        s.pids_peak = number(dir_ + "/pids.peak");  // kernel 6.?+; -1 otherwise
         s.pids_refused = keyed(read_file(dir_ + "/pids.events"), "max");
         s.cpu_ms = cpu_ms();
         std::string stat = read_file(dir_ + "/cpu.stat");
@@ -331,8 +330,10 @@ std::unique_ptr<Cgroup> create_cgroup(const profile::Limits& l, std::string& why
     // systemd, then the same search again, from inside it.
     if (!cg && ::geteuid() != 0) {
         std::string why_scope;
-        if (enter_delegated_scope(why_scope)) cg = find_cgroup(l, why_not, sweep);
-        else why_not += "; " + why_scope;
+        if (enter_delegated_scope(why_scope))
+            cg = find_cgroup(l, why_not, sweep);
+        else
+            why_not += "; " + why_scope;
     }
     return cg;
 }
@@ -348,7 +349,8 @@ std::unique_ptr<Cgroup> find_cgroup(const profile::Limits& l, std::string& why_n
         std::string have = read_file(base + "/cgroup.controllers");
         if (!has_word(have, "memory") || !has_word(have, "pids")) continue;
         if (!writable_dir(base)) {
-            why_not = "cgroup " + base + " is not writable (not delegated to this user); run inside one that is: "
+            why_not = "cgroup " + base +
+                      " is not writable (not delegated to this user); run inside one that is: "
                       "systemd-run --user --scope -p Delegate=yes stockade ...";
             return nullptr;
         }
@@ -379,8 +381,9 @@ std::unique_ptr<Cgroup> find_cgroup(const profile::Limits& l, std::string& why_n
         pids |= c == "pids";
     }
     if (!mem || !pids) {
-        why_not = "no writable cgroup with the memory and pids controllers below this process's own "
-                  "(as an unprivileged user, run in a delegated one: systemd-run --user --scope -p Delegate=yes stockade ...)";
+        why_not =
+            "no writable cgroup with the memory and pids controllers below this process's own "
+            "(as an unprivileged user, run in a delegated one: systemd-run --user --scope -p Delegate=yes stockade ...)";
         return nullptr;
     }
     try {

@@ -33,7 +33,7 @@ public:
     virtual void attach(pid_t) {}
     virtual double cpu_ms() = 0;  // the whole jail's CPU time so far
     virtual CgroupStats stats() = 0;
-    virtual void kill() = 0;      // every process in it
+    virtual void kill() = 0;  // every process in it
 };
 
 // A cgroup with these limits below the caller's own, or nullptr with why_not

@@ -32,19 +32,38 @@ void EscapeFilter::csi_done(std::string& out) {
     const char lead = body.empty() ? 0 : body[0];
     bool drop = false;
     switch (final) {
-        case 'c': drop = true; break;                        // DA1, DA2 (>), DA3 (=): identify yourself
-        case 'n': drop = true; break;                        // DSR, CPR: report status or the cursor
-        case 't': drop = true; break;                        // XTWINOPS: window reports, moves, title stack
-        case 'q': drop = lead == '>'; break;                 // XTVERSION
-        case 'p': drop = body.find('$') != std::string::npos; break;  // DECRQM: report a mode
-        case 'u': drop = lead == '?'; break;                 // keyboard protocol query
-        case 'S': drop = lead == '?'; break;                 // XTSMGRAPHICS query
+        case 'c':
+            drop = true;
+            break;  // DA1, DA2 (>), DA3 (=): identify yourself
+        case 'n':
+            drop = true;
+            break;  // DSR, CPR: report status or the cursor
+        case 't':
+            drop = true;
+            break;  // XTWINOPS: window reports, moves, title stack
+        case 'q':
+            drop = lead == '>';
+            break;  // XTVERSION
+        case 'p':
+            drop = body.find('$') != std::string::npos;
+            break;  // DECRQM: report a mode
+        case 'u':
+            drop = lead == '?';
+            break;  // keyboard protocol query
+        case 'S':
+            drop = lead == '?';
+            break;  // XTSMGRAPHICS query
         case 'h':
-        case 'l': drop = reporting_mode(body); break;       // mouse and focus reporting
-        default: break;
+        case 'l':
+            drop = reporting_mode(body);
+            break;  // mouse and focus reporting
+        default:
+            break;
     }
-    if (drop) ++dropped_;
-    else out += seq_;
+    if (drop)
+        ++dropped_;
+    else
+        out += seq_;
     seq_.clear();
 }
 
@@ -128,10 +147,14 @@ void EscapeFilter::feed(const char* p, size_t n, std::string& out) {
                 }
                 break;
             case State::String:
-                if (c == 0x07) state_ = State::Ground;       // BEL ends an OSC
-                else if (c == ESC) state_ = State::StringEsc;
-                else if (c == 0xC2) state_ = State::StringC2;
-                else if (c == 0x18 || c == 0x1A) state_ = State::Ground;  // CAN, SUB abort it
+                if (c == 0x07)
+                    state_ = State::Ground;  // BEL ends an OSC
+                else if (c == ESC)
+                    state_ = State::StringEsc;
+                else if (c == 0xC2)
+                    state_ = State::StringC2;
+                else if (c == 0x18 || c == 0x1A)
+                    state_ = State::Ground;  // CAN, SUB abort it
                 break;
             case State::StringC2:
                 // U+009C is the 8-bit ST.

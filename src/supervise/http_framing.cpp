@@ -59,8 +59,10 @@ size_t ResponseFraming::feed(const char* p, size_t n) {
         switch (state_) {
             case State::Head: {
                 line_ += p[i++];
-                if (line_.size() >= 4 && line_.compare(line_.size() - 4, 4, "\r\n\r\n") == 0) head_done();
-                else if (line_.size() > kMaxHead) state_ = State::UntilClose;
+                if (line_.size() >= 4 && line_.compare(line_.size() - 4, 4, "\r\n\r\n") == 0)
+                    head_done();
+                else if (line_.size() > kMaxHead)
+                    state_ = State::UntilClose;
                 break;
             }
             case State::Body: {
@@ -73,13 +75,16 @@ size_t ResponseFraming::feed(const char* p, size_t n) {
             case State::ChunkSize: {
                 char c = p[i++];
                 if (c != '\n') {
-                    if (line_.size() > kMaxLine) state_ = State::UntilClose;
-                    else line_ += c;
+                    if (line_.size() > kMaxLine)
+                        state_ = State::UntilClose;
+                    else
+                        line_ += c;
                     break;
                 }
                 const std::string hex = line_.substr(0, line_.find_first_of(";\r \t"));
                 line_.clear();
-                if (hex.empty() || hex.size() > 15 || hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+                if (hex.empty() || hex.size() > 15 ||
+                    hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
                     state_ = State::UntilClose;
                     break;
                 }
@@ -105,8 +110,10 @@ size_t ResponseFraming::feed(const char* p, size_t n) {
             case State::Trailers: {
                 char c = p[i++];
                 if (c != '\n') {
-                    if (line_.size() > kMaxLine) state_ = State::UntilClose;
-                    else line_ += c;
+                    if (line_.size() > kMaxLine)
+                        state_ = State::UntilClose;
+                    else
+                        line_ += c;
                     break;
                 }
                 const bool empty = line_.empty() || line_ == "\r";

@@ -6,7 +6,7 @@
 namespace stockade::supervise {
 
 struct NetRecord {
-    double t_ms = 0;  // since the run began (the first, for merged refusals)
+    double t_ms = 0;           // since the run began (the first, for merged refusals)
     std::string method, host;  // host: normalized, or \xNN-escaped and cut when it was not a valid name
     uint16_t port = 0;
     bool allowed = false;

@@ -42,11 +42,20 @@ std::string family(uint64_t v) {
 std::string sock_type(uint64_t v) {
     std::string base;
     switch (v & 0xf) {
-        case SOCK_STREAM: base = "SOCK_STREAM"; break;
-        case SOCK_DGRAM: base = "SOCK_DGRAM"; break;
-        case SOCK_RAW: base = "SOCK_RAW"; break;
-        case SOCK_SEQPACKET: base = "SOCK_SEQPACKET"; break;
-        default: return hex(v);
+        case SOCK_STREAM:
+            base = "SOCK_STREAM";
+            break;
+        case SOCK_DGRAM:
+            base = "SOCK_DGRAM";
+            break;
+        case SOCK_RAW:
+            base = "SOCK_RAW";
+            break;
+        case SOCK_SEQPACKET:
+            base = "SOCK_SEQPACKET";
+            break;
+        default:
+            return hex(v);
     }
     if (v & SOCK_CLOEXEC) base += "|SOCK_CLOEXEC";
     if (v & SOCK_NONBLOCK) base += "|SOCK_NONBLOCK";
@@ -61,13 +70,15 @@ std::string format_call(const std::string& name, const uint64_t a[6]) {
     if (name == "ioctl") {
         std::string req = hex(a[1]);
         for (const auto& r : core_arg_rules())
-            if (name == r.syscall && (a[1] & r.mask) == r.value) req = r.what + std::string(a[1] >> 32 ? " (high bits set)" : "");
+            if (name == r.syscall && (a[1] & r.mask) == r.value)
+                req = r.what + std::string(a[1] >> 32 ? " (high bits set)" : "");
         return "ioctl(" + std::to_string(static_cast<int>(a[0])) + ", " + req + ", ...)";
     }
     if (name == "clone") {
         std::string flags;
         for (const auto& r : core_arg_rules())
-            if (name == r.syscall && (a[0] & r.mask) == r.value) flags += (flags.empty() ? "" : "|") + std::string(r.what);
+            if (name == r.syscall && (a[0] & r.mask) == r.value)
+                flags += (flags.empty() ? "" : "|") + std::string(r.what);
         return "clone(" + (flags.empty() ? hex(a[0]) : flags + "|...") + ", ...)";
     }
     return name + "(" + hex(a[0]) + ", " + hex(a[1]) + ", " + hex(a[2]) + ", ...)";
@@ -129,7 +140,9 @@ void Notifier::drain(int fd) {
             close_listener(fd);
             return;
         }
-        struct pollfd p{fd, POLLIN, 0};
+        struct pollfd p {
+            fd, POLLIN, 0
+        };
         if (::poll(&p, 1, 0) != 1 || !(p.revents & POLLIN)) return;
     }
 }
@@ -163,7 +176,8 @@ bool Notifier::make_sealed_memfd(int fd, const struct seccomp_notif* req) {
         if (n > 0 && std::memchr(buf, '\0', static_cast<size_t>(n))) std::memcpy(name, buf, sizeof name);
     }
     const unsigned flags = static_cast<unsigned>(req->data.args[1]);
-    int memfd = static_cast<int>(::syscall(SYS_memfd_create, name, (flags & ~MFD_CLOEXEC) | kMfdNoexecSeal | MFD_CLOEXEC));
+    int memfd =
+        static_cast<int>(::syscall(SYS_memfd_create, name, (flags & ~MFD_CLOEXEC) | kMfdNoexecSeal | MFD_CLOEXEC));
     // Before 6.3 there is no such seal; the result lists memfd_noexec as degraded.
     if (memfd < 0 && errno == EINVAL)
         memfd = static_cast<int>(::syscall(SYS_memfd_create, name, (flags & ~MFD_CLOEXEC) | MFD_CLOEXEC));

@@ -20,7 +20,6 @@ namespace stockade::supervise {
 using seccomp::Spec;
 using seccomp::Violation;
 
-
 class Notifier {
 public:
     explicit Notifier(const Spec& spec);

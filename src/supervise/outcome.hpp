@@ -26,12 +26,12 @@ struct Outcome {
     bool seccomp_killed = false;                 // default_action = "kill" ended a process
     std::set<std::string> learned;               // --learn: syscalls let through
 
-    bool timed_out_wall = false;     // the wall clock ran out and stockade ended the jail
-    bool timed_out_cpu = false;      // the cgroup's CPU total reached limits.cpu_time
-    std::string cgroup;              // "v2", "v1", or "" (rlimits only)
+    bool timed_out_wall = false;  // the wall clock ran out and stockade ended the jail
+    bool timed_out_cpu = false;   // the cgroup's CPU total reached limits.cpu_time
+    std::string cgroup;           // "v2", "v1", or "" (rlimits only)
     int64_t oom_kills = -1, pids_peak = -1, pids_refused = -1, memory_peak = -1;  // from the cgroup
-    bool output_killed = false;      // the output cap was crossed under output_action = "kill"
-    bool truncated = false;          // output beyond the cap was discarded
+    bool output_killed = false;                    // the output cap was crossed under output_action = "kill"
+    bool truncated = false;                        // output beyond the cap was discarded
     int64_t stdout_bytes = -1, stderr_bytes = -1;  // -1: passed straight through, not counted
     double cpu_user_ms = 0, cpu_sys_ms = 0;        // the whole jail (the init and all it reaped)
     uint64_t max_rss_bytes = 0;                    // the largest single process

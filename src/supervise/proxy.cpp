@@ -25,18 +25,18 @@ struct Proxy::Conn {
     UniqueFd client, upstream;
     enum class State { Head, Resolving, Connecting, Tunnel, Draining, Done } state = State::Head;
     uint64_t serial = 0;
-    uint64_t lookup = 0;   // the resolver's id while Resolving
+    uint64_t lookup = 0;  // the resolver's id while Resolving
     std::string method;
-    std::string host;      // normalized
+    std::string host;         // normalized
     bool unrecorded = false;  // no room for its record: counted when decided
     uint16_t port = 0;
-    std::string forward;   // the rewritten request head for plain HTTP
-    std::string head;      // request head as read
-    std::string to_up;     // bytes waiting for the upstream
-    std::string to_client; // bytes waiting for the client
+    std::string forward;    // the rewritten request head for plain HTTP
+    std::string head;       // request head as read
+    std::string to_up;      // bytes waiting for the upstream
+    std::string to_client;  // bytes waiting for the client
     bool client_eof = false, up_eof = false;
     bool connect_method = false;
-    uint64_t since = 0;    // last activity
+    uint64_t since = 0;  // last activity
     uint64_t born = 0;
     long record = -1;
     // Plain HTTP: the request body's bytes still to pass (Content-Length).
@@ -88,9 +88,14 @@ void Proxy::fill(std::vector<pollfd>& fds) {
     for (auto& c : conns_) {
         short ce = 0, ue = 0;
         switch (c->state) {
-            case Conn::State::Head: ce = POLLIN; break;
-            case Conn::State::Resolving: break;
-            case Conn::State::Connecting: ue = POLLOUT; break;
+            case Conn::State::Head:
+                ce = POLLIN;
+                break;
+            case Conn::State::Resolving:
+                break;
+            case Conn::State::Connecting:
+                ue = POLLOUT;
+                break;
             case Conn::State::Tunnel:
             case Conn::State::Draining:
                 if (!c->client_eof && c->to_up.size() < kBuf) ce |= POLLIN;
@@ -98,7 +103,8 @@ void Proxy::fill(std::vector<pollfd>& fds) {
                 if (!c->up_eof && c->to_client.size() < kBuf) ue |= POLLIN;
                 if (!c->to_up.empty()) ue |= POLLOUT;
                 break;
-            case Conn::State::Done: break;
+            case Conn::State::Done:
+                break;
         }
         if (c->client && ce) fds.push_back({c->client.get(), ce, 0});
         if (c->upstream && ue) fds.push_back({c->upstream.get(), ue, 0});
@@ -118,8 +124,9 @@ void Proxy::handle(const pollfd& p) {
     for (auto& c : conns_) mine |= (c->client && p.fd == c->client.get()) || (c->upstream && p.fd == c->upstream.get());
     if (!mine) {
         resolver_.handle(p);
-        conns_.erase(std::remove_if(conns_.begin(), conns_.end(), [](auto& c) { return c->state == Conn::State::Done; }),
-                     conns_.end());
+        conns_.erase(
+            std::remove_if(conns_.begin(), conns_.end(), [](auto& c) { return c->state == Conn::State::Done; }),
+            conns_.end());
         return;
     }
     for (auto& cp : conns_) {
@@ -136,8 +143,10 @@ void Proxy::handle(const pollfd& p) {
                 break;
             }
             c.head.append(buf, static_cast<size_t>(n));
-            if (c.head.find("\r\n\r\n") != std::string::npos) on_head(c);
-            else if (c.head.size() > kHeadMax) refuse(c, 431, "request head larger than 16 KiB");
+            if (c.head.find("\r\n\r\n") != std::string::npos)
+                on_head(c);
+            else if (c.head.size() > kHeadMax)
+                refuse(c, 431, "request head larger than 16 KiB");
         } else if (c.state == Conn::State::Connecting && is_up) {
             int err = 0;
             socklen_t len = sizeof err;
@@ -168,7 +177,8 @@ void Proxy::accept_one() {
     if (conns_.size() >= opt_.max_connections || g_live >= g_budget) {
         // Bounded: a jail (or all of them together) cannot exhaust the
         // supervisor's fds or memory.
-        static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\nstockade: too many proxy connections\n";
+        static const char busy[] =
+            "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\nstockade: too many proxy connections\n";
         (void)!::send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
         ::close(fd);
         return;
@@ -183,11 +193,16 @@ void Proxy::accept_one() {
 }
 
 void Proxy::refuse(Conn& c, int code, const std::string& why) {
-    const char* text = code == 403 ? "Forbidden" : code == 400 ? "Bad Request" : code == 502 ? "Bad Gateway"
-                       : code == 431 ? "Request Header Fields Too Large" : code == 411 ? "Length Required" : "Error";
+    const char* text = code == 403   ? "Forbidden"
+                       : code == 400 ? "Bad Request"
+                       : code == 502 ? "Bad Gateway"
+                       : code == 431 ? "Request Header Fields Too Large"
+                       : code == 411 ? "Length Required"
+                                     : "Error";
     std::string body = "stockade proxy: " + why + "\n";
-    c.to_client = "HTTP/1.1 " + std::to_string(code) + " " + text + "\r\nContent-Type: text/plain\r\nContent-Length: " +
-                  std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+    c.to_client = "HTTP/1.1 " + std::to_string(code) + " " + text +
+                  "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
+                  "\r\nConnection: close\r\n\r\n" + body;
     c.upstream.reset();
     c.up_eof = c.client_eof = true;
     c.state = Conn::State::Draining;
@@ -264,7 +279,8 @@ void Proxy::on_head(Conn& c) {
     if (s1 == std::string::npos || s2 == std::string::npos || line.find(' ', s2 + 1) != std::string::npos)
         return refuse(c, 400, "malformed request line");
     std::string method = line.substr(0, s1), target = line.substr(s1 + 1, s2 - s1 - 1), version = line.substr(s2 + 1);
-    if (method.empty() || !std::all_of(method.begin(), method.end(), [](unsigned char ch) { return ch >= 'A' && ch <= 'Z'; }) ||
+    if (method.empty() ||
+        !std::all_of(method.begin(), method.end(), [](unsigned char ch) { return ch >= 'A' && ch <= 'Z'; }) ||
         (version != "HTTP/1.1" && version != "HTTP/1.0"))
         return refuse(c, 400, "malformed request line");
     std::string host, path = "/";
@@ -284,7 +300,9 @@ void Proxy::on_head(Conn& c) {
         c.to_up = rest;
     } else {
         if (target.rfind("http://", 0) != 0)
-            return refuse(c, 400, target.rfind("https://", 0) == 0 ? "use CONNECT for https" : "expected an absolute http:// URI");
+            return refuse(
+                c, 400,
+                target.rfind("https://", 0) == 0 ? "use CONNECT for https" : "expected an absolute http:// URI");
         std::string hp = target.substr(7);
         size_t slash = hp.find_first_of("/?#");
         if (slash != std::string::npos) {
@@ -329,7 +347,8 @@ void Proxy::on_head(Conn& c) {
                 std::string v = lowh.substr(15);
                 v.erase(0, v.find_first_not_of(" \t"));
                 v.erase(v.find_last_not_of(" \t") + 1);
-                if (v.empty() || v.size() > 15 || !std::all_of(v.begin(), v.end(), [](unsigned char ch) { return ch >= '0' && ch <= '9'; }))
+                if (v.empty() || v.size() > 15 ||
+                    !std::all_of(v.begin(), v.end(), [](unsigned char ch) { return ch >= '0' && ch <= '9'; }))
                     return refuse(c, 400, "malformed Content-Length");
                 int64_t n = std::stoll(v);
                 if (length >= 0 && n != length) return refuse(c, 400, "conflicting Content-Length headers");

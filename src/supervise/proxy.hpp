@@ -21,13 +21,12 @@
 
 namespace stockade::supervise {
 
-
 class Proxy {
 public:
     struct Options {
         net::Allowlist allow;
         std::map<std::string, std::string> pins;  // name -> IP, consulted before DNS
-        std::vector<std::string> nameservers;  // empty: /etc/resolv.conf
+        std::vector<std::string> nameservers;     // empty: /etc/resolv.conf
         size_t max_connections = 64;
         int head_timeout_ms = 10000;
         int idle_timeout_ms = 60000;

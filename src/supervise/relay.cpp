@@ -53,7 +53,8 @@ bool OutputRelay::pump(int stream) {
         return true;
     }
     if (room > 0 && !no_splice_[stream]) {
-        ssize_t n = ::splice(in, nullptr, out, nullptr, std::min<uint64_t>(room, 1 << 20), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        ssize_t n =
+            ::splice(in, nullptr, out, nullptr, std::min<uint64_t>(room, 1 << 20), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n > 0) {
             bytes_[stream] += static_cast<uint64_t>(n);
             return true;

@@ -143,7 +143,9 @@ int Resolver::expire() {
         ++it;
     }
     if (!pending_.empty()) {
-        struct timeval max {1, 0}, tv;
+        struct timeval max {
+            1, 0
+        }, tv;
         if (struct timeval* t = ares_timeout(static_cast<ares_channel>(channel_), &max, &tv)) {
             int ms = static_cast<int>(t->tv_sec * 1000 + t->tv_usec / 1000) + 1;
             if (next < 0 || ms < next) next = ms;

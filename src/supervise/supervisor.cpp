@@ -32,9 +32,9 @@
 
 namespace stockade::supervise {
 
-using supervise::Outcome;
-using plan::Plan;
 using jail::WireMsg;
+using plan::Plan;
+using supervise::Outcome;
 
 namespace {
 
@@ -58,7 +58,8 @@ void write_id_maps(const Plan& plan, pid_t pid) {
 
 pid_t clone_jail(const Plan& plan, int* pidfd, int cgroup_fd) {
     struct clone_args args {};
-    args.flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP | CLONE_PIDFD;
+    args.flags =
+        CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP | CLONE_PIDFD;
     if (plan.net_ns) args.flags |= CLONE_NEWNET;
     if (plan.time_ns) args.flags |= CLONE_NEWTIME;
     if (cgroup_fd >= 0) {
@@ -76,8 +77,9 @@ pid_t clone_jail(const Plan& plan, int* pidfd, int cgroup_fd) {
             hint = " (this is a " + engine + " container whose seccomp profile refuses new namespaces; run it with " +
                    container_seccomp_fix(engine) + ")";
         else if (err == EPERM || err == ENOSPC || err == EUSERS)
-            hint = " (user namespaces are refused here: a sysctl, AppArmor or a container's seccomp profile; "
-                   "`stockade doctor` says which, and the fix)";
+            hint =
+                " (user namespaces are refused here: a sysctl, AppArmor or a container's seccomp profile; "
+                "`stockade doctor` says which, and the fix)";
         throw Error("clone3 (new namespaces): " + std::string(std::strerror(err)) + hint, err);
     }
     return static_cast<pid_t>(pid);
@@ -113,8 +115,7 @@ void JailProcess::kill(int sig) { ::syscall(SYS_pidfd_send_signal, pidfd_.get(),
 int JailProcess::wait(struct rusage* ru) {
     // The pid cannot have been reused: it is our unreaped child until this returns.
     int status = 0;
-    while (::wait4(pid_, &status, __WALL, ru) < 0 && errno == EINTR) {
-    }
+    while (::wait4(pid_, &status, __WALL, ru) < 0 && errno == EINTR) {}
     reaped_ = true;
     return status;
 }
@@ -167,7 +168,10 @@ double children_cpu_ms(pid_t init) {
 }  // namespace
 
 Supervisor::Supervisor(const Plan& plan, Options opt)
-    : plan_(plan), opt_(opt), relay_(make_relay(plan, opt.capture)), term_(plan.terminal, plan.limits.output, plan.terminal_raw) {}
+    : plan_(plan),
+      opt_(opt),
+      relay_(make_relay(plan, opt.capture)),
+      term_(plan.terminal, plan.limits.output, plan.terminal_raw) {}
 
 Supervisor::~Supervisor() = default;
 
@@ -207,9 +211,12 @@ void Supervisor::start() {
         std::string why;
         cg_ = create_cgroup(lim, why);
         if (!cg_ && lim.require_cgroup)
-            throw Error("limits.require_cgroup: " + why + " (or allow rlimits instead: --set limits.require_cgroup=false)");
-        if (cg_) out_.cgroup = cg_->version();
-        else out_.degraded = degraded_without_cgroup(lim, why);
+            throw Error("limits.require_cgroup: " + why +
+                        " (or allow rlimits instead: --set limits.require_cgroup=false)");
+        if (cg_)
+            out_.cgroup = cg_->version();
+        else
+            out_.degraded = degraded_without_cgroup(lim, why);
     }
     // Without a cgroup the jail is pinned to limits.cpu's cores (jail/rlimits):
     // the filter then refuses sched_setaffinity, so nothing in it widens the pin.
@@ -223,7 +230,8 @@ void Supervisor::start() {
     }
     const bool exec_rules = landlock_abi() >= 2;  // decided once, here; the jail is told
     if (!exec_rules)
-        out_.degraded.emplace_back("exec_allow", "this kernel has no Landlock (ABI 2): only the first program is checked");
+        out_.degraded.emplace_back("exec_allow",
+                                   "this kernel has no Landlock (ABI 2): only the first program is checked");
     if (!host_has_memfd_noexec())
         out_.degraded.emplace_back("memfd_noexec", "this kernel (before 6.3) lets memfd files be executed");
 
@@ -267,7 +275,9 @@ void Supervisor::start() {
             cg_->attach(pid);
         } catch (const Error&) {
             // A child that already failed (its report says why) cannot be moved.
-            struct pollfd p{child_->pidfd(), POLLIN, 0};
+            struct pollfd p {
+                child_->pidfd(), POLLIN, 0
+            };
             if (::poll(&p, 1, 0) != 1) throw;
         }
         mark("supervisor: cgroup attached (v1)");
@@ -458,8 +468,10 @@ void Supervisor::on_report() {
     }
     if (m.type == WireMsg::PtyMaster && npassed == 1) return term_.attach(passed[0]);
     if (m.type == WireMsg::ProxyListener && npassed == 1) {
-        if (proxy_) proxy_->add_listener(passed[0]);
-        else ::close(passed[0]);
+        if (proxy_)
+            proxy_->add_listener(passed[0]);
+        else
+            ::close(passed[0]);
         return;
     }
     for (int i = 0; i < npassed; ++i) notifier_->add_listener(passed[i]);
@@ -473,7 +485,9 @@ void Supervisor::on_report() {
             out_.setup_ms = ms_between(t0_, m.t_ns);
             if (plan_.timings) out_.phases.emplace_back("program: privileges dropped, filters in", out_.setup_ms);
             break;
-        case WireMsg::Phase: out_.phases.emplace_back(m.text, ms_between(t0_, m.t_ns)); break;
+        case WireMsg::Phase:
+            out_.phases.emplace_back(m.text, ms_between(t0_, m.t_ns));
+            break;
         case WireMsg::ExecError:
             out_.kind = Outcome::Kind::ExecError;
             out_.err = m.err;
@@ -485,7 +499,8 @@ void Supervisor::on_report() {
             program_status_ = m.status;
             t_end_ = m.t_ns;
             break;
-        default: break;
+        default:
+            break;
     }
 }
 
@@ -539,8 +554,10 @@ Outcome Supervisor::collect(bool reap) {
     if (relay_.relayed(0)) out.stdout_bytes = static_cast<int64_t>(relay_.bytes(0));
     if (relay_.relayed(1)) out.stderr_bytes = static_cast<int64_t>(relay_.bytes(1));
     // What came through the jail's terminal counts as the stream it stands for.
-    if (plan_.terminal & 2u) out.stdout_bytes = static_cast<int64_t>(term_.bytes());
-    else if (plan_.terminal & 4u) out.stderr_bytes = static_cast<int64_t>(term_.bytes());
+    if (plan_.terminal & 2u)
+        out.stdout_bytes = static_cast<int64_t>(term_.bytes());
+    else if (plan_.terminal & 4u)
+        out.stderr_bytes = static_cast<int64_t>(term_.bytes());
     out.violations = notifier_->violations();
     out.seccomp_killed = notifier_->killed_a_process();
     out.learned = notifier_->learned();
@@ -561,7 +578,8 @@ Outcome Supervisor::collect(bool reap) {
     if (FILE* f = std::fopen("/proc/self/status", "re")) {
         char line[128];
         while (std::fgets(line, sizeof line, f))
-            if (std::strncmp(line, "VmHWM:", 6) == 0) out.supervisor_max_rss_bytes = std::strtoull(line + 6, nullptr, 10) * 1024;
+            if (std::strncmp(line, "VmHWM:", 6) == 0)
+                out.supervisor_max_rss_bytes = std::strtoull(line + 6, nullptr, 10) * 1024;
         std::fclose(f);
     }
     // The cgroup goes with this object (after the jail is reaped): a server

@@ -64,8 +64,10 @@ bool ask(std::string& why) {
     }
     const char* rt = std::getenv("XDG_RUNTIME_DIR");
     if (!std::getenv("DBUS_SESSION_BUS_ADDRESS") && !(rt && ::access((std::string(rt) + "/bus").c_str(), F_OK) == 0)) {
-        why = "no systemd user manager is reachable (no $DBUS_SESSION_BUS_ADDRESS or $XDG_RUNTIME_DIR/bus); "
-              "to have one at boot: loginctl enable-linger " + std::to_string(::getuid());
+        why =
+            "no systemd user manager is reachable (no $DBUS_SESSION_BUS_ADDRESS or $XDG_RUNTIME_DIR/bus); "
+            "to have one at boot: loginctl enable-linger " +
+            std::to_string(::getuid());
         return false;
     }
     SdBus sd;
@@ -93,9 +95,7 @@ bool ask(std::string& why) {
     if (r >= 0) r = sd.close_container(m);
     if (r >= 0) r = sd.append(m, "a(sa(sv))", 0);
     if (r >= 0) r = sd.call(bus, m, 5000000, &err, &reply);
-    if (r < 0)
-        why = std::string("StartTransientUnit ") + name + ": " +
-              (err.message ? err.message : std::strerror(-r));
+    if (r < 0) why = std::string("StartTransientUnit ") + name + ": " + (err.message ? err.message : std::strerror(-r));
     sd.error_free(&err);
     if (reply) sd.message_unref(reply);
     if (m) sd.message_unref(m);

@@ -95,8 +95,10 @@ bool TerminalRelay::handle(const pollfd& p) {
             if (n > 0) {
                 uint64_t room = !cap_ ? UINT64_MAX : bytes_ < cap_ ? cap_ - bytes_ : 0;
                 const size_t take = static_cast<size_t>(std::min<uint64_t>(room, static_cast<uint64_t>(n)));
-                if (raw_output_) to_caller_.append(buf, take);
-                else filter_.feed(buf, take, to_caller_);
+                if (raw_output_)
+                    to_caller_.append(buf, take);
+                else
+                    filter_.feed(buf, take, to_caller_);
                 bytes_ += static_cast<uint64_t>(n);
             } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
                 master_.reset();  // EIO: every slave is closed, the jail is done with it
@@ -109,15 +111,21 @@ bool TerminalRelay::handle(const pollfd& p) {
     }
     if (p.fd == out_ && (p.events & POLLOUT) && (p.revents & (POLLOUT | POLLERR | POLLHUP)) && !to_caller_.empty()) {
         ssize_t n = ::write(out_, to_caller_.data(), std::min<size_t>(to_caller_.size(), 4096));
-        if (n > 0) to_caller_.erase(0, static_cast<size_t>(n));
-        else if (n < 0 && errno != EAGAIN && errno != EINTR) to_caller_.clear();  // the terminal is gone
+        if (n > 0)
+            to_caller_.erase(0, static_cast<size_t>(n));
+        else if (n < 0 && errno != EAGAIN && errno != EINTR)
+            to_caller_.clear();  // the terminal is gone
     }
     if (p.fd == in_ && (p.events & POLLIN) && (p.revents & (POLLIN | POLLHUP | POLLERR))) {
         ssize_t n = ::read(in_, buf, sizeof buf);
-        if (n > 0) to_jail_.append(buf, static_cast<size_t>(n));
-        else if (n == 0) in_eof_ = true;
-        else if (errno == EIO) stop = true;  // read from the background: stop, as SIGTTIN would
-        else if (errno != EAGAIN && errno != EINTR) in_eof_ = true;
+        if (n > 0)
+            to_jail_.append(buf, static_cast<size_t>(n));
+        else if (n == 0)
+            in_eof_ = true;
+        else if (errno == EIO)
+            stop = true;  // read from the background: stop, as SIGTTIN would
+        else if (errno != EAGAIN && errno != EINTR)
+            in_eof_ = true;
     }
     return stop;
 }

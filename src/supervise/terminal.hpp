@@ -40,9 +40,9 @@ public:
     bool handle(const pollfd& p);
 
     // Job control, from the supervisor's signal handling.
-    void restore();           // the caller's settings back, before stopping
-    void resume();            // after SIGCONT: raw again if in the foreground, size synced
-    void resize();            // SIGWINCH
+    void restore();  // the caller's settings back, before stopping
+    void resume();   // after SIGCONT: raw again if in the foreground, size synced
+    void resize();   // SIGWINCH
 
     uint64_t bytes() const { return bytes_; }
     uint64_t sequences_dropped() const { return filter_.dropped(); }

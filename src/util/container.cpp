@@ -36,9 +36,10 @@ std::string container_seccomp_fix(const std::string& engine) {
     if (engine == "kubernetes")
         return "securityContext.seccompProfile: {type: Localhost, localhostProfile: stockade.json} (the file is "
                "/usr/share/stockade/docker-seccomp.json from the package, on each node), and procMount: Unmasked";
-    return engine + " run --security-opt seccomp=/usr/share/stockade/docker-seccomp.json --security-opt "
-                    "systempaths=unconfined ... (the profile ships in the package and in the source tree as "
-                    "packaging/docker/seccomp.json; not --privileged)";
+    return engine +
+           " run --security-opt seccomp=/usr/share/stockade/docker-seccomp.json --security-opt "
+           "systempaths=unconfined ... (the profile ships in the package and in the source tree as "
+           "packaging/docker/seccomp.json; not --privileged)";
 }
 
 std::string container_proc_fix(const std::string& engine) {

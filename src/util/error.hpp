@@ -10,8 +10,7 @@ namespace stockade {
 
 class Error : public std::runtime_error {
 public:
-    explicit Error(std::string message, int err = 0)
-        : std::runtime_error(std::move(message)), errno_(err) {}
+    explicit Error(std::string message, int err = 0) : std::runtime_error(std::move(message)), errno_(err) {}
     int code() const noexcept { return errno_; }
 
 private:

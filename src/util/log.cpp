@@ -25,10 +25,14 @@ bool to_journal() {
 
 const char* name(Level l) {
     switch (l) {
-        case Level::Error: return "error";
-        case Level::Warning: return "warning";
-        case Level::Info: return "info";
-        case Level::Debug: return "debug";
+        case Level::Error:
+            return "error";
+        case Level::Warning:
+            return "warning";
+        case Level::Info:
+            return "info";
+        case Level::Debug:
+            return "debug";
     }
     return "info";
 }

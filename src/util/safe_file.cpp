@@ -19,8 +19,10 @@ HostFile::HostFile(const std::string& path, bool remove_stale) : path_(path) {
         // user made cannot be reopened through /proc, and a dup shares the
         // caller's offset, as writing to the fd itself would.
         int fd = -1;
-        if (path == "/dev/stdout") fd = 1;
-        else if (path == "/dev/stderr") fd = 2;
+        if (path == "/dev/stdout")
+            fd = 1;
+        else if (path == "/dev/stderr")
+            fd = 2;
         for (const char* prefix : {"/dev/fd/", "/proc/self/fd/"}) {
             const std::string p(prefix);
             if (path.rfind(p, 0) == 0 && path.size() > p.size() &&
@@ -48,7 +50,8 @@ HostFile::HostFile(const std::string& path, bool remove_stale) : path_(path) {
     if (!dir_) throw_sys("open directory", dir + " (for " + path + ")");
     // A directory that cannot take the file is found now, before the program
     // runs, not after it (read-only file systems included, even for root).
-    if (::faccessat(dir_.get(), ".", W_OK, AT_EACCESS) < 0) throw_sys("write into directory", dir + " (for " + path + ")");
+    if (::faccessat(dir_.get(), ".", W_OK, AT_EACCESS) < 0)
+        throw_sys("write into directory", dir + " (for " + path + ")");
     struct stat st;
     if (::fstatat(dir_.get(), base_.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
         if (S_ISDIR(st.st_mode)) throw Error(path + ": is a directory");
@@ -66,7 +69,8 @@ void HostFile::write(const std::string& text) const {
     UniqueFd fd;
     for (int attempt = 0; attempt < 16 && !fd; ++attempt) {
         unsigned long long r = 0;
-        if (::getrandom(&r, sizeof r, 0) != sizeof r) r = static_cast<unsigned long long>(::getpid()) * 2654435761u + attempt;
+        if (::getrandom(&r, sizeof r, 0) != sizeof r)
+            r = static_cast<unsigned long long>(::getpid()) * 2654435761u + attempt;
         char name[64];
         std::snprintf(name, sizeof name, ".%.24s.%016llx.tmp", base_.c_str(), r);
         tmp = name;
