@@ -262,7 +262,8 @@ class HostileServiceTest(test_serve.ServeBase):
         self.assertIn("forged 20 MiB", r["stdout"])
         self.assertEqual(r["files"], {})
         _, hwm, _ = measure("7 MiB request, 9 MiB line, 20 MiB forged runner answer", pid, cpu0)
-        self.assertLess(hwm, 160 << 20)
+        # (ASan's allocator keeps freed memory in quarantine, up to 256 MiB.)
+        self.assertLess(hwm, (512 << 20) if SANITIZED else (160 << 20))
         self.assertEqual(other.call({"op": "run", "code": "print(4)"})["stdout"], "4\n")
 
     def test_a_large_answer_is_encoded_in_linear_time(self):
