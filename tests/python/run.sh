@@ -25,10 +25,14 @@ if [ "$as" = root ]; then
   echo "ok: python3 -m venv .venv && .venv/bin/pip install ./python (offline)"
 fi
 export STOCKADE_BIN="$ws/stockade" STOCKADE_EXAMPLES="$ws/examples/agents" PYTHONDONTWRITEBYTECODE=1
+# Not exec: the workspace is removed by the trap when pytest ends.
+status=0
 if [ "$as" = user ] && [ "$(id -u)" = 0 ]; then
   chown -R 65534:65534 "$ws"
-  exec setpriv --reuid=65534 --regid=65534 --clear-groups \
+  setpriv --reuid=65534 --regid=65534 --clear-groups \
     env HOME="$ws" PATH=/usr/bin:/bin STOCKADE_BIN="$STOCKADE_BIN" STOCKADE_EXAMPLES="$STOCKADE_EXAMPLES" \
-    PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests
+    PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests || status=$?
+else
+  /usr/bin/python3 -m pytest -q -p no:cacheprovider tests || status=$?
 fi
-exec /usr/bin/python3 -m pytest -q -p no:cacheprovider tests
+exit $status
