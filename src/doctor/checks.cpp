@@ -15,6 +15,7 @@
 
 #include "profile/policy.hpp"
 #include "supervise/cgroup.hpp"
+#include "util/fd.hpp"
 #include "util/kernel.hpp"
 
 namespace stockade::doctor {
@@ -23,10 +24,7 @@ namespace {
 using State = Check::State;
 
 std::string read_text(const std::string& path) {
-    std::ifstream f(path);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    std::string s = ss.str();
+    std::string s = read_small_file(path);
     while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
     return s;
 }

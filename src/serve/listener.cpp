@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "util/error.hpp"
+#include "util/fd.hpp"
 
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77
@@ -49,14 +50,6 @@ int activated_socket() {
     ::unsetenv("LISTEN_FDS");
     ::unsetenv("LISTEN_FDNAMES");
     return 3;
-}
-
-std::string read_small(const std::string& path) {
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) return {};
-    char buf[4096];
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
 }
 
 void refuse(int fd, const std::string& code, const std::string& message) {
@@ -95,9 +88,9 @@ bool same_user_namespace(int sock, pid_t pid) {
         // admits root has none). The id maps are readable by all, and shown
         // relative to the reader: another namespace shows another map, unless
         // root of ours made it with the whole range, and root may anyway.
-        same = read_small(dir + "/uid_map") == read_small("/proc/self/uid_map") &&
-               read_small(dir + "/gid_map") == read_small("/proc/self/gid_map") &&
-               !read_small(dir + "/uid_map").empty();
+        const std::string uid_map = read_small_file(dir + "/uid_map");
+        same = !uid_map.empty() && uid_map == read_small_file("/proc/self/uid_map") &&
+               read_small_file(dir + "/gid_map") == read_small_file("/proc/self/gid_map");
     }
     // Still the same process: its pidfd is not readable (it would be, once
     // the process has exited, whatever now holds its pid).

@@ -162,7 +162,7 @@ private:
     std::shared_ptr<const JailSpec> make_spec(const std::vector<std::string>& extra_sets, bool session);
     void on_line(Client& c, std::string_view line);
     void on_request(Client& c, json& req, const std::string& id);
-    void op_run(Client& c, json& req, const std::string& id, size_t bytes);
+    void op_run(Client& c, json& req, const std::string& id);
     void start_job(std::unique_ptr<Job> job);
     void op_session_open(Client& c, const json& req, const std::string& id);
     void op_session_run(Client& c, json& req, const std::string& id);
@@ -325,7 +325,7 @@ void Server::on_line(Client& c, std::string_view line) {
 
 void Server::on_request(Client& c, json& req, const std::string& id) {
     const std::string op = string_field(req, "op", true);
-    if (op == "run") return op_run(c, req, id, 0);
+    if (op == "run") return op_run(c, req, id);
     if (op == "session.open") return op_session_open(c, req, id);
     if (op == "session.run") return op_session_run(c, req, id);
     if (op == "session.close") return op_session_close(c, req, id);
@@ -336,7 +336,7 @@ void Server::on_request(Client& c, json& req, const std::string& id) {
                            "\" (expected run, session.open, session.run, session.close, session.list, stats)");
 }
 
-void Server::op_run(Client& c, json& req, const std::string& id, size_t) {
+void Server::op_run(Client& c, json& req, const std::string& id) {
     Task task = parse_task(req, false, base_->policy.limits);
     std::shared_ptr<const JailSpec> spec = base_;
     if (!task.limit_sets.empty()) {

@@ -10,7 +10,6 @@
 #include <cmath>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <sstream>
 #include <vector>
 
@@ -23,12 +22,7 @@
 namespace stockade::supervise {
 namespace {
 
-std::string read_file(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
+std::string read_file(const std::string& path) { return read_small_file(path, 16 << 20); }
 
 bool write_file(const std::string& path, const std::string& text, bool must = true) {
     UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));

@@ -53,6 +53,15 @@ void ResponseFraming::head_done() {
     }
 }
 
+bool ResponseFraming::take_line(char c) {
+    if (c == '\n') return true;
+    if (line_.size() > kMaxLine)
+        state_ = State::UntilClose;  // no framing to trust past an endless line
+    else
+        line_ += c;
+    return false;
+}
+
 size_t ResponseFraming::feed(const char* p, size_t n) {
     size_t i = 0;
     while (i < n && state_ != State::Done) {
@@ -73,14 +82,7 @@ size_t ResponseFraming::feed(const char* p, size_t n) {
                 break;
             }
             case State::ChunkSize: {
-                char c = p[i++];
-                if (c != '\n') {
-                    if (line_.size() > kMaxLine)
-                        state_ = State::UntilClose;
-                    else
-                        line_ += c;
-                    break;
-                }
+                if (!take_line(p[i++])) break;
                 const std::string hex = line_.substr(0, line_.find_first_of(";\r \t"));
                 line_.clear();
                 if (hex.empty() || hex.size() > 15 ||
@@ -108,14 +110,7 @@ size_t ResponseFraming::feed(const char* p, size_t n) {
                 break;
             }
             case State::Trailers: {
-                char c = p[i++];
-                if (c != '\n') {
-                    if (line_.size() > kMaxLine)
-                        state_ = State::UntilClose;
-                    else
-                        line_ += c;
-                    break;
-                }
+                if (!take_line(p[i++])) break;
                 const bool empty = line_.empty() || line_ == "\r";
                 line_.clear();
                 if (empty) state_ = State::Done;

@@ -20,6 +20,8 @@ public:
     bool done() const { return state_ == State::Done; }
 
 private:
+    // Adds c to the current line; true at its '\n' (line_ then holds it).
+    bool take_line(char c);
     enum class State { Head, Body, ChunkSize, ChunkData, ChunkCrlf, Trailers, UntilClose, Done };
     void head_done();
 

@@ -8,23 +8,11 @@
 #include "util/fd.hpp"
 
 namespace stockade {
-namespace {
-
-std::string read_small(const char* path) {
-    UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
-    if (!fd) return {};
-    char buf[8192];
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
-}
-
-}  // namespace
-
 std::string container_engine() {
     if (::access("/.dockerenv", F_OK) == 0) return "docker";
     if (::access("/run/.containerenv", F_OK) == 0) return "podman";
     if (std::getenv("KUBERNETES_SERVICE_HOST")) return "kubernetes";
-    const std::string c1 = read_small("/proc/1/cgroup");
+    const std::string c1 = read_small_file("/proc/1/cgroup");
     if (c1.find("kubepods") != std::string::npos) return "kubernetes";
     if (c1.find("docker") != std::string::npos) return "docker";
     if (c1.find("/lxc") != std::string::npos) return "lxc";

@@ -2,6 +2,7 @@
 #pragma once
 #include <unistd.h>
 
+#include <string>
 #include <utility>
 
 namespace stockade {
@@ -36,6 +37,10 @@ struct Pipe {
 };
 // pipe2(O_CLOEXEC), throws on failure.
 Pipe make_pipe(const char* what);
+
+// A small file's text (procfs, sysfs): at most max bytes, "" if it cannot be
+// opened. For files whose absence is an answer, not an error.
+std::string read_small_file(const std::string& path, size_t max = 1 << 20);
 
 // Writes all of buf or throws; retries on EINTR and short writes.
 void write_all(int fd, const void* buf, size_t len, const char* what);
