@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "plan/plan.hpp"
+#include "util/exit_codes.hpp"
 #include <cstring>
 #include <string>
 
@@ -76,7 +77,8 @@ void send(int fd, const WireMsg& m, const int* fds = nullptr, int nfds = 0) noex
 bool receive(int fd, WireMsg& m, int* fds, int max_fds, int* nfds);
 // The jail side's one way to fail: one record to the supervisor (which shows
 // its text as stockade's one line), then _exit(code).
-[[noreturn]] void fail(int fd, WireMsg::Type type, int err, const std::string& text, int code = 125) noexcept;
+[[noreturn]] void fail(int fd, WireMsg::Type type, int err, const std::string& text,
+                       int code = kExitStockadeFailed) noexcept;
 // Marks the end of a setup step, when timings were asked for.
 void phase(int fd, bool enabled, const char* name) noexcept;
 

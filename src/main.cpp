@@ -121,7 +121,7 @@ struct RunOptions {
 void result_for_setup_error(const RunOptions& ro, const std::string& message) {
     if (ro.result_file.empty() && ro.result_fd < 0) return;
     try {
-        report::write_result(ro.result_file, ro.result_fd, report::setup_error_json(message));
+        report::write_result(ro.result_file, ro.result_fd, report::result_text(report::setup_error_result(message)));
     } catch (const std::exception& e) {
         std::cerr << "stockade: --result: " << e.what() << "\n";
     }
@@ -143,7 +143,8 @@ int do_run(const profile::CommandLine& cl, const plan::Invocation& inv, char** e
         // The program has run: a result that cannot be written now (a full
         // disk) is said once, and the exit status stays the program's own.
         try {
-            report::write_result(ro.result_file, ro.result_fd, report::result_json(outcome, plan, policy));
+            report::write_result(ro.result_file, ro.result_fd,
+                                 report::result_text(report::make_result(outcome, plan, policy)));
         } catch (const Error& e) {
             std::cerr << "stockade: --result: " << e.what()
                       << " (no result written; the exit status is the program's)\n";

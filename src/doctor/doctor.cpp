@@ -19,6 +19,7 @@
 #include "plan/plan.hpp"
 #include "profile/loader.hpp"
 #include "util/error.hpp"
+#include "util/exit_codes.hpp"
 
 extern char** environ;
 
@@ -81,7 +82,7 @@ void try_run(const profile::CommandLine& cl, std::vector<Check>& out) {
         if (fd >= 0) ::dup2(fd, 1), ::dup2(fd, 2);
         if (null >= 0) ::dup2(null, 0);
         ::execv(exe, argv.data());
-        ::_exit(127);
+        ::_exit(kExitNotFound);
     }
     int st = 0;
     if (pid > 0) ::waitpid(pid, &st, 0);

@@ -21,6 +21,7 @@
 #include "util/error.hpp"
 #include "util/fd.hpp"
 #include "util/proc_title.hpp"
+#include "util/exit_codes.hpp"
 
 namespace stockade::jail {
 namespace {
@@ -32,7 +33,7 @@ void wait_for_supervisor(int sync) {
     ssize_t n;
     do n = ::read(sync, &c, 1);
     while (n < 0 && errno == EINTR);
-    if (n != 1) ::_exit(125);
+    if (n != 1) ::_exit(kExitStockadeFailed);
 }
 
 // PDEATHSIG only covers a parent that dies after it is set; the sync pipe's
@@ -42,7 +43,7 @@ void die_with_supervisor(int sync) {
     struct pollfd p {
         sync, POLLIN, 0
     };
-    if (::poll(&p, 1, 0) == 1 && (p.revents & POLLHUP)) ::_exit(125);
+    if (::poll(&p, 1, 0) == 1 && (p.revents & POLLHUP)) ::_exit(kExitStockadeFailed);
 }
 
 // The jail's terminal: a pty pair on its own devpts. The master goes out to

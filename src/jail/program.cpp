@@ -18,6 +18,7 @@
 #include "seccomp/filter.hpp"
 #include "util/error.hpp"
 #include "util/clock.hpp"
+#include "util/exit_codes.hpp"
 
 namespace stockade::jail {
 namespace {
@@ -68,15 +69,18 @@ void exec_program(const Plan& plan, const ChildFds& fds) {
     // stockade had open reaches the program. Via high fds first, so neither
     // move can land on the other.
     // Output through the supervisor's relay when the profile caps it.
-    if ((fds.out >= 0 && ::dup2(fds.out, 1) < 0) || (fds.err >= 0 && ::dup2(fds.err, 2) < 0)) ::_exit(125);
+    if ((fds.out >= 0 && ::dup2(fds.out, 1) < 0) || (fds.err >= 0 && ::dup2(fds.err, 2) < 0))
+        ::_exit(kExitStockadeFailed);
     // The caller's terminal fds become the jail's own pseudo-terminal.
     for (int i = 0; i < 3 && fds.tty >= 0; ++i)
-        if ((plan.terminal & (1u << i)) && ::dup2(fds.tty, i) < 0) ::_exit(125);
+        if ((plan.terminal & (1u << i)) && ::dup2(fds.tty, i) < 0) ::_exit(kExitStockadeFailed);
     int r = ::fcntl(fds.report, F_DUPFD_CLOEXEC, 10);
     int f = ::fcntl(fds.filter, F_DUPFD_CLOEXEC, 10);
     int c = fds.control >= 0 ? ::fcntl(fds.control, F_DUPFD_CLOEXEC, 10) : -1;
-    if (r < 0 || f < 0 || ::dup3(r, kReportFd, O_CLOEXEC) < 0 || ::dup3(f, kFilterFd, O_CLOEXEC) < 0) ::_exit(125);
-    if (fds.control >= 0 && (c < 0 || ::dup2(c, kControlFd) < 0)) ::_exit(125);  // dup2: kept across exec
+    if (r < 0 || f < 0 || ::dup3(r, kReportFd, O_CLOEXEC) < 0 || ::dup3(f, kFilterFd, O_CLOEXEC) < 0)
+        ::_exit(kExitStockadeFailed);
+    if (fds.control >= 0 && (c < 0 || ::dup2(c, kControlFd) < 0))
+        ::_exit(kExitStockadeFailed);  // dup2: kept across exec
     ::close_range(fds.control >= 0 ? kControlFd + 1 : kFilterFd + 1, ~0U, 0);
     const int rfd = kReportFd;
     try {
@@ -97,12 +101,12 @@ void exec_program(const Plan& plan, const ChildFds& fds) {
         std::string path = find_program(plan, plan.argv.at(0));
         if (path.empty())
             fail(rfd, WireMsg::ExecError, ENOENT,
-                 "exec " + plan.argv[0] + ": not found in the jail's PATH (" + plan.path_var + ")", 127);
+                 "exec " + plan.argv[0] + ": not found in the jail's PATH (" + plan.path_var + ")", kExitNotFound);
         if (!allowed(plan, path)) {
             std::string pats;
             for (auto& p : plan.exec_allow) pats += (pats.empty() ? "" : ", ") + p;
             fail(rfd, WireMsg::ExecError, EACCES,
-                 "exec " + path + ": not allowed by the profile (run.exec_allow = [" + pats + "])", 126);
+                 "exec " + path + ": not allowed by the profile (run.exec_allow = [" + pats + "])", kExitCannotExecute);
         }
 
         phase(rfd, plan.timings, "program: session, fds, cwd, lookup");
@@ -136,11 +140,12 @@ void exec_program(const Plan& plan, const ChildFds& fds) {
         if (listener >= 0) ::close(listener);
         ::execve(path.c_str(), argv.data(), envp.data());
         int err = errno;
-        fail(rfd, WireMsg::ExecError, err, "exec " + path + ": " + std::strerror(err), err == ENOENT ? 127 : 126);
+        fail(rfd, WireMsg::ExecError, err, "exec " + path + ": " + std::strerror(err),
+             err == ENOENT ? kExitNotFound : kExitCannotExecute);
     } catch (const Error& e) {
-        fail(rfd, WireMsg::SetupError, e.code(), e.what(), 125);
+        fail(rfd, WireMsg::SetupError, e.code(), e.what(), kExitStockadeFailed);
     } catch (const std::exception& e) {
-        fail(rfd, WireMsg::SetupError, 0, e.what(), 125);
+        fail(rfd, WireMsg::SetupError, 0, e.what(), kExitStockadeFailed);
     }
 }
 

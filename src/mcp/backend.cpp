@@ -17,6 +17,7 @@
 
 #include "util/clock.hpp"
 #include "util/error.hpp"
+#include "util/exit_codes.hpp"
 
 namespace stockade::mcp {
 namespace {
@@ -56,11 +57,11 @@ Backend::Backend(const std::vector<std::string>& serve_args, const std::vector<s
             if (pid < 0) throw_sys("fork", "stockade serve");
             if (pid == 0) {
                 ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-                if (::getppid() != parent) ::_exit(125);
+                if (::getppid() != parent) ::_exit(kExitStockadeFailed);
                 // stdout is the MCP channel: the child's logs go to stderr only.
                 ::dup2(2, 1);
                 ::execv(exe.c_str(), argv.data());
-                ::_exit(127);
+                ::_exit(kExitNotFound);
             }
             children_[mode] = {pid, sock};
         }

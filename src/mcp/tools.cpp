@@ -2,6 +2,9 @@
 
 #include <algorithm>
 
+#include "report/result.hpp"
+#include "util/error.hpp"
+
 namespace stockade::mcp {
 namespace {
 
@@ -48,20 +51,16 @@ json output_props() {
 
 json run_output_schema() {
     json props = output_props();
-    props.update(
-        {{"status",
-          {{"type", "string"},
-           {"description",
-            "ok, exit_nonzero, signaled, timeout_wall, timeout_cpu, oom, pids_limit, output_limit, seccomp_violation, setup_error"}}},
-         {"exit_code", kNullableInt},
-         {"signal", kNullableInt},
-         {"wall_ms", {{"type", "number"}}},
-         {"cpu_user_ms", {{"type", "number"}}},
-         {"cpu_sys_ms", {{"type", "number"}}},
-         {"violations", {{"type", "array"}}},
-         {"network", {{"type", "array"}}},
-         {"files", {{"type", "object"}}},
-         {"warm", {{"type", "boolean"}}}});
+    props.update({{"status", {{"type", "string"}, {"description", report::status_names()}}},
+                  {"exit_code", kNullableInt},
+                  {"signal", kNullableInt},
+                  {"wall_ms", {{"type", "number"}}},
+                  {"cpu_user_ms", {{"type", "number"}}},
+                  {"cpu_sys_ms", {{"type", "number"}}},
+                  {"violations", {{"type", "array"}}},
+                  {"network", {{"type", "array"}}},
+                  {"files", {{"type", "object"}}},
+                  {"warm", {{"type", "boolean"}}}});
     return {{"type", "object"}, {"properties", props}, {"required", {"status", "stdout", "stderr"}}};
 }
 
@@ -360,28 +359,24 @@ json to_result(const std::string& tool, const json& ans, const ServeCall& call, 
         // figures) are the operator's: mcp says them once, on stderr.
         sc.erase("degraded");
         sc.erase("supervisor");
-        const std::string status = str(ans, "status");
-        failed = status != "ok";
-        text = "status: " + status;
-        if (ans.contains("exit_code") && ans["exit_code"].is_number())
-            text += " (exit code " + ans["exit_code"].dump() + ")";
-        if (ans.contains("signal") && ans["signal"].is_number()) text += " (signal " + ans["signal"].dump() + ")";
-        if (status == "timeout_wall" && limit_ms)
+        // serve's answer is a stockade result: read as the one Result type.
+        const report::Result r = report::result_from_json(ans);
+        failed = r.status != report::Status::Ok;
+        text = std::string("status: ") + report::to_string(r.status);
+        if (r.exit_code) text += " (exit code " + std::to_string(*r.exit_code) + ")";
+        if (r.signal) text += " (signal " + std::to_string(*r.signal) + ")";
+        if (r.status == report::Status::TimeoutWall && limit_ms)
             text += "\nThe run reached its time limit of " + seconds(limit_ms) + " s and was stopped.";
-        if (status == "timeout_cpu") text += "\nThe run used up its CPU time limit and was stopped.";
+        if (r.status == report::Status::TimeoutCpu) text += "\nThe run used up its CPU time limit and was stopped.";
         std::string out;
         add_output(ans, sc, out, outputs);
         text += out;
-        if (auto v = ans.find("violations"); v != ans.end() && v->is_array() && !v->empty()) {
+        if (!r.violations.empty()) {
             text += "\n--- refused by the jail ---\n";
-            for (const auto& x : *v)
-                text += str(x, "syscall") +
-                        (x.contains("errno") && x["errno"].is_string() ? " -> " + str(x, "errno") : "") + "\n";
+            for (const auto& v : r.violations) text += v.name + (v.killed ? "" : " -> " + errno_name(v.err)) + "\n";
         }
-        if (auto n = ans.find("network"); n != ans.end() && n->is_array())
-            for (const auto& x : *n)
-                if (x.contains("allowed") && x["allowed"].is_boolean() && !x["allowed"].get<bool>())
-                    text += "\nnetwork refused by the jail's policy: " + str(x, "host") + " (" + str(x, "reason") + ")";
+        for (const auto& n : r.network)
+            if (!n.allowed) text += "\nnetwork refused by the jail's policy: " + n.host + " (" + n.reason + ")";
         const std::string& err = str(ans, "stderr");
         if (call.mode != "host" && call.mode != "proxy" &&
             (err.find("Temporary failure in name resolution") != std::string::npos ||

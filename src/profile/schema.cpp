@@ -11,6 +11,7 @@
 #include "net/hostname.hpp"
 #include "seccomp/catalog.hpp"
 #include "seccomp/families.hpp"
+#include "util/error.hpp"
 
 #include <cstring>
 
@@ -243,14 +244,6 @@ std::string origin_of(const toml::node& n) {
     const auto& s = n.source();
     std::string o = s.path ? *s.path : std::string("profile");
     return o + ":" + std::to_string(s.begin.line) + ":" + std::to_string(s.begin.column);
-}
-
-std::optional<int> errno_by_name(const std::string& name) {
-    for (int e = 1; e < 134; ++e) {
-        const char* n = strerrorname_np(e);
-        if (n && name == n) return e;
-    }
-    return std::nullopt;
 }
 
 // Syscall names and @groups: unknown ones are errors (with a suggestion), names

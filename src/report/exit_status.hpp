@@ -13,14 +13,14 @@
 
 #include "supervise/outcome.hpp"
 #include "plan/plan.hpp"
+#include "util/exit_codes.hpp"
 
 namespace stockade::report {
 
-constexpr int kExitStockadeFailed = 125;
-constexpr int kExitCannotExecute = 126;
-constexpr int kExitNotFound = 127;
-
-constexpr int kExitTimeout = 124;
+using stockade::kExitCannotExecute;
+using stockade::kExitNotFound;
+using stockade::kExitStockadeFailed;
+using stockade::kExitTimeout;
 
 int exit_status(const supervise::Outcome& o, const plan::Plan& plan);
 

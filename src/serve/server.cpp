@@ -379,9 +379,8 @@ void Server::finish_job(Job& job) {
     supervise::Outcome o = job.jail->collect();
     bool truncated = false;
     auto [out, err] = job.jail->supervisor().take_output(&truncated);
-    json ans = json::parse(report::result_json(o, job.spec->plan, job.spec->policy), nullptr, false);
-    if (!ans.is_object()) ans = json::object();
-    ans.erase("id");
+    const report::Result result = report::make_result(o, job.spec->plan, job.spec->policy);
+    json ans = report::to_json(result);
     ans["warm"] = job.warm;
     ans["stdout"] = std::move(out);
     ans["stderr"] = std::move(err);
@@ -390,8 +389,8 @@ void Server::finish_job(Job& job) {
         ans["error"] = {{"code", "jail_failed"}, {"message", job.jail->warmup_error()}};
     if (log::enabled(log::Level::Info))
         log::info("serve", "task " + job.id + " client " + std::to_string(job.client) + " uid " +
-                               std::to_string(job.uid) + ": " + ans.value("status", std::string("?")) + " in " +
-                               std::to_string(static_cast<long>(ans.value("wall_ms", 0.0))) + " ms (" +
+                               std::to_string(job.uid) + ": " + report::to_string(result.status) + " in " +
+                               std::to_string(static_cast<long>(result.wall_ms)) + " ms (" +
                                (job.warm ? "warm" : "cold") + " jail, pid " +
                                std::to_string(job.jail->supervisor().pid()) + ")");
     reply(job.client, job.id, ans);
@@ -583,8 +582,8 @@ void Server::tick_sessions() {
         }
         if (j.ended()) {
             supervise::Outcome o = j.collect();
-            json result = json::parse(report::result_json(o, s.spec->plan, s.spec->policy), nullptr, false);
-            const std::string status = result.is_object() ? result.value("status", std::string("?")) : "?";
+            const report::Result result = report::make_result(o, s.spec->plan, s.spec->policy);
+            const std::string status = report::to_string(result.status);
             std::string why = s.killed ? "the cell did not stop within the grace after SIGINT; the session was killed"
                                        : "the session's jail ended (status " + status + ")";
             log::info("serve", "session " + s.id.substr(0, 8) + " ended: " + why);
@@ -593,7 +592,7 @@ void Server::tick_sessions() {
                 bool truncated = false;
                 auto [out, err] = j.supervisor().take_output(&truncated);
                 json ans = error_body(s.killed ? "timeout" : "session_ended", why);
-                ans["result"] = result;
+                ans["result"] = report::to_json(result);
                 ans["stdout"] = std::move(out);
                 ans["stderr"] = std::move(err);
                 ans["output_truncated"] = truncated;

@@ -14,7 +14,7 @@ namespace stockade::supervise {
 struct Outcome {
     enum class Kind { Exited, Signaled, SetupError, ExecError };
     Kind kind = Kind::SetupError;
-    int exit_code = 0;  // Exited: the program's code; ExecError: 126 or 127
+    int exit_code = 0;  // Exited: the program's code; ExecError: kExitCannotExecute or kExitNotFound
     int signal = 0;     // Signaled
     int err = 0;        // errno behind a SetupError/ExecError, if any
     std::string message;

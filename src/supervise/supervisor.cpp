@@ -29,6 +29,7 @@
 #include "util/clock.hpp"
 #include "util/container.hpp"
 #include "util/kernel.hpp"
+#include "util/exit_codes.hpp"
 
 namespace stockade::supervise {
 
@@ -586,7 +587,8 @@ Outcome Supervisor::collect(bool reap) {
     // answers first, then removes it.
 
     if (!out.message.empty()) {
-        if (out.kind == Outcome::Kind::ExecError) out.exit_code = out.err == ENOENT ? 127 : 126;
+        if (out.kind == Outcome::Kind::ExecError)
+            out.exit_code = out.err == ENOENT ? kExitNotFound : kExitCannotExecute;
         return out;
     }
     if (!have_exit_) {

@@ -18,4 +18,12 @@ std::string errno_name(int err) {
     return n ? n : std::to_string(err);
 }
 
+std::optional<int> errno_by_name(const std::string& name) {
+    for (int e = 1; e < 134; ++e) {
+        const char* n = strerrorname_np(e);
+        if (n && name == n) return e;
+    }
+    return std::nullopt;
+}
+
 }  // namespace stockade

@@ -4,6 +4,7 @@
 #pragma once
 #include <cerrno>
 #include <stdexcept>
+#include <optional>
 #include <string>
 
 namespace stockade {
@@ -28,6 +29,7 @@ inline T check(T rc, const std::string& op, const std::string& object = {}) {
     return rc;
 }
 
-std::string errno_name(int err);  // "EPERM"
+std::string errno_name(int err);                            // "EPERM"
+std::optional<int> errno_by_name(const std::string& name);  // "EPERM" -> 1
 
 }  // namespace stockade
