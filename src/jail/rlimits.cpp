@@ -7,6 +7,7 @@
 
 #include <sys/resource.h>
 
+#include "profile/limits.hpp"
 #include "util/error.hpp"
 
 namespace stockade::jail {
@@ -14,19 +15,12 @@ namespace stockade::jail {
 std::vector<Rlimit> rlimits_for(const profile::Limits& l, bool cgroup) {
     std::vector<Rlimit> out;
     out.push_back({RLIMIT_CORE, 0, 0, "RLIMIT_CORE"});  // no core dumps of untrusted memory, ever
-    if (l.cpu_ms) {
-        // Whole seconds, rounded up; the hard limit one second later turns
-        // SIGXCPU into SIGKILL for a program that ignores it.
-        unsigned long long s = (l.cpu_ms + 999) / 1000;
-        out.push_back({RLIMIT_CPU, s, s + 1, "RLIMIT_CPU"});
-    }
-    if (l.file_size) out.push_back({RLIMIT_FSIZE, l.file_size, l.file_size, "RLIMIT_FSIZE"});
-    if (l.open_files) out.push_back({RLIMIT_NOFILE, l.open_files, l.open_files, "RLIMIT_NOFILE"});
-    if (l.stack) out.push_back({RLIMIT_STACK, l.stack, l.stack, "RLIMIT_STACK"});
-    if (!cgroup) {
-        // Address space is a coarse stand-in for memory: virtual, not resident.
-        if (l.memory) out.push_back({RLIMIT_AS, l.memory, l.memory, "RLIMIT_AS"});
-        if (l.pids) out.push_back({RLIMIT_NPROC, l.pids, l.pids, "RLIMIT_NPROC"});
+    for (const auto& row : profile::limit_rows()) {
+        const double v = profile::limit_value(l, row);
+        if (row.rlimit < 0 || v <= 0 || (cgroup && row.rlimit_without_cgroup_only)) continue;
+        uint64_t soft = static_cast<uint64_t>(v), hard = soft;
+        if (row.to_rlimit) row.to_rlimit(v, soft, hard);
+        out.push_back({row.rlimit, soft, hard, row.rlimit_name});
     }
     return out;
 }

@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "profile/limits.hpp"
+
 namespace stockade::plan {
 namespace {
 
@@ -61,9 +63,13 @@ std::string canonical(const Plan& p) {
     e.put("time_ns", p.time_ns).put("proc", static_cast<uint64_t>(p.proc));
     e.put("seccomp", seccomp::canonical(p.seccomp));
     const auto& l = p.limits;
-    e.put("wall_ms", l.wall_ms).put("grace_ms", l.grace_ms).put("cpu_ms", l.cpu_ms).put("memory", l.memory);
-    e.put("pids", l.pids).put("cpus", l.cpus).put("file_size", l.file_size).put("open_files", l.open_files);
-    e.put("stack", l.stack).put("output", l.output).put("output_kill", l.output_kill);
+    for (const auto& row : profile::limit_rows()) {
+        if (row.f64)
+            e.put(row.key, l.*row.f64);
+        else
+            e.put(row.key, l.*row.u64);  // exact: a double would round large sizes
+    }
+    e.put("output_kill", l.output_kill);
     e.put("require_cgroup", l.require_cgroup);
     return e.take();
 }

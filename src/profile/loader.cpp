@@ -139,7 +139,12 @@ toml::table load_chain(const Resolved& r, std::vector<std::string>& chain) {
              "unsupported schema version; this stockade reads schema = 1");
 
     const toml::node* ext = t.get("extends");
-    if (!ext) return t;
+    if (!ext) {
+        // The root of every chain stands on the schema's defaults.
+        toml::table base = parse(defaults_toml(), "<defaults>");
+        merge_into(base, std::move(t));
+        return base;
+    }
     if (!ext->is_string())
         fail(r.display, ext->source().begin.line, ext->source().begin.column, "extends",
              "expected a profile name or path (a string)");

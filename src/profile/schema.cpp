@@ -6,6 +6,7 @@
 #include <limits>
 #include <map>
 
+#include "profile/limits.hpp"
 #include "profile/units.hpp"
 #include "net/allowlist.hpp"
 #include "net/hostname.hpp"
@@ -282,8 +283,6 @@ struct Row {
     ReadFn read;
 };
 
-constexpr uint64_t kWeekMs = 7ull * 24 * 3600 * 1000;
-
 Row size_row(const char* section, const char* key, uint64_t Policy::*member, uint64_t min, uint64_t max,
              const char* def, const char* doc) {
     return {{section, key, "size", def, doc, nullptr},
@@ -292,27 +291,48 @@ Row size_row(const char* section, const char* key, uint64_t Policy::*member, uin
             }};
 }
 
-Row limit_size(const char* key, uint64_t Limits::*member, uint64_t min, uint64_t max, const char* def, const char* doc,
-               const char* flag = nullptr) {
-    return {{"limits", key, "size, 0 lifts it", def, doc, flag},
-            [=](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
-                r.size(t, pre, key, p.limits.*member, min, max, true);
-            }};
+const char* kind_type(LimitKind k) {
+    switch (k) {
+        case LimitKind::Duration:
+            return "duration, 0 lifts it";
+        case LimitKind::Size:
+            return "size, 0 lifts it";
+        case LimitKind::Count:
+            return "integer, 0 lifts it";
+        case LimitKind::Cores:
+            return "number of cores, 0 lifts it";
+    }
+    return "";
 }
 
-Row limit_duration(const char* key, uint64_t Limits::*member, uint64_t min, uint64_t max, const char* def,
-                   const char* doc, const char* flag = nullptr) {
-    return {{"limits", key, "duration, 0 lifts it", def, doc, flag},
-            [=](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
-                r.duration(t, pre, key, p.limits.*member, min, max);
-            }};
-}
-
-Row limit_count(const char* key, uint64_t Limits::*member, int64_t min, int64_t max, const char* def, const char* doc,
-                const char* flag = nullptr) {
-    return {{"limits", key, "integer, 0 lifts it", def, doc, flag},
-            [=](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
-                r.count(t, pre, key, p.limits.*member, min, max);
+Row limit_schema_row(const LimitRow& lr) {
+    const LimitRow* row = &lr;  // the table outlives every reader
+    return {{"limits", row->key, row->zero_lifts ? kind_type(row->kind) : "duration, 0 is at once", row->def, row->doc,
+             row->flag},
+            [row](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                const auto lo = static_cast<uint64_t>(row->min), hi = static_cast<uint64_t>(row->max);
+                switch (row->kind) {
+                    case LimitKind::Size:
+                        return r.size(t, pre, row->key, p.limits.*row->u64, lo, hi, true);
+                    case LimitKind::Duration:
+                        return r.duration(t, pre, row->key, p.limits.*row->u64, lo, hi);
+                    case LimitKind::Count:
+                        return r.count(t, pre, row->key, p.limits.*row->u64, static_cast<int64_t>(lo),
+                                       static_cast<int64_t>(hi));
+                    case LimitKind::Cores:
+                        break;
+                }
+                const toml::node* n = t.get(row->key);
+                if (!n) return;
+                std::optional<double> v;
+                if (n->is_integer()) v = static_cast<double>(n->as_integer()->get());
+                if (n->is_floating_point()) v = n->as_floating_point()->get();
+                if (!v || (*v != 0 && (*v < row->min || *v > row->max)))
+                    r.error(n, pre + row->key,
+                            "expected 0 (no limit) or a number of CPU cores from 0.01 to 1024 (e.g. 0.5 or 2), got " +
+                                Reader::repr(*n));
+                else
+                    p.limits.*row->f64 = *v;
             }};
 }
 
@@ -356,312 +376,314 @@ std::string check_nameserver(const std::string& v) {
 
 const std::vector<Row>& rows() {
     using D = SeccompPolicy::Default;
-    static const std::vector<Row> all = {
-        {{"", "description", "string", "\"\"", "one line saying what the profile is for", nullptr},
-         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
-             r.string(t, pre, "description", [&](const std::string& v) {
-                 p.description = v;
-                 return std::string();
-             });
-         }},
+    static const std::vector<Row> all = [] {
+        std::vector<Row> all = {
+            {{"", "description", "string", "\"\"", "one line saying what the profile is for", nullptr},
+             [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                 r.string(t, pre, "description", [&](const std::string& v) {
+                     p.description = v;
+                     return std::string();
+                 });
+             }},
 
-        // [run]
-        path_row("run", "python", &Policy::python, "\"/usr/bin/python3\"", "the interpreter `run` starts"),
-        {{"run", "python_args", "array of strings", "[]", "arguments before the script", nullptr},
-         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
-             r.strings(t, pre, "python_args", [&](const std::string& v, const toml::node&) {
-                 p.python_args.push_back(v);
-                 return std::string();
-             });
-         }},
-        {{"run", "exec_allow", "array of path globs", "[\"/usr/bin/*\", ...]", "what any execve in the jail may run",
-          nullptr},
-         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
-             r.strings(t, pre, "exec_allow", [&](const std::string& v, const toml::node&) -> std::string {
-                 if (v.empty() || v[0] != '/')
-                     return "expected an absolute path or glob (\"/usr/bin/*\"), got \"" + v + "\"";
-                 p.exec_allow.push_back(v);
-                 return {};
-             });
-         }},
-        path_row("run", "cwd", &Policy::cwd, "\"/work\"", "the working directory inside the jail"),
-        {{"run", "hostname", "host name", "\"stockade\"", "the jail's hostname (its own UTS namespace)", nullptr},
-         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
-             r.string(t, pre, "hostname", [&](const std::string& v) -> std::string {
-                 bool ok =
-                     !v.empty() && v.size() <= 64 && v.front() != '-' && std::all_of(v.begin(), v.end(), [](char c) {
-                         return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.';
-                     });
-                 if (!ok) return "expected a hostname of 1 to 64 letters, digits, '-' and '.', got \"" + v + "\"";
-                 p.hostname = v;
-                 return {};
-             });
-         }},
-
-        // [user]
-        id_row("uid", &Policy::uid, "1000", "the uid inside the jail"),
-        id_row("gid", &Policy::gid, "1000", "the gid inside the jail"),
-        {{"user", "name", "user name", "\"sandbox\"", "the user's name in the jail's /etc/passwd", nullptr},
-         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
-             r.string(t, pre, "name", [&](const std::string& v) -> std::string {
-                 bool ok = !v.empty() && v.size() <= 32 &&
-                           (std::islower(static_cast<unsigned char>(v[0])) || v[0] == '_') &&
-                           std::all_of(v.begin(), v.end(), [](char c) {
-                               return std::islower(static_cast<unsigned char>(c)) ||
-                                      std::isdigit(static_cast<unsigned char>(c)) || c == '_' || c == '-';
-                           });
-                 if (!ok)
-                     return "expected a user name like \"sandbox\" ([a-z_][a-z0-9_-]*, at most 32), got \"" + v + "\"";
-                 p.user_name = v;
-                 return {};
-             });
-         }},
-        {{"user", "home", "absolute path", "\"/home/sandbox\"", "HOME, a private tmpfs", nullptr},
-         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
-             r.string(t, pre, "home", [&](const std::string& v) -> std::string {
-                 std::string m = check_abs(v, p.home);
-                 if (m.empty() && p.home == "/") return "expected a directory below /, got \"/\"";
-                 return m;
-             });
-         }},
-        id_row("root_host_uid", &Policy::root_host_uid, "65534", "the jail's host uid when stockade runs as root"),
-        id_row("root_host_gid", &Policy::root_host_gid, "65534", "the jail's host gid when stockade runs as root"),
-
-        // [filesystem]
-        {{"filesystem", "ro", "array of SRC[:DST]", "[\"/usr\", ...]", "host paths bound read-only", nullptr},
-         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
-             r.strings(t, pre, "ro", [&](const std::string& v, const toml::node& n) {
-                 Bind b;
-                 std::string m = parse_bind_spec(v, false, b);
-                 if (m.empty()) {
-                     b.origin = origin_of(n);
-                     p.binds.push_back(std::move(b));
-                 }
-                 return m;
-             });
-         }},
-        {{"filesystem", "rw", "array of SRC[:DST]", "[]", "host paths bound read-write (noexec)", nullptr},
-         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
-             r.strings(t, pre, "rw", [&](const std::string& v, const toml::node& n) {
-                 Bind b;
-                 std::string m = parse_bind_spec(v, true, b);
-                 if (m.empty()) {
-                     b.origin = origin_of(n);
-                     p.binds.push_back(std::move(b));
-                 }
-                 return m;
-             });
-         }},
-        {{"filesystem", "symlinks", "table of path = target", "{}", "symlinks made in the jail's root", nullptr},
-         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
-             r.string_map(t, pre, "symlinks", [&](const std::string& path, const std::string& target) -> std::string {
-                 Symlink sl;
-                 if (std::string m = check_abs(path, sl.path); !m.empty()) return "link path: " + m;
-                 if (target.empty() || target.find('\0') != std::string::npos)
-                     return "expected a non-empty link target";
-                 sl.target = target;
-                 p.symlinks.push_back(std::move(sl));
-                 return {};
-             });
-         }},
-        {{"filesystem", "proc", "\"pid\" or \"full\"", "\"pid\"", "what /proc shows", nullptr},
-         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
-             r.choice(t, pre, "proc", p.proc, {{"pid", ProcMode::Pid}, {"full", ProcMode::Full}});
-         }},
-        size_row("filesystem", "tmp_size", &Policy::tmp_size, 64 << 10, 1ull << 40, "\"128M\"", "the size of /tmp"),
-        size_row("filesystem", "home_size", &Policy::home_size, 64 << 10, 1ull << 40, "\"128M\"", "the size of HOME"),
-        size_row("filesystem", "shm_size", &Policy::shm_size, 64 << 10, 1ull << 40, "\"64M\"", "the size of /dev/shm"),
-        bool_row("filesystem", "noexec_writable", &Policy::noexec_writable, "true",
-                 "noexec on /tmp, HOME, /dev/shm and --rw binds"),
-
-        // [env]
-        {{"env", "set", "table of NAME = value", "{...}", "variables set in the jail", nullptr},
-         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
-             r.string_map(t, pre, "set", [&](const std::string& k, const std::string& v) -> std::string {
-                 if (!valid_env_key(k)) return "expected a variable name ([A-Za-z_][A-Za-z0-9_]*)";
-                 if (v.find('\0') != std::string::npos) return "value contains a NUL byte";
-                 p.env.emplace_back(k, v);
-                 return {};
-             });
-         }},
-        {{"env", "pass", "array of names", "[\"TERM\"]", "variables passed from the caller", nullptr},
-         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
-             r.strings(t, pre, "pass", [&](const std::string& v, const toml::node&) -> std::string {
-                 if (!valid_env_key(v)) return "expected a variable name ([A-Za-z_][A-Za-z0-9_]*), got \"" + v + "\"";
-                 p.env_pass.push_back(v);
-                 return {};
-             });
-         }},
-
-        // [network]
-        {{"network", "mode", "none, loopback, proxy or host", "\"loopback\"", "the jail's network", nullptr},
-         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
-             r.choice(t, pre, "mode", p.net,
-                      {{"none", NetMode::None},
-                       {"loopback", NetMode::Loopback},
-                       {"proxy", NetMode::Proxy},
-                       {"host", NetMode::Host}});
-         }},
-        {{"network", "allow", "array of destinations", "[]", "what the proxy may reach", nullptr},
-         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
-             r.strings(t, pre, "allow", [&](const std::string& v, const toml::node&) -> std::string {
-                 net::Rule rule;
-                 std::string m = net::parse_rule(v, rule);
-                 if (m.empty()) p.net_allow.push_back(v);
-                 return m;
-             });
-         }},
-        {{"network", "hosts", "table of name = IP", "{}", "pins for the proxy's resolver", nullptr},
-         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
-             r.string_map(t, pre, "hosts", [&](const std::string& name, const std::string& ip) -> std::string {
-                 if (!net::parse_ip(ip)) return "expected an IP address, got \"" + ip + "\"";
-                 // The same normal form the proxy gives a request's host.
-                 auto lname = net::normalize_host(name);
-                 if (!lname) return "expected a host name (letters, digits, '-' and '.'), got \"" + name + "\"";
-                 p.net_hosts.emplace_back(*lname, ip);
-                 return {};
-             });
-         }},
-        {{"network", "proxy_port", "port", "3128", "where the proxy listens inside the jail", nullptr},
-         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
-             uint64_t port = 0;
-             r.count(t, pre, "proxy_port", port, 1, 65535);
-             if (port) p.proxy_port = static_cast<uint16_t>(port);
-         }},
-        {{"network", "nameservers", "array of IP[:port]", "[]", "the proxy's DNS servers (default: resolv.conf)",
-          nullptr},
-         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
-             r.strings(t, pre, "nameservers", [&](const std::string& v, const toml::node&) -> std::string {
-                 std::string m = check_nameserver(v);
-                 if (m.empty()) p.net_nameservers.push_back(v);
-                 return m;
-             });
-         }},
-
-        // [namespaces]
-        bool_row("namespaces", "time", &Policy::time_ns, "false", "a time namespace of the jail's own"),
-
-        // [unsafe]: before [seccomp], whose allow list depends on it
-        {{"unsafe", "allow_syscalls", "array of core syscall names", "[]", "lift the hard-deny core for these",
-          nullptr},
-         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context& c) {
-             r.strings(t, pre, "allow_syscalls", [&](const std::string& v, const toml::node&) -> std::string {
-                 if (!seccomp::find_core(v))
-                     return "\"" + v + "\" is not in the hard-deny core; allow it in seccomp.allow instead";
-                 c.unsafe.push_back(v);
-                 return {};
-             });
-             p.seccomp.unsafe_allow = c.unsafe;
-         }},
-        {{"unsafe", "disable_seccomp", "boolean", "false", "no filter at all", nullptr},
-         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
-             r.boolean(t, pre, "disable_seccomp", p.seccomp.disabled);
-         }},
-        bool_row("unsafe", "host_network", &Policy::unsafe_host_network, "false", "allow network.mode = \"host\""),
-        bool_row("unsafe", "root_host_ids", &Policy::unsafe_root_host_ids, "false",
-                 "let root_host_uid/gid name any host id"),
-
-        // [seccomp]
-        {{"seccomp", "default_action", "errno, kill or log", "\"errno\"", "what an unlisted syscall gets", nullptr},
-         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
-             r.choice(t, pre, "default_action", p.seccomp.default_action,
-                      {{"errno", D::Errno}, {"kill", D::Kill}, {"log", D::Log}});
-         }},
-        {{"seccomp", "default_errno", "errno name", "\"ENOSYS\"", "the errno for unlisted syscalls", nullptr},
-         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
-             r.string(t, pre, "default_errno", [&](const std::string& v) -> std::string {
-                 auto e = errno_by_name(v);
-                 if (!e) return "expected an errno name like \"EPERM\" or \"ENOSYS\", got \"" + v + "\"";
-                 p.seccomp.default_errno = *e;
-                 return {};
-             });
-         }},
-        {{"seccomp", "allow", "array of syscalls and @groups", "[\"@python\"]", "the allowlist", nullptr},
-         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context& c) {
-             SeccompPolicy& sp = p.seccomp;
-             r.strings(t, pre, "allow", [&](const std::string& v, const toml::node&) -> std::string {
-                 std::string m = check_syscall_name(v, sp);
-                 if (!m.empty()) return m;
-                 if (seccomp::core_refuses_always(v, c.unsafe))
-                     return "\"" + v + "\" is in stockade's hard-deny core (" + seccomp::find_core(v)->why +
-                            "); allowing it needs [unsafe] allow_syscalls = [\"" + v + "\"]";
-                 sp.allow.push_back(v);
-                 return {};
-             });
-         }},
-        {{"seccomp", "deny", "array of syscalls and @groups", "[]", "refused with deny_errno", nullptr},
-         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
-             r.strings(t, pre, "deny", [&](const std::string& v, const toml::node&) -> std::string {
-                 std::string m = check_syscall_name(v, p.seccomp);
-                 if (m.empty()) p.seccomp.deny.push_back(v);
-                 return m;
-             });
-         }},
-        {{"seccomp", "deny_errno", "errno name", "\"EPERM\"", "the errno for denied syscalls", nullptr},
-         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
-             r.string(t, pre, "deny_errno", [&](const std::string& v) -> std::string {
-                 auto e = errno_by_name(v);
-                 if (!e) return "expected an errno name like \"EPERM\" or \"ENOSYS\", got \"" + v + "\"";
-                 p.seccomp.deny_errno = *e;
-                 return {};
-             });
-         }},
-        {{"seccomp", "socket_families", "array of family names", "[\"unix\", \"inet\", \"inet6\"]",
-          "what socket() may create", nullptr},
-         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
-             r.strings(t, pre, "socket_families", [&](const std::string& v, const toml::node&) -> std::string {
-                 const seccomp::Family* f = seccomp::family_by_name(v);
-                 if (f && f->core) return "\"" + v + "\" sockets are in stockade's hard-deny core";
-                 if (f) {
-                     p.seccomp.socket_families.push_back(f->number);
+            // [run]
+            path_row("run", "python", &Policy::python, "\"/usr/bin/python3\"", "the interpreter `run` starts"),
+            {{"run", "python_args", "array of strings", "[]", "arguments before the script", nullptr},
+             [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                 r.strings(t, pre, "python_args", [&](const std::string& v, const toml::node&) {
+                     p.python_args.push_back(v);
+                     return std::string();
+                 });
+             }},
+            // What `stockade exec` may start, after PATH lookup inside the jail.
+            {{"run", "exec_allow", "array of path globs", "[\"/usr/bin/*\", \"/usr/sbin/*\", \"/bin/*\", \"/sbin/*\"]",
+              "what any execve in the jail may run", nullptr},
+             [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                 r.strings(t, pre, "exec_allow", [&](const std::string& v, const toml::node&) -> std::string {
+                     if (v.empty() || v[0] != '/')
+                         return "expected an absolute path or glob (\"/usr/bin/*\"), got \"" + v + "\"";
+                     p.exec_allow.push_back(v);
                      return {};
-                 }
-                 std::vector<std::string> names;
-                 for (const auto& fam : seccomp::kFamilies)
-                     if (!fam.core) names.push_back(fam.name);
-                 std::string hint = did_you_mean(v, names);
-                 return "unknown socket family \"" + v + "\"; expected one of " + Reader::join(names) +
-                        (hint.empty() ? std::string() : "; did you mean \"" + hint + "\"?");
-             });
-         }},
+                 });
+             }},
+            path_row("run", "cwd", &Policy::cwd, "\"/work\"", "the working directory inside the jail"),
+            {{"run", "hostname", "host name", "\"stockade\"", "the jail's hostname (its own UTS namespace)", nullptr},
+             [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                 r.string(t, pre, "hostname", [&](const std::string& v) -> std::string {
+                     bool ok = !v.empty() && v.size() <= 64 && v.front() != '-' &&
+                               std::all_of(v.begin(), v.end(), [](char c) {
+                                   return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.';
+                               });
+                     if (!ok) return "expected a hostname of 1 to 64 letters, digits, '-' and '.', got \"" + v + "\"";
+                     p.hostname = v;
+                     return {};
+                 });
+             }},
 
-        // [limits]: 0 lifts a limit; otherwise each must be in a sensible range.
-        limit_duration("wall_time", &Limits::wall_ms, 1, kWeekMs, "\"30s\"", "wall-clock limit", "--timeout"),
-        limit_duration("grace", &Limits::grace_ms, 0, 3600 * 1000, "\"1s\"",
-                       "from SIGTERM to SIGKILL at the wall clock"),
-        limit_duration("cpu_time", &Limits::cpu_ms, 1, kWeekMs, "\"30s\"", "CPU time of the whole jail", "--cpu-time"),
-        limit_size("memory", &Limits::memory, 4ull << 20, 1ull << 50, "\"512M\"", "memory limit", "--memory"),
-        limit_count("pids", &Limits::pids, 1, 1 << 22, "128", "processes and threads", "--pids"),
-        {{"limits", "cpu", "number of cores, 0 lifts it", "1", "share of CPU cores", "--cpus"},
-         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
-             const toml::node* n = t.get("cpu");
-             if (!n) return;
-             std::optional<double> v;
-             if (n->is_integer()) v = static_cast<double>(n->as_integer()->get());
-             if (n->is_floating_point()) v = n->as_floating_point()->get();
-             if (!v || (*v != 0 && (*v < 0.01 || *v > 1024)))
-                 r.error(n, pre + "cpu",
-                         "expected 0 (no limit) or a number of CPU cores from 0.01 to 1024 (e.g. 0.5 or 2), got " +
-                             Reader::repr(*n));
-             else
-                 p.limits.cpus = *v;
-         }},
-        limit_size("file_size", &Limits::file_size, 4096, 1ull << 50, "\"128M\"", "largest file the program may write"),
-        limit_count("open_files", &Limits::open_files, 16, 1 << 20, "1024", "open file descriptors"),
-        limit_size("stack", &Limits::stack, 64 << 10, 1ull << 34, "\"8M\"", "stack size"),
-        limit_size("output", &Limits::output, 1, 1ull << 50, "\"64M\"", "stdout and stderr together", "--output-limit"),
-        {{"limits", "output_action", "\"truncate\" or \"kill\"", "\"truncate\"", "what happens at the output cap",
-          nullptr},
-         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
-             bool kill = p.limits.output_kill;
-             r.choice(t, pre, "output_action", kill, {{"truncate", false}, {"kill", true}});
-             p.limits.output_kill = kill;
-         }},
-        {{"limits", "require_cgroup", "boolean", "false", "refuse to run without a cgroup for the limits", nullptr},
-         [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
-             r.boolean(t, pre, "require_cgroup", p.limits.require_cgroup);
-         }},
-    };
+            // [user]
+            id_row("uid", &Policy::uid, "1000", "the uid inside the jail"),
+            id_row("gid", &Policy::gid, "1000", "the gid inside the jail"),
+            {{"user", "name", "user name", "\"sandbox\"", "the user's name in the jail's /etc/passwd", nullptr},
+             [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                 r.string(t, pre, "name", [&](const std::string& v) -> std::string {
+                     bool ok = !v.empty() && v.size() <= 32 &&
+                               (std::islower(static_cast<unsigned char>(v[0])) || v[0] == '_') &&
+                               std::all_of(v.begin(), v.end(), [](char c) {
+                                   return std::islower(static_cast<unsigned char>(c)) ||
+                                          std::isdigit(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+                               });
+                     if (!ok)
+                         return "expected a user name like \"sandbox\" ([a-z_][a-z0-9_-]*, at most 32), got \"" + v +
+                                "\"";
+                     p.user_name = v;
+                     return {};
+                 });
+             }},
+            {{"user", "home", "absolute path", "\"/home/sandbox\"", "HOME, a private tmpfs", nullptr},
+             [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                 r.string(t, pre, "home", [&](const std::string& v) -> std::string {
+                     std::string m = check_abs(v, p.home);
+                     if (m.empty() && p.home == "/") return "expected a directory below /, got \"/\"";
+                     return m;
+                 });
+             }},
+            // When stockade runs as root, the jail's user is an unprivileged host user,
+            // so a process that ever got out of the namespaces would be nobody.
+            id_row("root_host_uid", &Policy::root_host_uid, "65534", "the jail's host uid when stockade runs as root"),
+            id_row("root_host_gid", &Policy::root_host_gid, "65534", "the jail's host gid when stockade runs as root"),
+
+            // [filesystem]
+            // /etc/alternatives: Debian reaches libraries such as libblas.so.3 (numpy) through it.
+            {{"filesystem", "ro", "array of SRC[:DST]", "[\"/usr\", \"/etc/ld.so.cache\", \"/etc/alternatives\"]",
+              "host paths bound read-only", nullptr},
+             [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                 r.strings(t, pre, "ro", [&](const std::string& v, const toml::node& n) {
+                     Bind b;
+                     std::string m = parse_bind_spec(v, false, b);
+                     if (m.empty()) {
+                         b.origin = origin_of(n);
+                         p.binds.push_back(std::move(b));
+                     }
+                     return m;
+                 });
+             }},
+            {{"filesystem", "rw", "array of SRC[:DST]", "[]", "host paths bound read-write (noexec)", nullptr},
+             [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                 r.strings(t, pre, "rw", [&](const std::string& v, const toml::node& n) {
+                     Bind b;
+                     std::string m = parse_bind_spec(v, true, b);
+                     if (m.empty()) {
+                         b.origin = origin_of(n);
+                         p.binds.push_back(std::move(b));
+                     }
+                     return m;
+                 });
+             }},
+            // Debian 12 is merged-/usr: the top-level directories are links into /usr.
+            {{"filesystem", "symlinks", "table of path = target",
+              "{ \"/bin\" = \"usr/bin\", \"/sbin\" = \"usr/sbin\", \"/lib\" = \"usr/lib\", \"/lib64\" = \"usr/lib64\" }",
+              "symlinks made in the jail's root", nullptr},
+             [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                 r.string_map(t, pre, "symlinks",
+                              [&](const std::string& path, const std::string& target) -> std::string {
+                                  Symlink sl;
+                                  if (std::string m = check_abs(path, sl.path); !m.empty()) return "link path: " + m;
+                                  if (target.empty() || target.find('\0') != std::string::npos)
+                                      return "expected a non-empty link target";
+                                  sl.target = target;
+                                  p.symlinks.push_back(std::move(sl));
+                                  return {};
+                              });
+             }},
+            {{"filesystem", "proc", "\"pid\" or \"full\"", "\"pid\"", "what /proc shows", nullptr},
+             [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                 r.choice(t, pre, "proc", p.proc, {{"pid", ProcMode::Pid}, {"full", ProcMode::Full}});
+             }},
+            size_row("filesystem", "tmp_size", &Policy::tmp_size, 64 << 10, 1ull << 40, "\"128M\"", "the size of /tmp"),
+            size_row("filesystem", "home_size", &Policy::home_size, 64 << 10, 1ull << 40, "\"128M\"",
+                     "the size of HOME"),
+            size_row("filesystem", "shm_size", &Policy::shm_size, 64 << 10, 1ull << 40, "\"64M\"",
+                     "the size of /dev/shm"),
+            bool_row("filesystem", "noexec_writable", &Policy::noexec_writable, "true",
+                     "noexec on /tmp, HOME, /dev/shm and --rw binds"),
+
+            // [env]
+            {{"env", "set", "table of NAME = value",
+              "{ PATH = \"/usr/local/bin:/usr/bin:/bin\", LANG = \"C.UTF-8\", PYTHONDONTWRITEBYTECODE = \"1\" }",
+              "variables set in the jail", nullptr},
+             [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                 r.string_map(t, pre, "set", [&](const std::string& k, const std::string& v) -> std::string {
+                     if (!valid_env_key(k)) return "expected a variable name ([A-Za-z_][A-Za-z0-9_]*)";
+                     if (v.find('\0') != std::string::npos) return "value contains a NUL byte";
+                     p.env.emplace_back(k, v);
+                     return {};
+                 });
+             }},
+            {{"env", "pass", "array of names", "[\"TERM\"]", "variables passed from the caller", nullptr},
+             [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                 r.strings(t, pre, "pass", [&](const std::string& v, const toml::node&) -> std::string {
+                     if (!valid_env_key(v))
+                         return "expected a variable name ([A-Za-z_][A-Za-z0-9_]*), got \"" + v + "\"";
+                     p.env_pass.push_back(v);
+                     return {};
+                 });
+             }},
+
+            // [network]
+            {{"network", "mode", "none, loopback, proxy or host", "\"loopback\"", "the jail's network", nullptr},
+             [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                 r.choice(t, pre, "mode", p.net,
+                          {{"none", NetMode::None},
+                           {"loopback", NetMode::Loopback},
+                           {"proxy", NetMode::Proxy},
+                           {"host", NetMode::Host}});
+             }},
+            {{"network", "allow", "array of destinations", "[]", "what the proxy may reach", nullptr},
+             [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                 r.strings(t, pre, "allow", [&](const std::string& v, const toml::node&) -> std::string {
+                     net::Rule rule;
+                     std::string m = net::parse_rule(v, rule);
+                     if (m.empty()) p.net_allow.push_back(v);
+                     return m;
+                 });
+             }},
+            {{"network", "hosts", "table of name = IP", "{}", "pins for the proxy's resolver", nullptr},
+             [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                 r.string_map(t, pre, "hosts", [&](const std::string& name, const std::string& ip) -> std::string {
+                     if (!net::parse_ip(ip)) return "expected an IP address, got \"" + ip + "\"";
+                     // The same normal form the proxy gives a request's host.
+                     auto lname = net::normalize_host(name);
+                     if (!lname) return "expected a host name (letters, digits, '-' and '.'), got \"" + name + "\"";
+                     p.net_hosts.emplace_back(*lname, ip);
+                     return {};
+                 });
+             }},
+            {{"network", "proxy_port", "port", "3128", "where the proxy listens inside the jail", nullptr},
+             [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                 uint64_t port = 0;
+                 r.count(t, pre, "proxy_port", port, 1, 65535);
+                 if (port) p.proxy_port = static_cast<uint16_t>(port);
+             }},
+            {{"network", "nameservers", "array of IP[:port]", "[]", "the proxy's DNS servers (default: resolv.conf)",
+              nullptr},
+             [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                 r.strings(t, pre, "nameservers", [&](const std::string& v, const toml::node&) -> std::string {
+                     std::string m = check_nameserver(v);
+                     if (m.empty()) p.net_nameservers.push_back(v);
+                     return m;
+                 });
+             }},
+
+            // [namespaces]
+            bool_row("namespaces", "time", &Policy::time_ns, "false", "a time namespace of the jail's own"),
+
+            // [unsafe]: before [seccomp], whose allow list depends on it
+            {{"unsafe", "allow_syscalls", "array of core syscall names", "[]", "lift the hard-deny core for these",
+              nullptr},
+             [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context& c) {
+                 r.strings(t, pre, "allow_syscalls", [&](const std::string& v, const toml::node&) -> std::string {
+                     if (!seccomp::find_core(v))
+                         return "\"" + v + "\" is not in the hard-deny core; allow it in seccomp.allow instead";
+                     c.unsafe.push_back(v);
+                     return {};
+                 });
+                 p.seccomp.unsafe_allow = c.unsafe;
+             }},
+            {{"unsafe", "disable_seccomp", "boolean", "false", "no filter at all", nullptr},
+             [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                 r.boolean(t, pre, "disable_seccomp", p.seccomp.disabled);
+             }},
+            bool_row("unsafe", "host_network", &Policy::unsafe_host_network, "false", "allow network.mode = \"host\""),
+            bool_row("unsafe", "root_host_ids", &Policy::unsafe_root_host_ids, "false",
+                     "let root_host_uid/gid name any host id"),
+
+            // [seccomp]
+            {{"seccomp", "default_action", "errno, kill or log", "\"errno\"", "what an unlisted syscall gets", nullptr},
+             [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                 r.choice(t, pre, "default_action", p.seccomp.default_action,
+                          {{"errno", D::Errno}, {"kill", D::Kill}, {"log", D::Log}});
+             }},
+            // An unlisted syscall fails as on an older kernel, so libraries fall back instead of crashing.
+            {{"seccomp", "default_errno", "errno name", "\"ENOSYS\"", "the errno for unlisted syscalls", nullptr},
+             [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                 r.string(t, pre, "default_errno", [&](const std::string& v) -> std::string {
+                     auto e = errno_by_name(v);
+                     if (!e) return "expected an errno name like \"EPERM\" or \"ENOSYS\", got \"" + v + "\"";
+                     p.seccomp.default_errno = *e;
+                     return {};
+                 });
+             }},
+            {{"seccomp", "allow", "array of syscalls and @groups", "[\"@python\"]", "the allowlist", nullptr},
+             [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context& c) {
+                 SeccompPolicy& sp = p.seccomp;
+                 r.strings(t, pre, "allow", [&](const std::string& v, const toml::node&) -> std::string {
+                     std::string m = check_syscall_name(v, sp);
+                     if (!m.empty()) return m;
+                     if (seccomp::core_refuses_always(v, c.unsafe))
+                         return "\"" + v + "\" is in stockade's hard-deny core (" + seccomp::find_core(v)->why +
+                                "); allowing it needs [unsafe] allow_syscalls = [\"" + v + "\"]";
+                     sp.allow.push_back(v);
+                     return {};
+                 });
+             }},
+            {{"seccomp", "deny", "array of syscalls and @groups", "[]", "refused with deny_errno", nullptr},
+             [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                 r.strings(t, pre, "deny", [&](const std::string& v, const toml::node&) -> std::string {
+                     std::string m = check_syscall_name(v, p.seccomp);
+                     if (m.empty()) p.seccomp.deny.push_back(v);
+                     return m;
+                 });
+             }},
+            {{"seccomp", "deny_errno", "errno name", "\"EPERM\"", "the errno for denied syscalls", nullptr},
+             [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                 r.string(t, pre, "deny_errno", [&](const std::string& v) -> std::string {
+                     auto e = errno_by_name(v);
+                     if (!e) return "expected an errno name like \"EPERM\" or \"ENOSYS\", got \"" + v + "\"";
+                     p.seccomp.deny_errno = *e;
+                     return {};
+                 });
+             }},
+            {{"seccomp", "socket_families", "array of family names", "[\"unix\", \"inet\", \"inet6\"]",
+              "what socket() may create", nullptr},
+             [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                 r.strings(t, pre, "socket_families", [&](const std::string& v, const toml::node&) -> std::string {
+                     const seccomp::Family* f = seccomp::family_by_name(v);
+                     if (f && f->core) return "\"" + v + "\" sockets are in stockade's hard-deny core";
+                     if (f) {
+                         p.seccomp.socket_families.push_back(f->number);
+                         return {};
+                     }
+                     std::vector<std::string> names;
+                     for (const auto& fam : seccomp::kFamilies)
+                         if (!fam.core) names.push_back(fam.name);
+                     std::string hint = did_you_mean(v, names);
+                     return "unknown socket family \"" + v + "\"; expected one of " + Reader::join(names) +
+                            (hint.empty() ? std::string() : "; did you mean \"" + hint + "\"?");
+                 });
+             }},
+
+            // [limits]: the numeric ones come from the limits table (profile/limits),
+            // and are inserted here, before these two.
+            {{"limits", "output_action", "\"truncate\" or \"kill\"", "\"truncate\"", "what happens at the output cap",
+              nullptr},
+             [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                 bool kill = p.limits.output_kill;
+                 r.choice(t, pre, "output_action", kill, {{"truncate", false}, {"kill", true}});
+                 p.limits.output_kill = kill;
+             }},
+            {{"limits", "require_cgroup", "boolean", "false", "refuse to run without a cgroup for the limits", nullptr},
+             [](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
+                 r.boolean(t, pre, "require_cgroup", p.limits.require_cgroup);
+             }},
+        };
+        // The limits table's rows go before output_action, in the table's order.
+        auto at =
+            std::find_if(all.begin(), all.end(), [](const Row& r) { return std::string(r.doc.section) == "limits"; });
+        std::vector<Row> limits;
+        for (const auto& lr : limit_rows()) limits.push_back(limit_schema_row(lr));
+        all.insert(at, limits.begin(), limits.end());
+        return all;
+    }();
     return all;
 }
 
@@ -674,6 +696,21 @@ const std::vector<KeyDoc>& schema_keys() {
         return v;
     }();
     return docs;
+}
+
+std::string defaults_toml() {
+    // Every key at its row's default: what a profile without `extends` stands
+    // on, so each default has one home and a bare profile is as safe as the
+    // built-in one.
+    std::string out, section = "\x01";
+    for (const auto& k : schema_keys()) {
+        if (k.section != section) {
+            section = k.section;
+            if (!section.empty()) out += "[" + section + "]\n";
+        }
+        out += std::string(k.key) + " = " + k.def + "\n";
+    }
+    return out;
 }
 
 bool valid_env_key(const std::string& k) {

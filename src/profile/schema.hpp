@@ -24,6 +24,8 @@ struct KeyDoc {
     const char* cli_flag;  // a flag of run/exec that sets it ("--memory"), or nullptr
 };
 const std::vector<KeyDoc>& schema_keys();
+// Every key at its default, as one TOML document (top-level keys first).
+std::string defaults_toml();
 
 // Keys that may appear at the top of a profile file but are consumed by the loader.
 inline constexpr const char* kLoaderKeys[] = {"schema", "extends"};

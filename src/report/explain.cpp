@@ -2,6 +2,7 @@
 
 #include <iomanip>
 
+#include "profile/limits.hpp"
 #include "profile/schema.hpp"
 #include "profile/units.hpp"
 #include "seccomp/catalog.hpp"
@@ -54,21 +55,38 @@ std::string describe(const MountOp& m) {
 }
 
 void explain_limits(std::ostream& out, const profile::Limits& l) {
-    auto dur = [](uint64_t ms) -> std::string {
-        if (!ms) return "none";
-        if (ms % 1000) return std::to_string(ms) + "ms";
-        return std::to_string(ms / 1000) + "s";
-    };
-    auto size = [](uint64_t b) { return b ? profile::format_size(b) : std::string("none"); };
-    char cpus[32];
-    std::snprintf(cpus, sizeof cpus, "%g", l.cpus);
-    out << "limits:      wall " << dur(l.wall_ms) << " (then SIGTERM, SIGKILL after " << dur(l.grace_ms)
-        << "), cpu time " << dur(l.cpu_ms) << ", memory " << size(l.memory) << ", pids "
-        << (l.pids ? std::to_string(l.pids) : "none") << ", cpus " << (l.cpus > 0 ? cpus : "none") << "\n";
-    out << "             file size " << size(l.file_size) << ", open files "
-        << (l.open_files ? std::to_string(l.open_files) : "none") << ", stack " << size(l.stack)
-        << ", core dumps off, output " << size(l.output) << (l.output_kill ? " (then killed)" : " (then truncated)")
-        << "\n";
+    // One entry per row of the limits table, in its order.
+    std::vector<std::string> items;
+    for (const auto& row : profile::limit_rows()) {
+        const double v = profile::limit_value(l, row);
+        std::string shown;
+        if (v <= 0 && row.zero_lifts) {
+            shown = "none";
+        } else if (row.kind == profile::LimitKind::Duration) {
+            const auto ms = static_cast<uint64_t>(v);
+            shown = ms % 1000 ? std::to_string(ms) + "ms" : std::to_string(ms / 1000) + "s";
+        } else if (row.kind == profile::LimitKind::Size) {
+            shown = profile::format_size(static_cast<uint64_t>(v));
+        } else {
+            char b[32];
+            std::snprintf(b, sizeof b, "%g", v);
+            shown = b;
+        }
+        if (std::string(row.key) == "output" && v > 0) shown += l.output_kill ? " (then killed)" : " (then truncated)";
+        items.push_back(std::string(row.key) + " " + shown);
+    }
+    items.emplace_back("core dumps off");
+    std::string line = "limits:      ";
+    for (size_t i = 0; i < items.size(); ++i) {
+        const std::string item = items[i] + (i + 1 < items.size() ? ", " : "");
+        if (line.size() + item.size() > 100) {
+            out << line.substr(0, line.find_last_not_of(' ') + 1) << "\n";
+            line = "             ";
+        }
+        line += item;
+    }
+    out << line << "\n";
+    out << "             wall_time ends in SIGTERM, then SIGKILL after grace\n";
     out << "             in a cgroup below the caller's own; without one "
         << (l.require_cgroup ? "the run FAILS (require_cgroup)" : "rlimits stand in and the result says so") << "\n";
 }

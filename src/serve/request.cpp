@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "profile/limits.hpp"
+
 namespace stockade::serve {
 namespace {
 
@@ -141,25 +143,12 @@ Task parse_task(const json& req, bool cell, const profile::Limits& lim) {
 }
 
 void check_lowered(const profile::Limits& base, const profile::Limits& asked) {
-    auto lower = [](double b, double a) { return b == 0 ? true : (a != 0 && a <= b); };
-    struct {
-        const char* key;
-        double b, a;
-    } rows[] = {
-        {"wall_time", double(base.wall_ms), double(asked.wall_ms)},
-        {"cpu_time", double(base.cpu_ms), double(asked.cpu_ms)},
-        {"memory", double(base.memory), double(asked.memory)},
-        {"pids", double(base.pids), double(asked.pids)},
-        {"cpu", base.cpus, asked.cpus},
-        {"file_size", double(base.file_size), double(asked.file_size)},
-        {"open_files", double(base.open_files), double(asked.open_files)},
-        {"stack", double(base.stack), double(asked.stack)},
-        {"output", double(base.output), double(asked.output)},
-    };
-    for (const auto& r : rows)
-        if (!lower(r.b, r.a))
-            bad(std::string("limits.") + r.key + ": a request may only lower the server's profile limit");
-    if (base.grace_ms < asked.grace_ms) bad("limits.grace: a request may only lower the server's profile limit");
+    for (const auto& row : profile::limit_rows()) {
+        const double b = profile::limit_value(base, row), a = profile::limit_value(asked, row);
+        // Where 0 lifts the limit, a request may not ask for 0 below a set one.
+        const bool lower = row.zero_lifts ? (b == 0 || (a != 0 && a <= b)) : a <= b;
+        if (!lower) bad(std::string("limits.") + row.key + ": a request may only lower the server's profile limit");
+    }
     if (base.output_kill && !asked.output_kill) bad("limits.output_action: the server's profile kills at the cap");
     if (base.require_cgroup && !asked.require_cgroup)
         bad("limits.require_cgroup: the server's profile requires a cgroup");

@@ -7,13 +7,13 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cerrno>
 #include <cstring>
 #include <sstream>
 #include <vector>
 
 #include "jail_interface.hpp"
+#include "profile/limits.hpp"
 #include "supervise/systemd_scope.hpp"
 #include "util/error.hpp"
 #include "util/fd.hpp"
@@ -53,6 +53,12 @@ bool has_word(const std::string& text, const std::string& w) {
     while (in >> x)
         if (x == w) return true;
     return false;
+}
+
+std::string write_text(const profile::CgroupWrite& w, double v) {
+    if (w.fixed) return w.fixed;
+    if (w.format) return w.format(v);
+    return std::to_string(static_cast<uint64_t>(v));
 }
 
 std::string unique_name(const char* kind) {
@@ -183,13 +189,9 @@ public:
         dir_ = base_ + "/" + unique_name("");
         if (::mkdir(dir_.c_str(), 0755) < 0) throw_sys("mkdir", dir_);
         made_ = true;
-        if (l.memory) {
-            write_file(dir_ + "/memory.max", std::to_string(l.memory));
-            write_file(dir_ + "/memory.swap.max", "0", false);
-            write_file(dir_ + "/memory.oom.group", "1", false);  // an OOM ends the whole jail
-        }
-        if (l.pids) write_file(dir_ + "/pids.max", std::to_string(l.pids));
-        if (l.cpus > 0) write_file(dir_ + "/cpu.max", std::to_string(static_cast<long>(l.cpus * 100000)) + " 100000");
+        for (const auto& row : profile::limit_rows())
+            if (const double v = profile::limit_value(l, row); v > 0)
+                for (const auto& w : row.v2) write_file(dir_ + "/" + w.file, write_text(w, v), w.must);
         fd_ = UniqueFd(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         if (!fd_) throw_sys("open", dir_);
     }
@@ -248,16 +250,13 @@ public:
             if (::mkdir(dir.c_str(), 0755) < 0) throw_sys("mkdir", dir);
             dirs_.emplace_back(ctl, dir);
         }
-        if (l.memory) {
-            write_file(dir("memory") + "/memory.limit_in_bytes", std::to_string(l.memory));
-            // No swap either, where the kernel accounts it.
-            write_file(dir("memory") + "/memory.memsw.limit_in_bytes", std::to_string(l.memory), false);
-        }
-        if (l.pids) write_file(dir("pids") + "/pids.max", std::to_string(l.pids));
-        if (l.cpus > 0 && !dir("cpu").empty()) {
-            write_file(dir("cpu") + "/cpu.cfs_period_us", "100000", false);
-            write_file(dir("cpu") + "/cpu.cfs_quota_us", std::to_string(static_cast<long>(l.cpus * 100000)));
-        }
+        // A hierarchy that is not mounted (cpu, on some hosts) is skipped:
+        // memory and pids were required before this was made.
+        for (const auto& row : profile::limit_rows())
+            if (const double v = profile::limit_value(l, row); v > 0)
+                for (const auto& w : row.v1)
+                    if (!dir(w.controller).empty())
+                        write_file(dir(w.controller) + "/" + w.file, write_text(w, v), w.must);
     }
     ~CgroupV1() override {
         kill();
@@ -417,12 +416,9 @@ std::vector<std::pair<std::string, std::string>> degraded_without_cgroup(const p
                                                                          const std::string& why) {
     std::vector<std::pair<std::string, std::string>> d;
     d.emplace_back("cgroup", why);
-    if (l.memory) d.emplace_back("memory", "RLIMIT_AS (address space, per process) stands in");
-    if (l.pids) d.emplace_back("pids", "RLIMIT_NPROC (the jail's user, in its own user namespace) stands in");
-    if (l.cpu_ms) d.emplace_back("cpu_time", "RLIMIT_CPU per process stands in for the jail's total");
-    if (l.cpus)
-        d.emplace_back("cpu", "pinned to " + std::to_string(static_cast<int>(std::ceil(l.cpus))) +
-                                  " CPU(s) by affinity (sched_setaffinity refused): whole cores, not a share");
+    for (const auto& row : profile::limit_rows())
+        if (const double v = profile::limit_value(l, row); v > 0 && row.degraded)
+            d.emplace_back(row.key, row.degraded(v));
     return d;
 }
 

@@ -19,6 +19,7 @@
 #include <cstring>
 
 #include "jail_interface.hpp"
+#include "profile/limits.hpp"
 #include "supervise/cgroup.hpp"
 #include "jail/exec_rules.hpp"
 #include "jail/jail.hpp"
@@ -208,7 +209,7 @@ void Supervisor::start() {
 
     // The cgroup first: a failure here leaves nothing behind to undo. Whether
     // there is one is decided now, and travels beside the plan, not in it.
-    if (lim.memory || lim.pids || lim.cpus > 0 || lim.cpu_ms) {
+    if (profile::needs_cgroup(lim)) {
         std::string why;
         cg_ = create_cgroup(lim, why);
         if (!cg_ && lim.require_cgroup)

@@ -188,3 +188,21 @@ TEST_CASE("the writable tmpfs mounts together fit the memory limit") {
     p = plan::make(policy({"limits.memory=0"}), inv, host);
     CHECK(sum(p) == (448ull << 20));
 }
+
+TEST_CASE("defaults: a profile without extends gets every schema default, the same jail as the built-in one") {
+    plan::HostFacts h;
+    h.euid = 1234;
+    h.egid = 1235;
+    const Invocation inv{Invocation::Mode::Code, "", "print(1)", {}};
+    profile::Policy bare = profile::load_text("schema = 1\n", "bare.toml");
+    CHECK(bare.limits.memory == 512ull << 20);
+    CHECK(bare.limits.wall_ms == 30000);
+    CHECK(bare.limits.pids == 128);
+    CHECK(bare.seccomp.deny_errno == EPERM);
+    CHECK_FALSE(bare.seccomp.allow.empty());
+    CHECK(plan::fingerprint(plan::make(bare, inv, h)) == plan::fingerprint(plan::make(policy(), inv, h)));
+    // A bare profile's own values still win over the defaults.
+    profile::Policy own = profile::load_text("schema = 1\n[limits]\nmemory = \"64M\"\n", "own.toml");
+    CHECK(own.limits.memory == 64ull << 20);
+    CHECK(own.limits.pids == 128);
+}

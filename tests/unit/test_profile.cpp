@@ -239,3 +239,61 @@ TEST_CASE("every limit flag sets a key the schema has") {
         }
     CHECK(flags == 6);
 }
+
+TEST_CASE("defaults: every row's default is a whole value that its own row accepts") {
+    // Abbreviations ("[...]", "{...}") would not parse; a default its row
+    // refuses would break every profile.
+    CHECK_NOTHROW(load_text("schema = 1\n" + defaults_toml(), "defaults.toml"));
+    for (const auto& k : schema_keys()) {
+        CHECK_MESSAGE(std::string(k.def).find("...") == std::string::npos, k.section, ".", k.key);
+    }
+}
+
+TEST_CASE("defaults: the man page shows the schema's defaults") {
+    std::ifstream man(STOCKADE_SOURCE_DIR "/man/stockade-profile.5");
+    REQUIRE(man.good());
+    std::stringstream ss;
+    ss << man.rdbuf();
+    // Lines ".B key = value" and ".BR key " = value", ..."; roff quotes doubled.
+    std::string section;
+    size_t checked = 0;
+    for (std::string line; std::getline(ss, line);) {
+        if (line.rfind(".SH [", 0) == 0) section = line.substr(5, line.find(']') - 5);
+        std::string body;
+        if (line.rfind(".B ", 0) == 0) body = line.substr(3);
+        if (line.rfind(".BR ", 0) == 0) {
+            body = line.substr(4);
+            std::string plain;
+            for (size_t i = 0; i < body.size(); ++i) {
+                if (body[i] == '"' && i + 1 < body.size() && body[i + 1] == '"') {
+                    plain += '"';
+                    ++i;
+                } else if (body[i] != '"') {
+                    plain += body[i];
+                }
+            }
+            body = plain;
+        }
+        if (section.empty() || body.empty()) continue;
+        // "a = 1, b = 2" pairs.
+        for (size_t at = 0; at < body.size();) {
+            size_t eq = body.find(" = ", at);
+            if (eq == std::string::npos) break;
+            std::string key = body.substr(at, eq - at);
+            key.erase(0, key.find_first_not_of(" ,"));
+            size_t end = body.find(", ", eq + 3);
+            // Values with commas inside brackets or braces run to the closing one.
+            const char open = body[eq + 3];
+            if (open == '[' || open == '{') end = body.find(open == '[' ? ']' : '}', eq + 3) + 1;
+            if (end == std::string::npos || end > body.size()) end = body.size();
+            std::string value = body.substr(eq + 3, end - eq - 3);
+            for (const auto& k : schema_keys())
+                if (section == k.section && key == k.key) {
+                    CHECK_MESSAGE(value == std::string(k.def), section, ".", key, ": man says ", value);
+                    ++checked;
+                }
+            at = end;
+        }
+    }
+    CHECK(checked >= 25);  // the keys the page gives a value for
+}
