@@ -1,5 +1,8 @@
 #include "completions.hpp"
 
+#include <iostream>
+#include <memory>
+
 #include <stdexcept>
 #include <vector>
 
@@ -140,6 +143,16 @@ void write_completions(std::ostream& out, const CLI::App& app, const std::string
         fish(out, subs);
     else
         throw std::invalid_argument("completions: expected bash, zsh or fish");
+}
+
+Command add_completions_command(CLI::App& app, CommandContext& ctx) {
+    auto shell = std::make_shared<std::string>();
+    CLI::App* sub = app.add_subcommand("completions", "print a shell completion script (bash, zsh or fish)");
+    sub->add_option("SHELL", *shell, "bash, zsh or fish")->required()->check(CLI::IsMember({"bash", "zsh", "fish"}));
+    return {sub, [shell, &ctx] {
+                write_completions(std::cout, *ctx.app, *shell);
+                return 0;
+            }};
 }
 
 }  // namespace stockade

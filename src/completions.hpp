@@ -6,9 +6,13 @@
 #include <ostream>
 #include <string>
 
+#include "subcommand.hpp"
+
 namespace stockade {
 
 // Throws std::invalid_argument for an unknown shell.
 void write_completions(std::ostream& out, const CLI::App& app, const std::string& shell);
+
+Command add_completions_command(CLI::App& app, CommandContext& ctx);
 
 }  // namespace stockade

@@ -1,8 +1,8 @@
-// The contract between the supervisor (supervise/) and the jail (sandbox/ jail
-// code, inside the namespaces): the one place each of these is written down.
-//  - the fds the program holds during its last steps, which the filter knows;
-//  - the syscalls those last steps need after the filter is in;
-//  - the signals the supervisor passes in, and the init's freeze/thaw pair;
+// The contract between the supervisor (supervise/) and the jail (jail/, inside
+// the namespaces): the one place each of these is written down.
+//  - the fds, last-step syscalls and relayed signals (jail_abi.hpp, which the
+//    filter also builds on);
+//  - the init's freeze/thaw pair;
 //  - the messages from the jail (its init and the program before exec).
 // Messages are fixed-size records below PIPE_BUF, so each write is atomic and
 // never interleaves.
@@ -10,33 +10,18 @@
 #include <signal.h>
 
 #include <cstdint>
-
-#include "plan/plan.hpp"
-#include "util/exit_codes.hpp"
 #include <cstring>
 #include <string>
+
+#include "jail_abi.hpp"
+#include "plan/plan.hpp"
+#include "util/exit_codes.hpp"
 
 namespace stockade::jail {
 
 // The jail side reads the Plan it was given, nothing else.
 using plan::MountOp;
 using plan::Plan;
-
-// The program's last steps: the report socket sits at fd 3 and the filter pipe
-// at fd 4, both close-on-exec. The filter lets sendmsg through on fd 3 only.
-constexpr int kReportFd = 3;
-constexpr int kFilterFd = 4;
-// A warm jail's program (serve's runner) keeps its control socket to the
-// server here, across exec; every other jail has nothing above fd 2.
-constexpr int kControlFd = 5;
-
-// What the program's last steps call after its filter is installed, allowed
-// whatever the profile says (sendmsg only on kReportFd).
-inline constexpr const char* kLastStepSyscalls[] = {"execve", "close", "exit_group", "exit"};
-
-// Signals from the caller that the supervisor passes to the init, and the init
-// to the program.
-inline constexpr int kRelayedSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 
 struct WireMsg {
     enum Type : uint32_t {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "plan/seccomp_spec.hpp"
 #include "util/error.hpp"
 
 namespace stockade::plan {
@@ -62,13 +63,6 @@ void add_dev(std::vector<MountOp>& out, const Policy& p) {
 }
 
 }  // namespace
-
-seccomp::Spec seccomp_spec_for(const Policy& p) {
-    seccomp::Spec s = seccomp::make_spec(p.seccomp);
-    // No network at all: not even an inet socket to bind, only AF_UNIX.
-    if (p.net == profile::NetMode::None) s.socket_families = {AF_UNIX};
-    return s;
-}
 
 Plan make(const Policy& p, const Invocation& inv, const HostFacts& host) {
     Plan out;

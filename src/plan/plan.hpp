@@ -9,6 +9,7 @@
 
 #include "profile/policy.hpp"
 #include "net/allowlist.hpp"
+#include "plan/seccomp_spec.hpp"
 #include "seccomp/spec.hpp"
 
 namespace stockade::plan {
@@ -104,11 +105,6 @@ struct Plan {
 };
 
 Plan make(const profile::Policy& policy, const Invocation& inv, const HostFacts& host);
-
-// The syscall policy a run under this profile gets: the profile's [seccomp],
-// narrowed by the network mode ("none" allows AF_UNIX sockets only). Shared
-// with the build-time filter compiler, so its filters match what runs.
-seccomp::Spec seccomp_spec_for(const profile::Policy& policy);
 
 // The host-side checks plan() cannot do purely: every bind source exists, is not a
 // symlink, and is a directory or a regular file (or a device for Device ops).

@@ -3,7 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "jail_interface.hpp"
+#include "jail_abi.hpp"
 #include "util/error.hpp"
 #include "util/fd.hpp"
 

@@ -11,7 +11,7 @@
 #include <cstring>
 #include <memory>
 
-#include "jail_interface.hpp"
+#include "jail_abi.hpp"
 #include "seccomp/catalog.hpp"
 #include "seccomp/families.hpp"
 #include "util/error.hpp"

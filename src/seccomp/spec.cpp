@@ -56,42 +56,6 @@ bool has_arg_rules(const std::string& name) {
 }
 }  // namespace
 
-Spec make_spec(const profile::SeccompPolicy& p) {
-    Spec s;
-    using D = profile::SeccompPolicy::Default;
-    s.default_action = p.default_action == D::Kill  ? DefaultAction::Kill
-                       : p.default_action == D::Log ? DefaultAction::Log
-                                                    : DefaultAction::Errno;
-    s.default_errno = p.default_errno;
-    s.deny_errno = p.deny_errno;
-    s.socket_families = p.socket_families;
-    s.unsafe = p.unsafe_allow;
-    s.enabled = !p.disabled;
-    auto expand = [](const std::vector<std::string>& names, std::vector<int>& out) {
-        auto add = [&](const std::string& n) {
-            int nr = resolve(n);
-            if (nr >= 0) out.push_back(nr);
-        };
-        for (const auto& n : names) {
-            if (const Group* g = find_group(n)) {
-                for (const char* m : g->syscalls) add(m);
-            } else {
-                add(n);
-            }
-        }
-        std::sort(out.begin(), out.end());
-        out.erase(std::unique(out.begin(), out.end()), out.end());
-    };
-    expand(p.allow, s.allow);
-    expand(p.deny, s.deny);
-    std::erase_if(s.allow, [&](int nr) {
-        if (std::binary_search(s.deny.begin(), s.deny.end(), nr)) return true;
-        std::string n = name_of(nr);
-        return core_refuses_always(n, s.unsafe);
-    });
-    return s;
-}
-
 std::string canonical(const Spec& s) {
     std::string c = "v1 enabled=" + std::to_string(s.enabled) +
                     " action=" + std::to_string(static_cast<int>(s.default_action)) +

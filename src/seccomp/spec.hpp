@@ -1,12 +1,10 @@
-// The resolved syscall policy of one run: numbers, not names. Built by plan()
-// from the profile, compiled into BPF by filter.*, enforced for refusals by
+// The resolved syscall policy of one run: numbers, not names. Built by
+// plan/seccomp_spec from the profile, compiled into BPF by filter.*, enforced for refusals by
 // the supervisor (notify.*).
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include "profile/policy.hpp"
 
 namespace stockade::seccomp {
 
@@ -23,11 +21,6 @@ struct Spec {
     std::vector<std::string> unsafe;   // core rules lifted by [unsafe]
     bool learn = false;                // refusals other than the core's are recorded and let through
 };
-
-// Names and groups to numbers: groups expanded, names absent on this
-// architecture dropped, deny taking precedence over allow, and the core's
-// unconditional syscalls removed unless [unsafe] lifted them.
-Spec make_spec(const profile::SeccompPolicy& p);
 
 // Everything about a Spec that shapes its BPF, as one string: the key under
 // which build-time compiled filters are found.

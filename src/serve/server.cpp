@@ -134,7 +134,6 @@ struct Session {
     uint64_t cell_client = 0;  // 0: its client went away (cancelled): the answer goes nowhere
     std::string cell_id;
     uint64_t cell_timeout_ms = 0;
-    uint64_t deadline_ns = 0, kill_at_ns = 0;
     bool interrupted = false, killed = false, timed_out = false;
     uint64_t last_used_ns = 0, idle_ms = 0;
     uint64_t cells = 0;
@@ -177,6 +176,8 @@ private:
     void tick_queue();
     void finish_job(Job& job);
     void interrupt_cell(Session& s, bool timeout);
+    void on_cell_deadline(const std::string& sid);
+    void on_cell_grace_over(const std::string& sid);
     void drop_client(uint64_t id);
     void begin_drain();
     void probe();
@@ -470,8 +471,9 @@ void Server::op_session_run(Client& c, json& req, const std::string& id) {
     s.interrupted = s.timed_out = false;
     const uint64_t ms = t.timeout_ms ? t.timeout_ms : s.spec->policy.limits.wall_ms;
     s.cell_timeout_ms = ms;
-    s.deadline_ns = ms ? monotonic_ns() + ms * 1000000 : 0;
-    s.kill_at_ns = 0;
+    // The cell's time limit runs on its jail's own clock, as a task's does;
+    // at the end it is interrupted, and the session lives on.
+    if (ms) s.jail->supervisor().set_deadline(ms, [this, sid] { on_cell_deadline(sid); });
     s.jail->dispatch(t.to_runner);
 }
 
@@ -540,7 +542,21 @@ void Server::interrupt_cell(Session& s, bool timeout) {
     s.interrupted = true;
     s.timed_out = timeout;
     s.jail->supervisor().signal(SIGINT);
-    s.kill_at_ns = monotonic_ns() + std::max<uint64_t>(100, s.spec->policy.limits.grace_ms) * 1000000;
+    // A cell that will not stop is killed after the grace, and its session with it.
+    s.jail->supervisor().set_deadline(std::max<uint64_t>(100, s.spec->policy.limits.grace_ms),
+                                      [this, sid = s.id] { on_cell_grace_over(sid); });
+}
+
+void Server::on_cell_deadline(const std::string& sid) {
+    auto it = sessions_.find(sid);
+    if (it != sessions_.end() && it->second.busy && !it->second.interrupted) interrupt_cell(it->second, true);
+}
+
+void Server::on_cell_grace_over(const std::string& sid) {
+    auto it = sessions_.find(sid);
+    if (it == sessions_.end() || !it->second.busy || it->second.killed) return;
+    it->second.killed = true;
+    it->second.jail->kill();
 }
 
 void Server::tick_sessions() {
@@ -576,7 +592,7 @@ void Server::tick_sessions() {
             }
             reply(s.cell_client, s.cell_id, ans);
             s.busy = false;
-            s.deadline_ns = s.kill_at_ns = 0;
+            s.jail->supervisor().set_deadline(0, nullptr);
             s.last_used_ns = now;
             ++s.cells;
         }
@@ -604,12 +620,7 @@ void Server::tick_sessions() {
             it = sessions_.erase(it);
             continue;
         }
-        if (s.busy && s.deadline_ns && now >= s.deadline_ns && !s.interrupted) {
-            interrupt_cell(s, true);
-        } else if (s.busy && s.kill_at_ns && now >= s.kill_at_ns && !s.killed) {
-            s.killed = true;
-            j.kill();
-        } else if (!s.busy && s.opened && (draining_ || (s.idle_ms && now - s.last_used_ns >= s.idle_ms * 1000000))) {
+        if (!s.busy && s.opened && (draining_ || (s.idle_ms && now - s.last_used_ns >= s.idle_ms * 1000000))) {
             // Idle past its timeout, or the server is draining: nobody needs it now.
             log::info("serve",
                       "session " + s.id.substr(0, 8) + (draining_ ? " closed for the drain" : " closed: idle"));
@@ -689,7 +700,8 @@ void Server::tick() {
         bool running = std::any_of(jobs_.begin(), jobs_.end(), [](const auto& j) { return j->dispatched; });
         if (!running || pool_->size() == 0) pool_->refill(r > queued ? r - queued : 0);
     }
-    // When to look again: the nearest session deadline, or a pool retry.
+    // When to look again: the nearest idle session's end, or a pool retry
+    // (cells' time limits are their jails' own timers).
     const uint64_t now = monotonic_ns();
     int t = pool_->retry_in_ms();
     auto at = [&](uint64_t when) {
@@ -698,9 +710,7 @@ void Server::tick() {
         if (t < 0 || ms < t) t = ms;
     };
     for (const auto& [id, s] : sessions_) {
-        if (s.busy)
-            at(s.interrupted ? s.kill_at_ns : s.deadline_ns);
-        else if (s.opened && s.idle_ms)
+        if (!s.busy && s.opened && s.idle_ms)
             at(s.last_used_ns + s.idle_ms * 1000000);
     }
     timeout_ = t;

@@ -437,9 +437,22 @@ void Supervisor::handle(const pollfd* fds, size_t n) {
     if (slot_report_ >= 0 && (fds[slot_report_].revents & (POLLIN | POLLHUP))) on_report();
 }
 
+void Supervisor::set_deadline(uint64_t ms, std::function<void()> fire) {
+    deadline_ = ms ? std::move(fire) : nullptr;
+    if (ms) return arm_wall(ms);
+    struct itimerspec off {};
+    check(::timerfd_settime(wall_.get(), 0, &off, nullptr), "timerfd_settime");
+}
+
 void Supervisor::on_wall() {
     uint64_t ticks;
     (void)!::read(wall_.get(), &ticks, sizeof ticks);
+    if (deadline_) {
+        auto fire = std::move(deadline_);
+        deadline_ = nullptr;
+        fire();  // may set the next deadline
+        return;
+    }
     if (!out_.timed_out_wall) {
         out_.timed_out_wall = true;
         child_->kill(SIGTERM);  // the init passes it to the program

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -94,6 +95,10 @@ public:
     // The task starts now: the wall clock (0: none) and the CPU budget run
     // from here, and the figures in the outcome count from here.
     void begin_task(uint64_t wall_ms);
+    // The same clock with the caller's own action at its end, in place of
+    // the wall-clock limit's SIGTERM and SIGKILL (a session's cell: SIGINT,
+    // and the session lives on). Fires once; 0 disarms it.
+    void set_deadline(uint64_t ms, std::function<void()> fire);
     // Capture: what the program wrote so far, all of it that the pipes hold;
     // the output cap starts again for the next window (a session's next cell).
     std::pair<std::string, std::string> take_output(bool* truncated);
@@ -128,6 +133,7 @@ private:
     double base_rusage_ms_ = 0;  // the same, from /proc, when there is no cgroup
     bool open_ = false, have_exit_ = false, seccomp_kill_sent_ = false;
     int program_status_ = 0;
+    std::function<void()> deadline_;  // set_deadline's action, while armed
     int timeout_ = -1;
     // Where this round's fds sit in what fill() appended.
     int slot_report_ = -1, slot_wall_ = -1, slot_cpu_ = -1, slot_relay_[2] = {-1, -1};

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "plan/seccomp_spec.hpp"
 #include "profile/loader.hpp"
 #include "seccomp/catalog.hpp"
 #include "seccomp/filter.hpp"
@@ -22,7 +23,7 @@ namespace {
 Spec spec_of(std::vector<std::string> sets = {}) {
     profile::CommandLine cl;
     cl.sets = std::move(sets);
-    return make_spec(profile::load(cl).seccomp);
+    return plan::seccomp_spec(profile::load(cl).seccomp);
 }
 bool allows(const Spec& s, const char* name) { return std::binary_search(s.allow.begin(), s.allow.end(), resolve(name)); }
 }  // namespace
@@ -125,10 +126,22 @@ TEST_CASE("filters compile, and the canonical key tracks every input") {
     Compiled c = compile(s);
     CHECK(c.insns.size() > 50);
     CHECK(c.insns.size() < 4096);
-    // The build-time table (when linked) must give the same program.
-    Compiled p = compile_or_precompiled(s);
-    CHECK(p.insns.size() == c.insns.size());
-    CHECK(std::memcmp(p.insns.data(), c.insns.data(), c.insns.size() * sizeof(sock_filter)) == 0);
+    // The build-time table, the binary's own (linked here too), holds each
+    // built-in profile's filter, and it is the program compiled now.
+    for (const char* name : {"python", "strict"}) {
+        profile::CommandLine cl;
+        cl.profile = name;
+        const Spec b = plan::seccomp_spec_for(profile::load(cl));
+        const Precompiled* hit = nullptr;
+        for (const auto& pc : precompiled_filters())
+            if (canonical(b) == pc.canonical) hit = &pc;
+        REQUIRE_MESSAGE(hit != nullptr, name);
+        const Compiled now = compile(b);
+        REQUIRE(hit->count == now.insns.size());
+        CHECK(std::memcmp(hit->insns, now.insns.data(), now.insns.size() * sizeof(sock_filter)) == 0);
+        Compiled p = compile_or_precompiled(b);
+        CHECK(p.insns.size() == now.insns.size());
+    }
     Spec t = s;
     t.allow.pop_back();
     CHECK(canonical(t) != canonical(s));
