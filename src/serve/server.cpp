@@ -710,8 +710,7 @@ void Server::tick() {
         if (t < 0 || ms < t) t = ms;
     };
     for (const auto& [id, s] : sessions_) {
-        if (!s.busy && s.opened && s.idle_ms)
-            at(s.last_used_ns + s.idle_ms * 1000000);
+        if (!s.busy && s.opened && s.idle_ms) at(s.last_used_ns + s.idle_ms * 1000000);
     }
     timeout_ = t;
 }

@@ -1,5 +1,6 @@
 """Bad profiles and flags: one clear line (file:line:col, key, what was expected),
 exit 125, and nothing started."""
+import json
 import os
 
 from harness import JailTest, main
@@ -84,6 +85,35 @@ class ProfileErrorTest(JailTest):
                           "import socket, os; s = os.statvfs('/tmp'); print(socket.gethostname(), s.f_blocks * s.f_frsize)")
         self.assertOk(r)
         self.assertEqual(r.stdout, f"child {2 << 20}\n")
+
+    def test_a_profile_without_extends_gets_the_safe_defaults(self):
+        # What a bare profile's program sees: its rlimits, an unlisted syscall
+        # (ENOSYS, the allowlist's answer) and the core's (EPERM). Without the
+        # schema's defaults underneath it had no limits and no allowlist.
+        probe = ("import ctypes, os, resource\n"
+                 "libc = ctypes.CDLL(None, use_errno=True)\n"
+                 "def err(nr):\n"
+                 "    libc.syscall(nr, 0, 0, 0)\n"
+                 "    return ctypes.get_errno()\n"
+                 "print(resource.getrlimit(resource.RLIMIT_CPU)[0], resource.getrlimit(resource.RLIMIT_NOFILE)[0],\n"
+                 "      resource.getrlimit(resource.RLIMIT_FSIZE)[0], err(238), err(101))\n")
+        # The same probe with the limits lifted shows what it would see unbounded.
+        lifted = self.profile("lifted.toml", 'schema = 1\n[limits]\ncpu_time = 0\nfile_size = 0\nopen_files = 0\n')
+        r = self.stockade("run", "-p", lifted, "-c", probe)
+        self.assertOk(r)
+        cpu, _, fsize, _, _ = r.stdout.split()
+        self.assertEqual((cpu, fsize), ("-1", "-1"))
+        bare = self.profile("bare.toml", "schema = 1\n")
+        r = self.stockade("run", "-p", bare, "--result", self.path("bare.json"), "-c", probe)
+        self.assertOk(r)
+        # set_mempolicy (238) is not in @python: ENOSYS; ptrace (101) is the core's: EPERM.
+        self.assertEqual(r.stdout.split(), ["30", "1024", str(128 << 20), "38", "1"])
+        with open(self.path("bare.json")) as f:
+            res = json.load(f)
+        python = self.stockade("run", "--result", self.path("python.json"), "-c", probe)
+        self.assertOk(python)
+        with open(self.path("python.json")) as f:
+            self.assertEqual(res["profile"]["hash"], json.load(f)["profile"]["hash"])
 
     def test_shipped_profiles_check(self):
         here = os.path.dirname(os.path.abspath(__file__))
