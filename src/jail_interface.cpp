@@ -2,8 +2,6 @@
 #include "util/clock.hpp"
 
 #include <sys/socket.h>
-#include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>

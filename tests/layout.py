@@ -20,7 +20,7 @@ ALLOWED = {
     "jail": {"util", "plan", "profile", "seccomp", "jail_interface", "jail_abi"},
     "supervise": {"util", "net", "plan", "profile", "seccomp", "jail", "jail_interface", "jail_abi"},
     "report": {"util", "plan", "profile", "seccomp", "supervise", "jail_abi", "subcommand"},
-    "serve": {"util", "plan", "profile", "report", "supervise", "jail_interface", "subcommand"},
+    "serve": {"util", "plan", "profile", "report", "supervise", "jail_abi", "subcommand"},
     "mcp": {"util", "report", "serve", "supervise", "subcommand"},
     "doctor": {"util", "plan", "profile", "supervise", "subcommand"},
     "subcommand": {"util", "profile"},

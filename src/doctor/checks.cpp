@@ -1,17 +1,12 @@
 #include "doctor/checks.hpp"
 #include "util/container.hpp"
 
-#include <fcntl.h>
-#include <linux/sched.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdlib>
 #include <fstream>
-#include <sstream>
 
 #include "profile/policy.hpp"
 #include "supervise/cgroup.hpp"

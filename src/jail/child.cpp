@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 
 #include "jail/caps.hpp"
 #include "jail/jail.hpp"

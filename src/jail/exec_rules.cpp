@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <glob.h>
 #include <linux/landlock.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>

@@ -10,7 +10,6 @@
 #include "util/error.hpp"
 #include "util/fd.hpp"
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 

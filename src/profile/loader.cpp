@@ -6,9 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <sstream>
 #include <tuple>
-#include <unistd.h>
 #include <vector>
 
 #include "profile/nesting.hpp"

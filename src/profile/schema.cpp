@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <functional>
 #include <optional>
-#include <limits>
-#include <map>
 
 #include "profile/limits.hpp"
 #include "profile/units.hpp"

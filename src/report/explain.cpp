@@ -11,7 +11,6 @@
 #include "util/error.hpp"
 
 #include <algorithm>
-#include <cstring>
 
 namespace stockade::report {
 

@@ -1,11 +1,6 @@
 #include "report/learn.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include "jail_abi.hpp"
-#include "util/error.hpp"
-#include "util/fd.hpp"
 
 namespace stockade::report {
 

@@ -1,16 +1,12 @@
 #include "report/result.hpp"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <unistd.h>
 
 #include <cmath>
-#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "plan/fingerprint.hpp"
 #include "report/exit_status.hpp"
-#include "profile/units.hpp"
 #include "util/error.hpp"
 #include "util/fd.hpp"
 

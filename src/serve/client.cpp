@@ -1,7 +1,6 @@
 #include "serve/client.hpp"
 
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <cerrno>
 

@@ -8,7 +8,6 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -25,7 +24,7 @@
 #include <random>
 #include <set>
 
-#include "jail_interface.hpp"
+#include "jail_abi.hpp"
 #include "plan/host.hpp"
 #include "plan/plan.hpp"
 #include "report/result.hpp"

@@ -7,8 +7,6 @@
 #include <cerrno>
 
 #include "serve/request.hpp"
-#include "util/clock.hpp"
-#include "util/error.hpp"
 #include "util/json_in.hpp"
 
 namespace stockade::serve {

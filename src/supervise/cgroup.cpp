@@ -8,11 +8,9 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <sstream>
 #include <vector>
 
-#include "jail_interface.hpp"
 #include "profile/limits.hpp"
 #include "supervise/systemd_scope.hpp"
 #include "util/error.hpp"

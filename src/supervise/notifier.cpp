@@ -18,7 +18,6 @@
 #include <ctime>
 #include <vector>
 #include <algorithm>
-#include <map>
 
 #include "seccomp/catalog.hpp"
 #include "seccomp/families.hpp"

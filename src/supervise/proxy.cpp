@@ -1,6 +1,5 @@
 #include "supervise/proxy.hpp"
 
-#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -10,7 +9,6 @@
 
 #include "net/hostname.hpp"
 #include "supervise/http_framing.hpp"
-#include "jail_interface.hpp"
 #include "util/clock.hpp"
 
 namespace stockade::supervise {

@@ -7,8 +7,6 @@
 #include <algorithm>
 #include <cerrno>
 
-#include "util/error.hpp"
-
 namespace stockade::supervise {
 
 OutputRelay::OutputRelay(uint64_t cap, bool relay_out, bool relay_err, bool capture) : cap_(cap), capture_(capture) {

@@ -1,12 +1,10 @@
 #include "supervise/resolver.hpp"
 
 #include <ares.h>
-#include <netdb.h>
 
 #include <cstring>
 #include <memory>
 
-#include "jail_interface.hpp"
 #include "util/error.hpp"
 #include "util/clock.hpp"
 

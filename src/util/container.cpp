@@ -1,6 +1,5 @@
 #include "util/container.hpp"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdlib>
