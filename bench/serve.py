@@ -6,7 +6,10 @@ the servers' pools warm before each sample (the figure asked for is that of
 a warm pool); p50 and p90 over the rounds.
   - print(1): bare `python3 -c`, `stockade run -c`, and serve (no preload);
   - import numpy; print(1): bare python3, and serve with numpy preloaded;
-  - a session cell `x += 1`.
+  - a session cell `x += 1`;
+  - opening a session with numpy preloaded (from the warm session jail),
+    and opening one cold (a server without --preload, importing numpy in
+    the first cell) for comparison.
 Throughput: 2 clients back to back for a few seconds each, the same task
 (`import numpy; print(1)`) through serve, `stockade run` cold, and bare
 python3, as ratios to bare python3.
@@ -64,9 +67,10 @@ class Server:
             raise SystemExit("serve did not start")
         self.warm()
 
-    def warm(self, n=2):
+    def warm(self, n=2, sessions=0):
         for _ in range(3000):
-            if self.c.call({"op": "stats"})["warm"] >= n:
+            st = self.c.call({"op": "stats"})
+            if st["warm"] >= n and st.get("session_warm", 0) >= sessions:
                 return
             time.sleep(0.005)
         raise SystemExit("the pool did not warm")
@@ -76,10 +80,21 @@ class Server:
         self.p.wait(30)
 
 
+def open_close(c, first_cell):
+    # Timed to the point the session can run numpy code; the close is not.
+    t = time.perf_counter()
+    sid = c.call({"op": "session.open"})["session"]
+    if first_cell:
+        c.call({"op": "session.run", "session": sid, "code": first_cell})
+    elapsed = (time.perf_counter() - t) * 1000
+    c.call({"op": "session.close", "session": sid})
+    return elapsed
+
+
 def timed(fn):
     t = time.perf_counter()
-    fn()
-    return (time.perf_counter() - t) * 1000
+    r = fn()
+    return r if isinstance(r, float) else (time.perf_counter() - t) * 1000
 
 
 def run_quiet(argv):
@@ -166,6 +181,8 @@ def main():
             "bare python3: import numpy": lambda: run_quiet([PY, "-c", NUMPY]),
             "serve: import numpy (preloaded)": lambda: numpy.c.call({"op": "run", "code": NUMPY}),
             "serve: session cell x += 1": lambda: plain.c.call({"op": "session.run", "session": sid, "code": "x += 1"}),
+            "serve: session open, numpy preloaded": lambda: open_close(numpy.c, None),
+            "serve: session open + import numpy (cold)": lambda: open_close(plain.c, "import numpy"),
         }
         samples = {k: [] for k in contenders}
         for _ in range(a.rounds):
@@ -173,7 +190,7 @@ def main():
             random.shuffle(order)
             for k in order:
                 plain.warm()
-                numpy.warm()
+                numpy.warm(sessions=1)
                 samples[k].append(timed(contenders[k]))
         # Memory, with both pools warm and nothing running.
         plain.warm()

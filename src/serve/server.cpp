@@ -127,6 +127,7 @@ struct Session {
     std::shared_ptr<const JailSpec> spec;
     std::unique_ptr<WarmJail> jail;
     bool opened = false;  // ready, and its opener answered
+    bool warm = false;    // its jail came from the session pool
     uint64_t open_client = 0;
     std::string open_id;
     bool busy = false;         // a cell is running
@@ -199,6 +200,9 @@ private:
     UniqueFd signals_;
     std::shared_ptr<const JailSpec> base_, session_spec_;
     std::unique_ptr<Pool> pool_;
+    // With preloads, one session jail kept warm too, so opening a session
+    // costs no import (a cold one with numpy takes a few hundred ms).
+    std::unique_ptr<Pool> session_pool_;
     std::map<uint64_t, std::unique_ptr<Client>> clients_;
     std::vector<std::unique_ptr<Job>> jobs_;
     std::map<std::string, Session> sessions_;
@@ -247,7 +251,7 @@ std::shared_ptr<const JailSpec> Server::make_spec(const std::vector<std::string>
 }
 
 size_t Server::live_jails() const {
-    size_t n = pool_ ? pool_->size() : 0;
+    size_t n = (pool_ ? pool_->size() : 0) + (session_pool_ ? session_pool_->size() : 0);
     for (const auto& j : jobs_)
         if (j->jail) ++n;
     for (const auto& [id, s] : sessions_)
@@ -277,7 +281,7 @@ size_t Server::sessions_of(uid_t uid) const {
 // A waiting pool jail gives way to work that needs a jail of its own.
 bool Server::make_room() {
     if (room() > 0) return true;
-    return pool_->drop_one() && room() > 0;
+    return (pool_->drop_one() || session_pool_->drop_one()) && room() > 0;
 }
 
 Client* Server::client(uint64_t id) {
@@ -440,7 +444,10 @@ void Server::op_session_open(Client& c, const json& req, const std::string& id) 
                                        ") of --max-sessions while other uids are connected");
     if (jails_of(c.uid()) >= std::max<size_t>(1, opt_.max_jails / active_uids()) && active_uids() > 1)
         throw RequestError("busy", "uid " + std::to_string(c.uid()) + " holds its share of --max-jails");
-    if (!make_room()) throw RequestError("busy", std::to_string(opt_.max_jails) + " jails are running (--max-jails)");
+    // A warm session jail when there is one (it is counted already), else a new one.
+    std::unique_ptr<WarmJail> warm = session_pool_->take(true);
+    if (!warm && !make_room())
+        throw RequestError("busy", std::to_string(opt_.max_jails) + " jails are running (--max-jails)");
     Session s;
     s.id = random_id();
     s.owner = c.uid();
@@ -448,8 +455,13 @@ void Server::op_session_open(Client& c, const json& req, const std::string& id) 
     s.open_client = c.id();
     s.open_id = id;
     s.idle_ms = idle_ms;
-    s.jail = std::make_unique<WarmJail>(s.spec, loop_);
-    s.jail->start();
+    s.warm = static_cast<bool>(warm);
+    if (warm) {
+        s.jail = std::move(warm);
+    } else {
+        s.jail = std::make_unique<WarmJail>(s.spec, loop_);
+        s.jail->start();
+    }
     s.last_used_ns = monotonic_ns();
     log::info("serve", "session " + s.id.substr(0, 8) + " opening for client " + std::to_string(c.id()) + " uid " +
                            std::to_string(c.uid()));
@@ -512,6 +524,7 @@ void Server::op_stats(Client& c, const std::string& id) {
     c.send(id, {{"pool", pool_->target()},
                 {"warm", pool_->ready()},
                 {"warming", pool_->size() - pool_->ready()},
+                {"session_warm", session_pool_->ready()},
                 {"busy", busy},
                 {"queued", queued},
                 {"queued_bytes", queued_bytes_},
@@ -569,7 +582,8 @@ void Server::tick_sessions() {
             s.last_used_ns = now;
             log::info("serve",
                       "session " + s.id.substr(0, 8) + " open (pid " + std::to_string(j.supervisor().pid()) + ")");
-            reply(s.open_client, s.open_id, {{"session", s.id}, {"idle_timeout", s.idle_ms / 1000.0}});
+            reply(s.open_client, s.open_id,
+                  {{"session", s.id}, {"idle_timeout", s.idle_ms / 1000.0}, {"warm", s.warm}});
         }
         json r;
         while (j.pop_reply(r)) {
@@ -676,6 +690,7 @@ void Server::tick_queue() {
 
 void Server::tick() {
     pool_->tick();
+    session_pool_->tick();
     tick_jobs();
     tick_sessions();
     for (auto it = clients_.begin(); it != clients_.end();) {
@@ -697,12 +712,17 @@ void Server::tick() {
         // task runs, unless the pool is empty: an answer is not delayed by
         // the next task's jail.
         bool running = std::any_of(jobs_.begin(), jobs_.end(), [](const auto& j) { return j->dispatched; });
-        if (!running || pool_->size() == 0) pool_->refill(r > queued ? r - queued : 0);
+        if (!running || pool_->size() == 0) {
+            pool_->refill(r > queued ? r - queued : 0);
+            r = room();
+            session_pool_->refill(r > queued ? r - queued : 0);  // after the tasks' pool: tasks are most
+        }
     }
     // When to look again: the nearest idle session's end, or a pool retry
     // (cells' time limits are their jails' own timers).
     const uint64_t now = monotonic_ns();
     int t = pool_->retry_in_ms();
+    if (int st = session_pool_->retry_in_ms(); st >= 0 && (t < 0 || st < t)) t = st;
     auto at = [&](uint64_t when) {
         if (!when) return;
         int ms = when <= now ? 0 : static_cast<int>(std::min<uint64_t>((when - now) / 1000000 + 1, INT_MAX));
@@ -761,6 +781,7 @@ void Server::begin_drain() {
     log::info("serve", "draining: no new work; running tasks and cells finish");
     listener_.reset();
     pool_->clear();
+    session_pool_->clear();
     for (auto& [uid, q] : queue_)
         for (auto& w : q) reply(w.client, w.id, error_body("shutting_down", "the server is shutting down"));
     queue_.clear();
@@ -885,6 +906,8 @@ int Server::run() {
     // Root's supplementary groups must not follow it into the jails.
     if (base_->plan.clear_host_groups) check(::setgroups(0, nullptr), "setgroups", "(clear root's groups)");
     pool_ = std::make_unique<Pool>(base_, opt_.pool, loop_);
+    session_pool_ =
+        std::make_unique<Pool>(session_spec_, opt_.pool && opt_.max_sessions && !opt_.preload.empty() ? 1 : 0, loop_);
     probe();
     loop_.add(this);
     log::info("serve", "listening on " + listener_->path() + " (profile " + base_->policy.name + ", pool " +
