@@ -47,7 +47,7 @@ TEST_CASE("groups: every name is a real syscall here, none is in the uncondition
     CHECK_FALSE(find_group("@nope"));
 }
 
-TEST_CASE("make_spec: groups expand, deny beats allow, the core stays out unless lifted") {
+TEST_CASE("seccomp_spec: groups expand, deny beats allow, the core stays out unless lifted") {
     Spec s = spec_of();
     CHECK(allows(s, "read"));
     CHECK(allows(s, "ioctl"));  // allowed, with TIOCSTI carved out by the filter
