@@ -1,7 +1,6 @@
 #include "mcp/backend.hpp"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -17,6 +16,7 @@
 
 #include "util/clock.hpp"
 #include "util/error.hpp"
+#include "util/event_loop.hpp"
 #include "util/exit_codes.hpp"
 
 namespace stockade::mcp {
@@ -103,21 +103,19 @@ bool Backend::answers(const std::string& mode, uint64_t until) const {
     static const char req[] = "{\"id\": 0, \"op\": \"stats\"}\n";
     if (::send(fd.get(), req, sizeof req - 1, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof req - 1)) return false;
     std::string got;
-    while (got.find('\n') == std::string::npos) {
-        const uint64_t now = monotonic_ns();
-        if (now > until) return false;
-        struct pollfd p {
-            fd.get(), POLLIN, 0
-        };
-        if (::poll(&p, 1, static_cast<int>(std::min<uint64_t>((until - now) / 1000000 + 1, 100))) <= 0) {
-            if (ended() >= 0) return false;
-            continue;
-        }
+    bool closed = false;
+    EventLoop loop;
+    IoWatch answer(loop, fd.get(), POLLIN, [&](short) {
         char buf[4096];
         ssize_t n = ::recv(fd.get(), buf, sizeof buf, MSG_DONTWAIT);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-        if (n <= 0) return false;
-        got.append(buf, static_cast<size_t>(n));
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+        if (n <= 0) closed = true;
+        if (n > 0) got.append(buf, static_cast<size_t>(n));
+    });
+    while (got.find('\n') == std::string::npos) {
+        const uint64_t now = monotonic_ns();
+        if (closed || now > until || ended() >= 0) return false;
+        loop.run_once(static_cast<int>(std::min<uint64_t>((until - now) / 1000000 + 1, 100)));
     }
     return got.find("\"pool\"") != std::string::npos;
 }

@@ -17,9 +17,9 @@
 #include "mcp/mcp.hpp"
 #include "mcp/outputs.hpp"
 #include "mcp/tools.hpp"
-#include "supervise/event_loop.hpp"
 #include "util/clock.hpp"
 #include "util/error.hpp"
+#include "util/event_loop.hpp"
 #include "util/json_in.hpp"
 #include "util/line_buffer.hpp"
 #include "util/log.hpp"
@@ -52,6 +52,7 @@ struct Call {
     ServeCall sc;
     uint64_t started_ns = 0;
     UniqueFd fd;
+    IoWatch watch;
     std::string out;
     LineBuffer in{kMaxAnswer};
     json progress_token;
@@ -59,7 +60,7 @@ struct Call {
     int progress = 0;
 };
 
-class Server : public supervise::Source {
+class Server {
 public:
     explicit Server(const McpOptions& opt)
         : opt_(opt),
@@ -75,56 +76,28 @@ public:
         signals_ = UniqueFd(check(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK), "signalfd"));
         backend_.wait_ready(60000);
         log::info("mcp", "ready (network " + opt_.network_modes.front() + ")");
-        loop_.add(this);
+        IoWatch on_signal(loop_, signals_.get(), POLLIN, [this](short) {
+            struct signalfd_siginfo si;
+            while (::read(signals_.get(), &si, sizeof si) == sizeof si) stop_ = true;
+        });
+        stdin_w_ = IoWatch(loop_, 0, POLLIN, [this](short revents) {
+            if (revents & (POLLIN | POLLHUP | POLLERR)) read_stdin();
+        });
+        progress_t_ = Timer(loop_, [] {});  // progress() runs after every round
         // At the end of input, the calls in flight still finish and are answered.
         while (!stop_ && (!eof_ || !calls_.empty())) {
             loop_.run_once();
+            if (eof_) stdin_w_.reset();
+            if (client_gone_) calls_.clear();
             if (backend_.ended() >= 0) {
                 for (auto& [k, c] : calls_) respond_result(c->rpc_id, tool_error("stockade serve ended unexpectedly"));
                 calls_.clear();
                 throw Error("mcp: the jail server ended unexpectedly");
             }
+            progress();
         }
-        loop_.remove(this);
         if (stop_) log::info("mcp", "stopped by a signal; the jails go with the private server");
         return 0;
-    }
-
-    void fill(std::vector<pollfd>& fds) override {
-        if (!eof_) fds.push_back({0, POLLIN, 0});
-        fds.push_back({signals_.get(), POLLIN, 0});
-        keys_.clear();
-        for (auto& [k, c] : calls_) {
-            fds.push_back({c->fd.get(), static_cast<short>(POLLIN | (c->out.empty() ? 0 : POLLOUT)), 0});
-            keys_.push_back(k);
-        }
-    }
-
-    int timeout_ms() const override {
-        for (const auto& [k, c] : calls_)
-            if (!c->progress_token.is_null()) return 1000;
-        return -1;
-    }
-
-    void handle(const pollfd* fds, size_t n) override {
-        size_t i = 0;
-        if (!eof_) {
-            if (i < n && (fds[i].revents & (POLLIN | POLLHUP | POLLERR))) read_stdin();
-            ++i;
-        }
-        if (i < n && (fds[i].revents & POLLIN)) {
-            struct signalfd_siginfo si;
-            while (::read(signals_.get(), &si, sizeof si) == sizeof si) stop_ = true;
-        }
-        ++i;
-        for (size_t k = 0; i < n && k < keys_.size(); ++i, ++k) {
-            auto it = calls_.find(keys_[k]);
-            if (it == calls_.end()) continue;
-            if (fds[i].revents & POLLOUT) flush(*it->second);
-            if (fds[i].revents & (POLLIN | POLLHUP | POLLERR))
-                if (read_call(*it->second)) calls_.erase(it);
-        }
-        progress();
     }
 
 private:
@@ -134,9 +107,10 @@ private:
             ssize_t w = ::write(1, line.data() + off, line.size() - off);
             if (w < 0 && errno == EINTR) continue;
             if (w <= 0) {
-                // The client is gone: nobody reads the answers, the runs go with us.
+                // The client is gone: nobody reads the answers, the runs go
+                // with us (after this round: a call may be answering now).
                 eof_ = true;
-                calls_.clear();
+                client_gone_ = true;
                 return;
             }
             off += static_cast<size_t>(w);
@@ -292,17 +266,27 @@ private:
             c->progress_token = params["_meta"]["progressToken"];
             c->next_progress_ns = monotonic_ns();
         }
+        c->watch = IoWatch(loop_, c->fd.get(), POLLIN, [this, id](short revents) { on_call(id, revents); });
         flush(*c);
         calls_[id] = std::move(c);
+    }
+
+    void on_call(const std::string& id, short revents) {
+        auto it = calls_.find(id);
+        if (it == calls_.end()) return;
+        if (revents & POLLOUT) flush(*it->second);
+        if (revents & (POLLIN | POLLHUP | POLLERR))
+            if (read_call(*it->second)) calls_.erase(id);
     }
 
     void flush(Call& c) {
         while (!c.out.empty()) {
             ssize_t n = ::send(c.fd.get(), c.out.data(), c.out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
             if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) return;
+            if (n <= 0) break;
             c.out.erase(0, static_cast<size_t>(n));
         }
+        c.watch.set_events(static_cast<short>(POLLIN | (c.out.empty() ? 0 : POLLOUT)));
     }
 
     // True when the call is over (answered).
@@ -364,28 +348,39 @@ private:
             log::info("mcp", "call " + params["requestId"].dump() + " cancelled");
     }
 
+    // A progress note a second for each call that asked for them; the timer
+    // wakes the loop for the next one.
     void progress() {
         const uint64_t now = monotonic_ns();
+        uint64_t next = 0;
         for (auto& [k, c] : calls_) {
-            if (c->progress_token.is_null() || now < c->next_progress_ns) continue;
-            notify("notifications/progress",
-                   {{"progressToken", c->progress_token}, {"progress", c->progress}, {"message", "running"}});
-            ++c->progress;
-            c->next_progress_ns = now + 1000000000ull;
+            if (c->progress_token.is_null()) continue;
+            if (now >= c->next_progress_ns) {
+                notify("notifications/progress",
+                       {{"progressToken", c->progress_token}, {"progress", c->progress}, {"message", "running"}});
+                ++c->progress;
+                c->next_progress_ns = now + 1000000000ull;
+            }
+            if (!next || c->next_progress_ns < next) next = c->next_progress_ns;
         }
+        if (next)
+            progress_t_.arm_at_ns(next);
+        else
+            progress_t_.disarm();
     }
 
     McpOptions opt_;
     ToolConfig cfg_;
     Backend backend_;
     Outputs outputs_;  // files in backend_'s directory: declared after it, so gone before it
-    supervise::EventLoop loop_;
+    EventLoop loop_;
     UniqueFd signals_;
+    IoWatch stdin_w_;
+    Timer progress_t_;
     std::map<std::string, std::unique_ptr<Call>> calls_;
-    std::vector<std::string> keys_;
     std::set<std::string> degraded_seen_;
     LineBuffer in_{kMaxMessage};
-    bool eof_ = false, stop_ = false, skipping_ = false;
+    bool eof_ = false, stop_ = false, skipping_ = false, client_gone_ = false;
 };
 
 }  // namespace

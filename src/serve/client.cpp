@@ -24,12 +24,28 @@ std::string answer_line(const std::string& id, const nlohmann::json& body) {
     return line;
 }
 
+Client::Client(EventLoop& loop, UniqueFd fd, uint64_t id, uid_t uid, OnLine on_line)
+    : fd_(std::move(fd)),
+      id_(id),
+      uid_(uid),
+      on_line_(std::move(on_line)),
+      watch_(loop, fd_.get(), POLLIN, [this](short revents) { on_ready(revents); }) {}
+
+void Client::update() {
+    short ev = 0;
+    if (reading_ && !gone_ && !paused_) ev |= POLLIN;
+    if (out_off_ < out_.size()) ev |= POLLOUT;
+    // Nothing asked: still watched for the hang-up, which poll reports whatever is asked.
+    watch_.set_events(ev ? ev : static_cast<short>(POLLHUP));
+}
+
 void Client::drop() {
     gone_ = true;
     reading_ = false;
     out_.clear();
     out_off_ = 0;
     in_.clear();
+    update();
 }
 
 void Client::send_line(std::string line) {
@@ -46,22 +62,15 @@ void Client::send_line(std::string line) {
     write_some();
 }
 
-void Client::fill(std::vector<pollfd>& fds) {
-    short ev = 0;
-    if (reading_ && !gone_ && !paused_) ev |= POLLIN;
-    if (out_off_ < out_.size()) ev |= POLLOUT;
-    fds.push_back({fd_.get(), ev, 0});
-}
-
-void Client::handle(const pollfd* fds, size_t n) {
-    if (n != 1) return;
-    if (fds[0].revents & POLLOUT) write_some();
-    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+void Client::on_ready(short revents) {
+    if (revents & POLLOUT) write_some();
+    if (revents & (POLLIN | POLLHUP | POLLERR)) {
         if (reading_ && !gone_ && !paused_)
             read_some();
-        else if (fds[0].revents & (POLLHUP | POLLERR))
+        else if (revents & (POLLHUP | POLLERR))
             drop();
     }
+    update();
 }
 
 void Client::read_some() {
@@ -112,6 +121,7 @@ void Client::write_some() {
         out_.erase(0, out_off_);  // what was written is not kept
         out_off_ = 0;
     }
+    update();
 }
 
 }  // namespace stockade::serve

@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "supervise/event_loop.hpp"
+#include "util/event_loop.hpp"
 #include "util/fd.hpp"
 #include "util/line_buffer.hpp"
 
@@ -26,11 +26,11 @@ constexpr size_t kMaxUnread = 128u << 20;  // answers it has not read
 // echoed token for token (a 29-digit id comes back as 29 digits, not 1e+29).
 std::string answer_line(const std::string& id, const nlohmann::json& body);
 
-class Client : public supervise::Source {
+class Client {
 public:
     using OnLine = std::function<void(Client&, std::string_view)>;
-    Client(UniqueFd fd, uint64_t id, uid_t uid, OnLine on_line)
-        : fd_(std::move(fd)), id_(id), uid_(uid), on_line_(std::move(on_line)) {}
+    // On the loop from here until destroyed.
+    Client(EventLoop& loop, UniqueFd fd, uint64_t id, uid_t uid, OnLine on_line);
 
     uint64_t id() const { return id_; }
     uid_t uid() const { return uid_; }
@@ -40,21 +40,27 @@ public:
     // Closed by the peer, or dropped for misbehaving (and every answer sent).
     bool gone() const { return gone_ && out_.size() == out_off_; }
     // No more requests are read; what is queued is still written (draining).
-    void stop_reading() { reading_ = false; }
+    void stop_reading() {
+        reading_ = false;
+        update();
+    }
     // Reading waits while this client's work fills its share (the server's
     // call): the socket's own buffer then pushes back on the client.
-    void pause(bool p) { paused_ = p; }
+    void pause(bool p) {
+        paused_ = p;
+        update();
+    }
     bool has_output() const { return out_off_ < out_.size(); }
     size_t unread() const { return out_.size() - out_off_; }
     // Drops the connection now: nothing more is read or written.
     void drop();
 
-    void fill(std::vector<pollfd>& fds) override;
-    void handle(const pollfd* fds, size_t n) override;
-
 private:
+    void on_ready(short revents);
     void read_some();
     void write_some();
+    // What to wait for, from the state: called wherever it changes.
+    void update();
 
     UniqueFd fd_;
     uint64_t id_;
@@ -64,6 +70,7 @@ private:
     std::string out_;
     size_t out_off_ = 0;
     bool gone_ = false, reading_ = true, paused_ = false;
+    IoWatch watch_;
 };
 
 }  // namespace stockade::serve

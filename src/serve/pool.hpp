@@ -14,7 +14,7 @@ namespace stockade::serve {
 
 class Pool {
 public:
-    Pool(std::shared_ptr<const JailSpec> spec, size_t target, supervise::EventLoop& loop)
+    Pool(std::shared_ptr<const JailSpec> spec, size_t target, EventLoop& loop)
         : spec_(std::move(spec)), target_(target), loop_(loop) {}
 
     // A ready jail (or, with warming, one still starting), or nullptr.
@@ -42,7 +42,7 @@ public:
 private:
     std::shared_ptr<const JailSpec> spec_;
     size_t target_;
-    supervise::EventLoop& loop_;
+    EventLoop& loop_;
     std::vector<std::unique_ptr<WarmJail>> jails_;
     uint64_t refills_ = 0, failures_ = 0;
     unsigned consecutive_failures_ = 0;

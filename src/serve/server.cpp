@@ -34,10 +34,10 @@
 #include "serve/request.hpp"
 #include "serve/runner.hpp"
 #include "serve/warm_jail.hpp"
-#include "supervise/event_loop.hpp"
 #include "supervise/proxy.hpp"
 #include "util/clock.hpp"
 #include "util/error.hpp"
+#include "util/event_loop.hpp"
 #include "util/fd.hpp"
 #include "util/json_in.hpp"
 #include "util/log.hpp"
@@ -46,7 +46,6 @@ namespace stockade::serve {
 namespace {
 
 using nlohmann::json;
-using supervise::EventLoop;
 
 // What one request may be: a few levels deep (files -> path -> {"b64"}),
 // one value per file, argument or limit, within kMaxRequest bytes.
@@ -147,15 +146,11 @@ struct Queued {
     size_t bytes;
 };
 
-class Server : public supervise::Source {
+class Server {
 public:
     Server(const profile::CommandLine& cl, const ServeOptions& opt, char** envp) : cl_(cl), opt_(opt), envp_(envp) {}
 
     int run();
-
-    void fill(std::vector<pollfd>& fds) override;
-    void handle(const pollfd* fds, size_t n) override;
-    int timeout_ms() const override { return timeout_; }
 
 private:
     std::shared_ptr<const JailSpec> make_spec(const std::vector<std::string>& extra_sets, bool session);
@@ -213,9 +208,11 @@ private:
     FdBudget fds_;
     uint64_t next_client_ = 1;
     bool draining_ = false;
-    int timeout_ = -1;
+    // The listening socket and the signals on the loop; a wake-up for the
+    // nearest idle session's end or pool retry.
+    IoWatch listen_w_, signals_w_;
+    Timer wake_;
     uint64_t served_ = 0, cold_ = 0, warm_served_ = 0, task_failures_ = 0, refused_ = 0;
-    int slot_listen_ = -1, slot_signals_ = -1;
     uint64_t last_refusal_log_ns_ = 0, refusals_unlogged_ = 0;
 };
 
@@ -731,14 +728,16 @@ void Server::tick() {
     for (const auto& [id, s] : sessions_) {
         if (!s.busy && s.opened && s.idle_ms) at(s.last_used_ns + s.idle_ms * 1000000);
     }
-    timeout_ = t;
+    if (t >= 0)
+        wake_.arm_in_ms(static_cast<uint64_t>(t));
+    else
+        wake_.disarm();
 }
 
 void Server::drop_client(uint64_t id) {
     auto cit = clients_.find(id);
     if (cit == clients_.end()) return;
     log::info("serve", "client " + std::to_string(id) + " gone");
-    loop_.remove(cit->second.get());
     clients_.erase(cit);
     for (auto it = queue_.begin(); it != queue_.end();) {
         auto& q = it->second;
@@ -779,6 +778,7 @@ void Server::begin_drain() {
     if (draining_) return;
     draining_ = true;
     log::info("serve", "draining: no new work; running tasks and cells finish");
+    listen_w_.reset();
     listener_.reset();
     pool_->clear();
     session_pool_->clear();
@@ -836,31 +836,10 @@ void Server::accept_clients() {
         const uint64_t id = next_client_++;
         log::info("serve", "client " + std::to_string(id) + " connected: uid " + std::to_string(p->uid) + " pid " +
                                std::to_string(p->pid));
-        auto c = std::make_unique<Client>(std::move(p->fd), id, p->uid,
+        auto c = std::make_unique<Client>(loop_, std::move(p->fd), id, p->uid,
                                           [this](Client& cl, std::string_view line) { on_line(cl, line); });
-        loop_.add(c.get());
         clients_.emplace(id, std::move(c));
     }
-}
-
-void Server::fill(std::vector<pollfd>& fds) {
-    const size_t base = fds.size();
-    slot_listen_ = slot_signals_ = -1;
-    if (listener_) {
-        slot_listen_ = static_cast<int>(fds.size() - base);
-        fds.push_back({listener_->fd(), POLLIN, 0});
-    }
-    slot_signals_ = static_cast<int>(fds.size() - base);
-    fds.push_back({signals_.get(), POLLIN, 0});
-}
-
-void Server::handle(const pollfd* fds, size_t n) {
-    if (slot_signals_ >= 0 && static_cast<size_t>(slot_signals_) < n && (fds[slot_signals_].revents & POLLIN)) {
-        struct signalfd_siginfo si;
-        while (::read(signals_.get(), &si, sizeof si) == sizeof si) begin_drain();
-    }
-    if (slot_listen_ >= 0 && listener_ && static_cast<size_t>(slot_listen_) < n && (fds[slot_listen_].revents & POLLIN))
-        accept_clients();
 }
 
 // A server whose profile cannot run here (no cgroup where the profile
@@ -909,7 +888,12 @@ int Server::run() {
     session_pool_ =
         std::make_unique<Pool>(session_spec_, opt_.pool && opt_.max_sessions && !opt_.preload.empty() ? 1 : 0, loop_);
     probe();
-    loop_.add(this);
+    signals_w_ = IoWatch(loop_, signals_.get(), POLLIN, [this](short) {
+        struct signalfd_siginfo si;
+        while (::read(signals_.get(), &si, sizeof si) == sizeof si) begin_drain();
+    });
+    listen_w_ = IoWatch(loop_, listener_->fd(), POLLIN, [this](short) { accept_clients(); });
+    wake_ = Timer(loop_, [] {});  // tick() runs after every round
     log::info("serve", "listening on " + listener_->path() + " (profile " + base_->policy.name + ", pool " +
                            std::to_string(opt_.pool) + (opt_.preload.empty() ? "" : ", preload " + opt_.preload) +
                            ", max " + std::to_string(opt_.max_jails) + " jails, " + std::to_string(fds_.clients) +
@@ -921,7 +905,7 @@ int Server::run() {
         tick();
     }
     // Answers still queued, for clients that read them, for up to 2 s.
-    loop_.remove(this);
+    signals_w_.reset();
     for (auto& [id, c] : clients_) c->stop_reading();
     const uint64_t until = monotonic_ns() + 2000000000ull;
     while (monotonic_ns() < until) {

@@ -51,22 +51,28 @@ json clean_reply(const json& m) {
 
 }  // namespace
 
-WarmJail::WarmJail(std::shared_ptr<const JailSpec> spec, supervise::EventLoop& loop)
+WarmJail::WarmJail(std::shared_ptr<const JailSpec> spec, EventLoop& loop)
     : spec_(std::move(spec)),
       loop_(loop),
-      sup_(spec_->plan, supervise::Supervisor::Options{.capture = true, .warm = true}),
+      sup_(spec_->plan, loop, supervise::Supervisor::Options{.capture = true, .warm = true}),
       in_(kMaxLine) {}
 
-WarmJail::~WarmJail() {
-    loop_.remove(this);
-    sup_.kill();
-}
+WarmJail::~WarmJail() { sup_.kill(); }
 
 void WarmJail::start() {
     sup_.start();
     ::fcntl(sup_.control_fd(), F_SETFL, O_NONBLOCK);
     control_open_ = true;
-    loop_.add(this);
+    control_w_ = IoWatch(loop_, sup_.control_fd(), POLLIN, [this](short revents) {
+        if (!control_open_) return;
+        if (revents & POLLOUT) write_control();
+        if (revents & (POLLIN | POLLHUP | POLLERR)) read_control(false);
+    });
+    after_round_ = Hook(loop_, Hook::When::Post, [this] { check_ended(); });
+}
+
+void WarmJail::watch_control() {
+    control_w_.set_events(control_open_ ? static_cast<short>(POLLIN | (out_.empty() ? 0 : POLLOUT)) : 0);
 }
 
 void WarmJail::dispatch(const nlohmann::json& msg) {
@@ -93,6 +99,7 @@ void WarmJail::close_control() {
     out_.clear();
     out_off_ = 0;
     in_.clear();
+    watch_control();
 }
 
 void WarmJail::on_line(std::string_view line) {
@@ -149,7 +156,7 @@ void WarmJail::write_control() {
     while (control_open_ && out_off_ < out_.size()) {
         ssize_t n = ::send(sup_.control_fd(), out_.data() + out_off_, out_.size() - out_off_, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && errno == EAGAIN) return;
+        if (n < 0 && errno == EAGAIN) break;
         if (n < 0) {
             close_control();
             return;
@@ -160,22 +167,11 @@ void WarmJail::write_control() {
         out_.clear();
         out_off_ = 0;
     }
+    watch_control();
 }
 
-void WarmJail::fill(std::vector<pollfd>& fds) {
-    const size_t before = fds.size();
-    if (control_open_) fds.push_back({sup_.control_fd(), static_cast<short>(POLLIN | (out_.empty() ? 0 : POLLOUT)), 0});
-    own_fds_ = fds.size() - before;
-    sup_.fill(fds);
-}
-
-void WarmJail::handle(const pollfd* fds, size_t n) {
-    if (n < own_fds_) return;
-    if (own_fds_ && control_open_) {
-        if (fds[0].revents & POLLOUT) write_control();
-        if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) read_control(false);
-    }
-    sup_.handle(fds + own_fds_, n - own_fds_);
+// After every round of the loop: the supervisor's events may have ended the jail.
+void WarmJail::check_ended() {
     // Over when the init reports the program's end (everything in the jail
     // is gone by then), or when the jail is gone without a report.
     if ((sup_.done() || (sup_.exited() && state_ != State::Warming)) && state_ != State::Ended) {

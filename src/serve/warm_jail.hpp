@@ -26,13 +26,15 @@ struct JailSpec {
     std::string preload;  // comma-separated module names
 };
 
-class WarmJail : public supervise::Source {
+class WarmJail {
 public:
     enum class State { Warming, Ready, Busy, Ended };
 
-    // Registers itself on the loop once started, and leaves it when destroyed.
-    WarmJail(std::shared_ptr<const JailSpec> spec, supervise::EventLoop& loop);
-    ~WarmJail() override;
+    // On the loop once started, and off it when destroyed.
+    WarmJail(std::shared_ptr<const JailSpec> spec, EventLoop& loop);
+    ~WarmJail();
+    WarmJail(const WarmJail&) = delete;
+    WarmJail& operator=(const WarmJail&) = delete;
     // Throws Error when the jail cannot be started.
     void start();
 
@@ -54,19 +56,19 @@ public:
     supervise::Outcome collect();
     void kill() { sup_.kill(); }
 
-    void fill(std::vector<pollfd>& fds) override;
-    void handle(const pollfd* fds, size_t n) override;
-    int timeout_ms() const override { return sup_.timeout_ms(); }
-
 private:
     void on_line(std::string_view line);
     void read_control(bool all);
     void write_control();
     void close_control();
+    void watch_control();
+    void check_ended();
 
     std::shared_ptr<const JailSpec> spec_;
-    supervise::EventLoop& loop_;
+    EventLoop& loop_;
     supervise::Supervisor sup_;
+    IoWatch control_w_;
+    Hook after_round_;
     State state_ = State::Warming;
     std::string warmup_error_;
     LineBuffer in_;
@@ -74,7 +76,6 @@ private:
     size_t out_off_ = 0;
     std::deque<nlohmann::json> replies_;
     bool control_open_ = false;
-    size_t own_fds_ = 0;
 };
 
 }  // namespace stockade::serve

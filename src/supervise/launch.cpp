@@ -6,32 +6,12 @@
 #include <unistd.h>
 
 #include "jail_interface.hpp"
-#include "supervise/event_loop.hpp"
 #include "supervise/supervisor.hpp"
 #include "util/error.hpp"
+#include "util/event_loop.hpp"
 #include "util/fd.hpp"
 
 namespace stockade::supervise {
-namespace {
-
-// The caller's signals, read from a signalfd and handed to the one jail.
-class CallerSignals : public Source {
-public:
-    CallerSignals(const sigset_t& set, Supervisor& jail)
-        : fd_(check(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK), "signalfd")), jail_(jail) {}
-    void fill(std::vector<pollfd>& fds) override { fds.push_back({fd_.get(), POLLIN, 0}); }
-    void handle(const pollfd* fds, size_t n) override {
-        if (n != 1 || !(fds[0].revents & POLLIN)) return;
-        struct signalfd_siginfo si;
-        while (::read(fd_.get(), &si, sizeof si) == sizeof si) jail_.signal(static_cast<int>(si.ssi_signo));
-    }
-
-private:
-    UniqueFd fd_;
-    Supervisor& jail_;
-};
-
-}  // namespace
 
 Outcome launch(const plan::Plan& plan) {
     sigset_t caller;
@@ -46,12 +26,15 @@ Outcome launch(const plan::Plan& plan) {
     // the jail, and after setgroups=deny the jail could never shed them.
     if (plan.clear_host_groups) check(::setgroups(0, nullptr), "setgroups", "(clear root's groups)");
 
-    Supervisor jail(plan);
-    jail.start();
-    CallerSignals signals(caller, jail);
     EventLoop loop;
-    loop.add(&jail);
-    loop.add(&signals);
+    Supervisor jail(plan, loop);
+    jail.start();
+    // The caller's signals, from a signalfd, handed to the one jail.
+    UniqueFd signals(check(::signalfd(-1, &caller, SFD_CLOEXEC | SFD_NONBLOCK), "signalfd"));
+    IoWatch on_signal(loop, signals.get(), POLLIN, [&](short) {
+        struct signalfd_siginfo si;
+        while (::read(signals.get(), &si, sizeof si) == sizeof si) jail.signal(static_cast<int>(si.ssi_signo));
+    });
     while (!jail.done()) loop.run_once();
     return jail.collect();
 }

@@ -21,6 +21,7 @@ uint64_t now_ms() { return monotonic_ns() / 1000000; }
 
 struct Proxy::Conn {
     UniqueFd client, upstream;
+    IoWatch client_w, upstream_w;
     enum class State { Head, Resolving, Connecting, Tunnel, Draining, Done } state = State::Head;
     uint64_t serial = 0;
     uint64_t lookup = 0;  // the resolver's id while Resolving
@@ -58,8 +59,13 @@ size_t g_budget = 512;
 void Proxy::set_process_budget(size_t connections) { g_budget = connections ? connections : 1; }
 size_t Proxy::process_connections() { return g_live; }
 
-Proxy::Proxy(Options o, uint64_t t0_ns)
-    : opt_(std::move(o)), t0_(t0_ns), resolver_(opt_.nameservers, opt_.resolve_timeout_ms) {}
+Proxy::Proxy(Options o, uint64_t t0_ns, EventLoop& loop)
+    : opt_(std::move(o)),
+      t0_(t0_ns),
+      loop_(loop),
+      wake_(loop, [] {}),  // a deadline: prepare() runs the timeouts
+      prepare_(loop, Hook::When::Prepare, [this] { prepare(); }),
+      resolver_(opt_.nameservers, opt_.resolve_timeout_ms, loop) {}
 Proxy::~Proxy() {
     for (auto& c : conns_)
         if (c->counted) --g_live;
@@ -82,7 +88,20 @@ NetRecord* Proxy::add_record(const std::string& method, const std::string& host,
     return &records_.back();
 }
 
-void Proxy::fill(std::vector<pollfd>& fds) {
+void Proxy::add_listener(int fd) {
+    listener_ = UniqueFd(fd);
+    // After the connections in a round: closes already queued free their
+    // slots before new clients are taken.
+    listener_w_ = IoWatch(
+        loop_, fd, POLLIN,
+        [this](short revents) {
+            if (revents) accept_one();
+        },
+        1);
+}
+
+void Proxy::prepare() {
+    const int next = expire();
     for (auto& c : conns_) {
         short ce = 0, ue = 0;
         switch (c->state) {
@@ -104,69 +123,60 @@ void Proxy::fill(std::vector<pollfd>& fds) {
             case Conn::State::Done:
                 break;
         }
-        if (c->client && ce) fds.push_back({c->client.get(), ce, 0});
-        if (c->upstream && ue) fds.push_back({c->upstream.get(), ue, 0});
+        c->client_w.set(c->client.get(), ce);
+        c->upstream_w.set(c->upstream.get(), ue);
     }
-    resolver_.fill(fds);
-    // Last: closes already queued free their slots before new clients are taken.
-    if (listener_) fds.push_back({listener_.get(), POLLIN, 0});
+    resolver_.prepare();
+    if (next >= 0)
+        wake_.arm_in_ms(static_cast<uint64_t>(next));
+    else
+        wake_.disarm();
 }
 
-void Proxy::handle(const pollfd& p) {
-    if (!p.revents) return;
-    if (listener_ && p.fd == listener_.get()) {
-        accept_one();
-        return;
-    }
-    bool mine = false;
-    for (auto& c : conns_) mine |= (c->client && p.fd == c->client.get()) || (c->upstream && p.fd == c->upstream.get());
-    if (!mine) {
-        resolver_.handle(p);
-        conns_.erase(
-            std::remove_if(conns_.begin(), conns_.end(), [](auto& c) { return c->state == Conn::State::Done; }),
-            conns_.end());
-        return;
-    }
-    for (auto& cp : conns_) {
-        Conn& c = *cp;
-        bool is_client = c.client && p.fd == c.client.get();
-        bool is_up = c.upstream && p.fd == c.upstream.get();
-        if (!is_client && !is_up) continue;
-        c.since = now_ms();
-        if (c.state == Conn::State::Head && is_client) {
-            char buf[4096];
-            ssize_t n = ::recv(c.client.get(), buf, sizeof buf, 0);
-            if (n <= 0) {
-                close(c);
-                break;
-            }
+void Proxy::sweep() {
+    conns_.erase(std::remove_if(conns_.begin(), conns_.end(), [](auto& c) { return c->state == Conn::State::Done; }),
+                 conns_.end());
+}
+
+void Proxy::on_ready(uint64_t serial, bool client_side, short revents) {
+    Conn* cp = find(serial);
+    if (!cp) return;
+    Conn& c = *cp;
+    const bool is_client = client_side && c.client;
+    const bool is_up = !client_side && c.upstream;
+    if (!is_client && !is_up) return;
+    c.since = now_ms();
+    if (c.state == Conn::State::Head && is_client) {
+        char buf[4096];
+        ssize_t n = ::recv(c.client.get(), buf, sizeof buf, 0);
+        if (n <= 0) {
+            close(c);
+        } else {
             c.head.append(buf, static_cast<size_t>(n));
             if (c.head.find("\r\n\r\n") != std::string::npos)
                 on_head(c);
             else if (c.head.size() > kHeadMax)
                 refuse(c, 431, "request head larger than 16 KiB");
-        } else if (c.state == Conn::State::Connecting && is_up) {
-            int err = 0;
-            socklen_t len = sizeof err;
-            ::getsockopt(c.upstream.get(), SOL_SOCKET, SO_ERROR, &err, &len);
-            if (err) {
-                if (c.record >= 0) {
-                    records_[static_cast<size_t>(c.record)].allowed = false;
-                    records_[static_cast<size_t>(c.record)].reason = std::string("connect: ") + std::strerror(err);
-                }
-                refuse(c, 502, std::string("cannot connect: ") + std::strerror(err));
-                break;
+        }
+    } else if (c.state == Conn::State::Connecting && is_up) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        ::getsockopt(c.upstream.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err) {
+            if (c.record >= 0) {
+                records_[static_cast<size_t>(c.record)].allowed = false;
+                records_[static_cast<size_t>(c.record)].reason = std::string("connect: ") + std::strerror(err);
             }
+            refuse(c, 502, std::string("cannot connect: ") + std::strerror(err));
+        } else {
             c.state = Conn::State::Tunnel;
             if (c.connect_method) c.to_client = "HTTP/1.1 200 Connection established\r\n\r\n";
-        } else if (c.state == Conn::State::Tunnel || c.state == Conn::State::Draining) {
-            if (p.revents & (POLLIN | POLLHUP | POLLERR)) pump(c, is_client);
-            if (c.state != Conn::State::Done && (p.revents & POLLOUT)) flush(c, is_client);
         }
-        break;
+    } else if (c.state == Conn::State::Tunnel || c.state == Conn::State::Draining) {
+        if (revents & (POLLIN | POLLHUP | POLLERR)) pump(c, is_client);
+        if (c.state != Conn::State::Done && (revents & POLLOUT)) flush(c, is_client);
     }
-    conns_.erase(std::remove_if(conns_.begin(), conns_.end(), [](auto& c) { return c->state == Conn::State::Done; }),
-                 conns_.end());
+    sweep();
 }
 
 void Proxy::accept_one() {
@@ -187,6 +197,9 @@ void Proxy::accept_one() {
     c->since = c->born = now_ms();
     c->counted = true;
     ++g_live;
+    const uint64_t serial = c->serial;
+    c->client_w = IoWatch(loop_, -1, 0, [this, serial](short revents) { on_ready(serial, true, revents); });
+    c->upstream_w = IoWatch(loop_, -1, 0, [this, serial](short revents) { on_ready(serial, false, revents); });
     conns_.push_back(std::move(c));
 }
 
@@ -573,8 +586,7 @@ int Proxy::expire() {
         int left = static_cast<int>(limit - idle);
         if (next < 0 || left < next) next = left;
     }
-    conns_.erase(std::remove_if(conns_.begin(), conns_.end(), [](auto& c) { return c->state == Conn::State::Done; }),
-                 conns_.end());
+    sweep();
     return next;
 }
 

@@ -17,6 +17,7 @@
 #include "net/allowlist.hpp"
 #include "supervise/net_record.hpp"
 #include "supervise/resolver.hpp"
+#include "util/event_loop.hpp"
 #include "util/fd.hpp"
 
 namespace stockade::supervise {
@@ -34,7 +35,8 @@ public:
         // The records are the supervisor's memory, not the jail's: bounded.
         size_t max_records = 1000;
     };
-    Proxy(Options o, uint64_t t0_ns);
+    // Its fds and deadlines go on the loop, which must outlive it.
+    Proxy(Options o, uint64_t t0_ns, EventLoop& loop);
     ~Proxy();
 
     // Every proxy connection of this process, whichever jail it serves, counts
@@ -42,12 +44,7 @@ public:
     static void set_process_budget(size_t connections);
     static size_t process_connections();
 
-    void add_listener(int fd) { listener_ = UniqueFd(fd); }
-    // Appends the fds it wants polled; handle() takes the results back.
-    void fill(std::vector<pollfd>& fds);
-    void handle(const pollfd& p);
-    // Closes connections past their timeouts; returns the ms until the next one.
-    int expire();
+    void add_listener(int fd);
     const std::vector<NetRecord>& records() const { return records_; }
     // Records that did not fit under max_records.
     uint64_t dropped() const { return dropped_; }
@@ -55,6 +52,11 @@ public:
 private:
     struct Conn;
     void accept_one();
+    void prepare();
+    // Closes connections past their timeouts; returns the ms until the next one.
+    int expire();
+    void on_ready(uint64_t serial, bool client_side, short revents);
+    void sweep();
     void on_head(Conn& c);
     void refuse(Conn& c, int code, const std::string& why);
     void start(Conn& c, const std::string& method, const std::string& host, uint16_t port, std::string forward);
@@ -72,7 +74,11 @@ private:
 
     Options opt_;
     uint64_t t0_;
+    EventLoop& loop_;
     UniqueFd listener_;
+    IoWatch listener_w_;
+    Timer wake_;
+    Hook prepare_;
     std::vector<std::unique_ptr<Conn>> conns_;
     std::vector<NetRecord> records_;
     uint64_t dropped_ = 0;

@@ -26,8 +26,8 @@ void library_init() {
 
 }  // namespace
 
-Resolver::Resolver(std::vector<std::string> nameservers, int deadline_ms)
-    : servers_(std::move(nameservers)), deadline_ms_(deadline_ms) {}
+Resolver::Resolver(std::vector<std::string> nameservers, int deadline_ms, EventLoop& loop)
+    : servers_(std::move(nameservers)), deadline_ms_(deadline_ms), loop_(loop) {}
 
 Resolver::~Resolver() {
     pending_.clear();  // ares_destroy calls back with ARES_EDESTRUCTION: nothing left to run
@@ -103,22 +103,29 @@ void Resolver::deliver() {
     }
 }
 
-void Resolver::fill(std::vector<pollfd>& fds) const {
-    if (!channel_ || pending_.empty()) return;
-    ares_socket_t socks[ARES_GETSOCK_MAXNUM];
-    int bits = ares_getsock(static_cast<ares_channel>(channel_), socks, ARES_GETSOCK_MAXNUM);
-    for (int i = 0; i < ARES_GETSOCK_MAXNUM; ++i) {
-        short ev = 0;
-        if (ARES_GETSOCK_READABLE(bits, i)) ev |= POLLIN;
-        if (ARES_GETSOCK_WRITABLE(bits, i)) ev |= POLLOUT;
-        if (ev) fds.push_back({socks[i], ev, 0});
+void Resolver::prepare() {
+    size_t used = 0;
+    if (channel_ && !pending_.empty()) {
+        ares_socket_t socks[ARES_GETSOCK_MAXNUM];
+        int bits = ares_getsock(static_cast<ares_channel>(channel_), socks, ARES_GETSOCK_MAXNUM);
+        for (int i = 0; i < ARES_GETSOCK_MAXNUM; ++i) {
+            short ev = 0;
+            if (ARES_GETSOCK_READABLE(bits, i)) ev |= POLLIN;
+            if (ARES_GETSOCK_WRITABLE(bits, i)) ev |= POLLOUT;
+            if (!ev) continue;
+            if (used == watches_.size())
+                watches_.emplace_back(loop_, -1, 0, [this, used](short revents) { on_ready(used, revents); });
+            watches_[used++].set(socks[i], ev);
+        }
     }
+    for (size_t i = used; i < watches_.size(); ++i) watches_[i].set(-1, 0);
 }
 
-void Resolver::handle(const pollfd& p) {
-    if (!channel_ || !p.revents) return;
-    ares_socket_t r = (p.revents & (POLLIN | POLLERR | POLLHUP)) ? p.fd : ARES_SOCKET_BAD;
-    ares_socket_t w = (p.revents & POLLOUT) ? p.fd : ARES_SOCKET_BAD;
+void Resolver::on_ready(size_t slot, short revents) {
+    const int fd = watches_[slot].fd();
+    if (!channel_ || fd < 0) return;
+    ares_socket_t r = (revents & (POLLIN | POLLERR | POLLHUP)) ? fd : ARES_SOCKET_BAD;
+    ares_socket_t w = (revents & POLLOUT) ? fd : ARES_SOCKET_BAD;
     ares_process_fd(static_cast<ares_channel>(channel_), r, w);
     deliver();
 }

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "util/event_loop.hpp"
+
 struct ares_addrinfo;
 
 namespace stockade::supervise {
@@ -23,19 +25,20 @@ public:
 
     // nameservers: "IP" or "IP:port" ("[v6]:port"); empty means /etc/resolv.conf.
     // Nothing is opened until the first lookup.
-    Resolver(std::vector<std::string> nameservers, int deadline_ms);
+    Resolver(std::vector<std::string> nameservers, int deadline_ms, EventLoop& loop);
     ~Resolver();
     Resolver(const Resolver&) = delete;
     Resolver& operator=(const Resolver&) = delete;
 
-    // Starts a lookup (A and AAAA; /etc/hosts first). `done` runs from handle()
-    // or expire(), never from inside lookup(). Returns an id for cancel().
+    // Starts a lookup (A and AAAA; /etc/hosts first). `done` runs from an
+    // event on its sockets or from expire(), never from inside lookup().
+    // Returns an id for cancel().
     uint64_t lookup(const std::string& name, Done done);
     // The caller has gone: its callback will not run.
     void cancel(uint64_t id);
 
-    void fill(std::vector<pollfd>& fds) const;
-    void handle(const pollfd& p);
+    // Before each poll: c-ares' sockets of the moment, on the loop.
+    void prepare();
     // Runs c-ares' timers and the deadlines; returns the ms until the next, or -1.
     int expire();
     size_t pending() const { return pending_.size(); }
@@ -47,9 +50,12 @@ private:
     };
     static void on_result(void* arg, int status, int timeouts, ::ares_addrinfo* res);
     void ensure_channel();
+    void on_ready(size_t slot, short revents);
 
     std::vector<std::string> servers_;
     int deadline_ms_;
+    EventLoop& loop_;
+    std::vector<IoWatch> watches_;
     void* channel_ = nullptr;  // ares_channel
     uint64_t next_id_ = 1;
     std::map<uint64_t, Pending> pending_;

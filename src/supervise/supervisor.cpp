@@ -166,8 +166,9 @@ double children_cpu_ms(pid_t init) {
 }
 }  // namespace
 
-Supervisor::Supervisor(const Plan& plan, Options opt)
+Supervisor::Supervisor(const Plan& plan, EventLoop& loop, Options opt)
     : plan_(plan),
+      loop_(loop),
       opt_(opt),
       relay_(make_relay(plan, opt.capture)),
       term_(plan.terminal, plan.limits.output, plan.terminal_raw) {}
@@ -311,10 +312,11 @@ void Supervisor::start() {
         po.allow = net::Allowlist(plan.net_rules);
         for (const auto& [name, ip] : plan.net_hosts) po.pins[name] = ip;
         po.nameservers = plan.net_nameservers;
-        proxy_ = std::make_unique<Proxy>(std::move(po), t0_);
+        proxy_ = std::make_unique<Proxy>(std::move(po), t0_, loop_);
     }
     report_ = std::move(report.read);
     open_ = true;
+    watch_fds();
 }
 
 bool Supervisor::done() const {
@@ -367,71 +369,78 @@ void Supervisor::signal(int sig) {
     }
 }
 
-void Supervisor::fill(std::vector<pollfd>& fds) {
-    auto add = [&](int fd, short ev) {
-        fds.push_back({fd, ev, 0});
-        return static_cast<int>(fds.size() - 1);
-    };
-    const size_t base = fds.size();
-    auto rel = [&](int abs) { return abs < 0 ? -1 : abs - static_cast<int>(base); };
-    slot_report_ = open_ ? rel(add(report_.get(), POLLIN)) : -1;
-    slot_wall_ = rel(add(wall_.get(), POLLIN));
-    slot_cpu_ = cpu_check_ ? rel(add(cpu_check_.get(), POLLIN)) : -1;
-    for (int i = 0; i < 2; ++i) {
-        slot_relay_[i] = -1;
-        if (relay_.relaying(i)) {
-            pollfd p = relay_.poll_for(i);
-            slot_relay_[i] = rel(add(p.fd, p.events));
-        }
-    }
-    first_listener_ = fds.size() - base;
-    const int notify_wait = notifier_->wait_ms();
-    if (notify_wait == 0)
-        for (const auto& l : notifier_->listeners())
-            if (l) add(l.get(), POLLIN);
-    first_term_ = fds.size() - base;
-    term_.fill(fds);
-    first_proxy_ = fds.size() - base;
-    timeout_ = notify_wait > 0 ? notify_wait : -1;
-    if (proxy_) {
-        proxy_->fill(fds);
-        int t = proxy_->expire();
-        if (t >= 0 && (timeout_ < 0 || t < timeout_)) timeout_ = t;
-    }
-    end_ = fds.size() - base;
+void Supervisor::watch_fds() {
+    for (int i = 0; i < 2; ++i)
+        if (relay_.relaying(i))
+            relay_w_[i] = IoWatch(loop_, -1, 0, [this, i](short revents) {
+                if (revents & (POLLIN | POLLOUT | POLLHUP | POLLERR)) relay_.pump(i);
+                after_event();
+            });
+    wall_w_ = IoWatch(loop_, wall_.get(), POLLIN, [this](short revents) {
+        if (revents & POLLIN) on_wall();
+    });
+    if (cpu_check_)
+        cpu_w_ = IoWatch(loop_, cpu_check_.get(), POLLIN, [this](short revents) {
+            if (revents & POLLIN) on_cpu_check();
+        });
+    // After the relays within a round: what the program wrote before it
+    // exited is passed on before its exit is read.
+    report_w_ = IoWatch(
+        loop_, report_.get(), POLLIN,
+        [this](short revents) {
+            if (!(revents & (POLLIN | POLLHUP))) return;
+            on_report();
+            after_event();
+        },
+        1);
+    term_.bind(loop_, [this](bool stop) {
+        if (stop) suspend();
+        after_event();
+    });
+    notify_wait_ = Timer(loop_, [] {});  // only wakes the loop: prepare() opens the listeners again
+    prepare_ = Hook(loop_, Hook::When::Prepare, [this] { prepare(); });
 }
 
-void Supervisor::handle(const pollfd* fds, size_t n) {
-    if (n != end_) return;  // not this round's layout (cannot happen; be safe)
+void Supervisor::prepare() {
+    for (int i = 0; i < 2; ++i) {
+        if (!relay_w_[i]) continue;
+        if (relay_.relaying(i)) {
+            pollfd p = relay_.poll_for(i);
+            relay_w_[i].set(p.fd, p.events);
+        } else {
+            relay_w_[i].reset();
+        }
+    }
+    const int wait = notifier_->wait_ms();
+    for (auto& w : listener_w_) w.set_events(wait == 0 ? POLLIN : 0);
+    if (wait > 0)
+        notify_wait_.arm_in_ms(static_cast<uint64_t>(wait));
+    else
+        notify_wait_.disarm();
+}
+
+// What any event may have changed: the output cap, or a seccomp kill that
+// must take the whole jail.
+void Supervisor::after_event() {
     const profile::Limits& lim = plan_.limits;
-    if (proxy_)
-        for (size_t i = first_proxy_; i < n; ++i) proxy_->handle(fds[i]);
-    bool stop = false;
-    for (size_t i = first_term_; i < first_proxy_; ++i) stop |= term_.handle(fds[i]);
-    if (stop) suspend();
-    if (term_.over_cap() && lim.output_kill && !out_.output_killed) {
+    if ((term_.over_cap() || relay_.over_cap()) && lim.output_kill && !out_.output_killed) {
         out_.output_killed = true;
         child_->kill(SIGKILL);
-    }
-    for (size_t i = first_listener_; i < first_term_; ++i) {
-        if (fds[i].revents & POLLIN) notifier_->drain(fds[i].fd);
-        if (fds[i].revents & (POLLHUP | POLLERR | POLLNVAL)) notifier_->close_listener(fds[i].fd);
     }
     if (notifier_->wants_jail_killed() && !seccomp_kill_sent_) {
         seccomp_kill_sent_ = true;
         child_->kill(SIGKILL);
     }
-    for (int i = 0; i < 2; ++i) {
-        if (slot_relay_[i] < 0 || !(fds[slot_relay_[i]].revents & (POLLIN | POLLOUT | POLLHUP | POLLERR))) continue;
-        relay_.pump(i);
-        if (relay_.over_cap() && lim.output_kill && !out_.output_killed) {
-            out_.output_killed = true;
-            child_->kill(SIGKILL);
-        }
-    }
-    if (fds[slot_wall_].revents & POLLIN) on_wall();
-    if (slot_cpu_ >= 0 && (fds[slot_cpu_].revents & POLLIN)) on_cpu_check();
-    if (slot_report_ >= 0 && (fds[slot_report_].revents & (POLLIN | POLLHUP))) on_report();
+}
+
+void Supervisor::on_listener(int fd, short revents) {
+    if (revents & POLLIN) notifier_->drain(fd);
+    if (revents & (POLLHUP | POLLERR | POLLNVAL)) notifier_->close_listener(fd);
+    // Closed (every process under that filter is gone): its number may be reused.
+    const auto& ls = notifier_->listeners();
+    if (std::none_of(ls.begin(), ls.end(), [fd](const UniqueFd& l) { return l.get() == fd; }))
+        std::erase_if(listener_w_, [fd](const IoWatch& w) { return w.fd() == fd; });
+    after_event();
 }
 
 void Supervisor::set_deadline(uint64_t ms, std::function<void()> fire) {
@@ -475,6 +484,7 @@ void Supervisor::on_report() {
         for (int i = 0; i < npassed; ++i) ::close(passed[i]);
         open_ = false;  // EOF: the init and the program's pre-exec copy are gone
         t_eof_ = monotonic_ns();
+        report_w_.reset();
         report_.reset();
         return;
     }
@@ -486,7 +496,11 @@ void Supervisor::on_report() {
             ::close(passed[0]);
         return;
     }
-    for (int i = 0; i < npassed; ++i) notifier_->add_listener(passed[i]);
+    for (int i = 0; i < npassed; ++i) {
+        notifier_->add_listener(passed[i]);
+        const int fd = passed[i];
+        listener_w_.emplace_back(loop_, fd, 0, [this, fd](short revents) { on_listener(fd, revents); });
+    }
     switch (m.type) {
         case WireMsg::SetupError:
             out_.kind = Outcome::Kind::SetupError;

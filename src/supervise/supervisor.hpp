@@ -1,7 +1,7 @@
 // The host side of one jail: start() creates its cgroup, clones it into new
-// namespaces, writes its id maps and lets it go; then, as an event source,
-// it serves the jail's fds (the report socket, the wall and CPU timers, the
-// output relays, the terminal, the seccomp listeners, the proxy) until done();
+// namespaces, writes its id maps and lets it go; then, from the loop it was
+// given, it serves the jail's fds (the report socket, the wall and CPU timers,
+// the output relays, the terminal, the seccomp listeners, the proxy) until done();
 // collect() reaps it and says how it ended. What is process-wide: the
 // terminal's job control, and the proxy's connection budget (one fd table
 // for every jail, supervise/proxy.hpp); so one loop drives many Supervisors.
@@ -19,10 +19,10 @@
 #include "plan/plan.hpp"
 #include "seccomp/spec.hpp"
 #include "supervise/notifier.hpp"
-#include "supervise/event_loop.hpp"
 #include "supervise/outcome.hpp"
 #include "supervise/relay.hpp"
 #include "supervise/terminal.hpp"
+#include "util/event_loop.hpp"
 #include "util/fd.hpp"
 
 namespace stockade::supervise {
@@ -53,7 +53,7 @@ private:
     bool reaped_ = false;
 };
 
-class Supervisor : public Source {
+class Supervisor {
 public:
     struct Options {
         // serve: stdout and stderr kept in memory for the answer, never
@@ -63,10 +63,10 @@ public:
         // jail::kControlFd; its clock and CPU budget start at begin_task().
         bool warm = false;
     };
-    // The plan must outlive the Supervisor.
-    explicit Supervisor(const plan::Plan& plan) : Supervisor(plan, Options{}) {}
-    Supervisor(const plan::Plan& plan, Options opt);
-    ~Supervisor() override;
+    // The plan and the loop must outlive the Supervisor.
+    Supervisor(const plan::Plan& plan, EventLoop& loop) : Supervisor(plan, loop, Options{}) {}
+    Supervisor(const plan::Plan& plan, EventLoop& loop, Options opt);
+    ~Supervisor();
     Supervisor(const Supervisor&) = delete;
     Supervisor& operator=(const Supervisor&) = delete;
 
@@ -105,10 +105,6 @@ public:
     // The jail's pid on the host (its init).
     pid_t pid() const;
 
-    void fill(std::vector<pollfd>& fds) override;
-    void handle(const pollfd* fds, size_t n) override;
-    int timeout_ms() const override { return timeout_; }
-
 private:
     void mark(const char* name);
     void arm_wall(uint64_t ms);
@@ -116,8 +112,13 @@ private:
     void on_wall();
     void on_cpu_check();
     void suspend();
+    void watch_fds();
+    void prepare();
+    void after_event();
+    void on_listener(int fd, short revents);
 
     const plan::Plan& plan_;
+    EventLoop& loop_;
     Options opt_;
     seccomp::Spec spec_;  // the plan's, narrowed by what this run decided (no cgroup: no affinity changes)
     supervise::Outcome out_;
@@ -134,10 +135,12 @@ private:
     bool open_ = false, have_exit_ = false, seccomp_kill_sent_ = false;
     int program_status_ = 0;
     std::function<void()> deadline_;  // set_deadline's action, while armed
-    int timeout_ = -1;
-    // Where this round's fds sit in what fill() appended.
-    int slot_report_ = -1, slot_wall_ = -1, slot_cpu_ = -1, slot_relay_[2] = {-1, -1};
-    size_t first_listener_ = 0, first_term_ = 0, first_proxy_ = 0, end_ = 0;
+    // The fds above on the loop; the notifier's pause when a jail's refused
+    // calls are answered at the bounded rate.
+    IoWatch report_w_, wall_w_, cpu_w_, relay_w_[2];
+    std::vector<IoWatch> listener_w_;
+    Timer notify_wait_;
+    Hook prepare_;
 };
 
 }  // namespace stockade::supervise

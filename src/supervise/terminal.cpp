@@ -31,7 +31,9 @@ bool TerminalRelay::foreground() const {
 }
 
 void TerminalRelay::attach(int master) {
+    master_w_.reset();
     master_ = UniqueFd(master);
+    if (loop_) master_w_ = watch(master, &master_w_);
     ::fcntl(master, F_SETFL, O_NONBLOCK);
     // The jail's terminal starts with the caller's settings (erase, intr, ...).
     if (have_saved_) ::tcsetattr(master, TCSANOW, &saved_);
@@ -70,26 +72,48 @@ void TerminalRelay::resize() {
 
 bool TerminalRelay::relaying() const { return static_cast<bool>(master_) || (!to_caller_.empty() && out_ >= 0); }
 
-void TerminalRelay::fill(std::vector<pollfd>& fds) const {
-    if (master_) {
-        short ev = 0;
-        if (to_caller_.size() < kBuf) ev |= POLLIN;
-        if (!to_jail_.empty()) ev |= POLLOUT;
-        if (ev) fds.push_back({master_.get(), ev, 0});
-    }
-    if (out_ >= 0 && !to_caller_.empty()) fds.push_back({out_, POLLOUT, 0});
-    // Input only while we are the terminal's foreground job; in the background
-    // the shell owns what is typed.
-    if (master_ && in_ >= 0 && !in_eof_ && to_jail_.size() < kBuf && foreground()) fds.push_back({in_, POLLIN, 0});
+void TerminalRelay::bind(EventLoop& loop, std::function<void(bool stop)> after) {
+    loop_ = &loop;
+    after_ = std::move(after);
+    // One watch per fd: when stdin is also where output goes, its watch
+    // carries both directions.
+    if (out_ >= 0) out_w_ = watch(out_, &out_w_);
+    if (in_ >= 0 && in_ != out_) in_w_ = watch(in_, &in_w_);
+    if (master_) master_w_ = watch(master_.get(), &master_w_);
+    prepare_ = Hook(loop, Hook::When::Prepare, [this] { prepare(); });
 }
 
-bool TerminalRelay::owns(int fd) const { return (master_ && fd == master_.get()) || fd == in_ || fd == out_; }
+IoWatch TerminalRelay::watch(int fd, const IoWatch* self) {
+    return IoWatch(*loop_, fd, 0, [this, fd, self](short revents) { after_(on_ready(fd, self->events(), revents)); });
+}
 
-bool TerminalRelay::handle(const pollfd& p) {
-    if (!p.revents || !owns(p.fd)) return false;
+// Recomputed before every poll: whether we are the foreground job changes
+// without an event on any fd.
+void TerminalRelay::prepare() {
+    short master_ev = 0;
+    if (master_) {
+        if (to_caller_.size() < kBuf) master_ev |= POLLIN;
+        if (!to_jail_.empty()) master_ev |= POLLOUT;
+    }
+    master_w_.set_events(master_ev);
+    short out_ev = out_ >= 0 && !to_caller_.empty() ? POLLOUT : 0;
+    // Input only while we are the terminal's foreground job; in the background
+    // the shell owns what is typed.
+    short in_ev = master_ && in_ >= 0 && !in_eof_ && to_jail_.size() < kBuf && foreground() ? POLLIN : 0;
+    if (in_ == out_ && in_ >= 0) {
+        out_w_.set_events(static_cast<short>(out_ev | in_ev));
+    } else {
+        out_w_.set_events(out_ev);
+        in_w_.set_events(in_ev);
+    }
+}
+
+bool TerminalRelay::on_ready(int fd, short events, short revents) {
+    const struct pollfd p { fd, events, revents };
+    if (!p.revents || !p.events) return false;
     char buf[16384];
     bool stop = false;
-    if (master_ && p.fd == master_.get() && p.events) {
+    if (master_ && p.fd == master_.get()) {
         if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
             ssize_t n = ::read(master_.get(), buf, sizeof buf);
             if (n > 0) {
@@ -101,6 +125,7 @@ bool TerminalRelay::handle(const pollfd& p) {
                     filter_.feed(buf, take, to_caller_);
                 bytes_ += static_cast<uint64_t>(n);
             } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+                master_w_.reset();
                 master_.reset();  // EIO: every slave is closed, the jail is done with it
             }
         }

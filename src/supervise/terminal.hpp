@@ -10,10 +10,11 @@
 #include <termios.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
-#include <vector>
 
 #include "supervise/escape_filter.hpp"
+#include "util/event_loop.hpp"
 #include "util/fd.hpp"
 
 namespace stockade::supervise {
@@ -34,10 +35,10 @@ public:
     void attach(int master);
     bool relaying() const;
 
-    void fill(std::vector<pollfd>& fds) const;
-    // Returns true when the caller's terminal says stop (a read while in the
+    // Its fds go on the loop; after each of its events, `after(stop)` runs,
+    // stop true when the caller's terminal says stop (a read while in the
     // background): the supervisor should suspend as for SIGTTIN.
-    bool handle(const pollfd& p);
+    void bind(EventLoop& loop, std::function<void(bool stop)> after);
 
     // Job control, from the supervisor's signal handling.
     void restore();  // the caller's settings back, before stopping
@@ -50,7 +51,9 @@ public:
 
 private:
     bool foreground() const;
-    bool owns(int fd) const;
+    void prepare();
+    IoWatch watch(int fd, const IoWatch* self);
+    bool on_ready(int fd, short events, short revents);
 
     unsigned terminal_;
     uint64_t cap_;
@@ -62,6 +65,11 @@ private:
     bool have_saved_ = false, raw_ = false, in_eof_ = false;
     std::string to_caller_, to_jail_;
     uint64_t bytes_ = 0;
+    // The master (once attached), the caller's side for output and for input.
+    EventLoop* loop_ = nullptr;
+    IoWatch master_w_, out_w_, in_w_;
+    Hook prepare_;
+    std::function<void(bool)> after_;
 };
 
 }  // namespace stockade::supervise

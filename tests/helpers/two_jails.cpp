@@ -12,7 +12,7 @@
 #include "profile/loader.hpp"
 #include "plan/host.hpp"
 #include "plan/plan.hpp"
-#include "supervise/event_loop.hpp"
+#include "util/event_loop.hpp"
 #include "supervise/supervisor.hpp"
 #include "util/error.hpp"
 
@@ -35,12 +35,11 @@ int main(int argc, char** argv, char** envp) {
             plans.push_back(plan::make(policy, inv, host));
         }
         const auto t0 = std::chrono::steady_clock::now();
-        supervise::EventLoop loop;
+        EventLoop loop;
         std::vector<std::unique_ptr<supervise::Supervisor>> jails;
         for (const auto& p : plans) {
-            jails.push_back(std::make_unique<supervise::Supervisor>(p));
+            jails.push_back(std::make_unique<supervise::Supervisor>(p, loop));
             jails.back()->start();
-            loop.add(jails.back().get());
         }
         std::vector<bool> reported(jails.size(), false);
         size_t left = jails.size();
@@ -48,7 +47,6 @@ int main(int argc, char** argv, char** envp) {
             loop.run_once();
             for (size_t i = 0; i < jails.size(); ++i) {
                 if (reported[i] || !jails[i]->done()) continue;
-                loop.remove(jails[i].get());
                 supervise::Outcome o = jails[i]->collect();
                 std::printf("jail %zu exit %d signal %d wall_ms %.1f\n", i, o.exit_code, o.signal, o.wall_ms);
                 std::fflush(stdout);
