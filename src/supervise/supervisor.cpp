@@ -393,10 +393,11 @@ void Supervisor::watch_fds() {
             after_event();
         },
         1);
-    term_.bind(loop_, [this](bool stop) {
-        if (stop) suspend();
-        after_event();
-    });
+    if (term_.wanted())
+        term_.bind(loop_, [this](bool stop) {
+            if (stop) suspend();
+            after_event();
+        });
     notify_wait_ = Timer(loop_, [] {});  // only wakes the loop: prepare() opens the listeners again
     prepare_ = Hook(loop_, Hook::When::Prepare, [this] { prepare(); });
 }
