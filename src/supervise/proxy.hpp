@@ -6,7 +6,6 @@
 // its head is checked and rewritten, its body passed by Content-Length, and
 // nothing after it.
 #pragma once
-#include <poll.h>
 
 #include <cstdint>
 #include <map>

@@ -3,7 +3,6 @@
 // never answers costs one lookup its deadline, and nothing else waits for it:
 // not the wall clock, not other connections, not teardown.
 #pragma once
-#include <poll.h>
 #include <sys/socket.h>
 
 #include <cstdint>

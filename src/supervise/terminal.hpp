@@ -6,7 +6,6 @@
 // caller's tty, so it cannot read what is typed into the shell after a Ctrl-Z,
 // nor leave it in exclusive or no-echo mode.
 #pragma once
-#include <poll.h>
 #include <termios.h>
 
 #include <cstdint>
