@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 #include <iostream>
+#include <iterator>
+#include <utility>
 
 #include "subcommand.hpp"
 #include "completions.hpp"
@@ -70,17 +72,28 @@ int main(int argc, char** argv, char** envp) {
     app.require_subcommand(1);
     app.footer(kExamples);
     ctx.app = &app;
-    const std::vector<Command> commands = {
-        add_run_command(app, ctx),
-        add_exec_command(app, ctx),
-        serve::add_serve_command(app, ctx),
-        mcp::add_mcp_command(app, ctx),
-        report::add_check_command(app, ctx),
-        report::add_explain_command(app, ctx),
-        report::add_profiles_command(app, ctx),
-        add_completions_command(app, ctx),
-        doctor::add_doctor_command(app, ctx),
+    // Only the subcommand named first on the command line is built: building
+    // all of them (every option, validator and help string) was most of
+    // stockade's own startup on a cold run. Help, errors and completions see them all.
+    using Adder = Command (*)(CLI::App&, CommandContext&);
+    static constexpr std::pair<const char*, Adder> kCommands[] = {
+        {"run", add_run_command},
+        {"exec", add_exec_command},
+        {"serve", serve::add_serve_command},
+        {"mcp", mcp::add_mcp_command},
+        {"check", report::add_check_command},
+        {"explain", report::add_explain_command},
+        {"profiles", report::add_profiles_command},
+        {"completions", add_completions_command},
+        {"doctor", doctor::add_doctor_command},
     };
+    const char* named = argc > 1 ? argv[1] : "";
+    const bool one = std::any_of(std::begin(kCommands), std::end(kCommands), [&](const auto& c) {
+        return std::strcmp(c.first, named) == 0 && std::strcmp(named, "completions") != 0;
+    });
+    std::vector<Command> commands;
+    for (const auto& [name, add] : kCommands)
+        if (!one || std::strcmp(name, named) == 0) commands.push_back(add(app, ctx));
 
     // Everything after the first "--" belongs to the program, untouched by option
     // parsing (CLI11 would otherwise try to read "-c" in `exec -- sh -c ...`).

@@ -1,6 +1,6 @@
 #include "subcommand.hpp"
 
-#include "profile/schema.hpp"
+#include "profile/limits.hpp"
 #include "util/log.hpp"
 
 namespace stockade {
@@ -22,21 +22,21 @@ void add_profile_options(CLI::App* sub, profile::CommandLine& cl) {
 }
 
 void add_limit_flags(CLI::App* sub, CommandContext& ctx, bool with_type) {
-    // The flags come from the schema's rows; the values live in ctx, one per
+    // The flags come from the limits table; the values live in ctx, one per
     // row, shared by every command that offers them (only one is parsed).
     if (ctx.limit_flags.empty())
-        for (const auto& k : profile::schema_keys())
-            if (k.cli_flag) ctx.limit_flags.emplace_back(&k, std::string());
-    for (auto& [key, value] : ctx.limit_flags) {
-        std::string doc = key->doc;
-        if (with_type) doc += std::string(", ") + key->type;
-        sub->add_option(key->cli_flag, value, doc + " (" + key->section + "." + key->key + ")")->group("Limits");
+        for (const auto& row : profile::limit_rows())
+            if (row.flag) ctx.limit_flags.emplace_back(&row, std::string());
+    for (auto& [row, value] : ctx.limit_flags) {
+        std::string doc = row->doc;
+        if (with_type) doc += std::string(", ") + profile::limit_type(*row);
+        sub->add_option(row->flag, value, doc + " (limits." + row->key + ")")->group("Limits");
     }
 }
 
 void apply_limit_flags(CommandContext& ctx) {
-    for (const auto& [key, value] : ctx.limit_flags)
-        if (!value.empty()) ctx.cl.sets.push_back(std::string(key->section) + "." + key->key + "=" + value);
+    for (const auto& [row, value] : ctx.limit_flags)
+        if (!value.empty()) ctx.cl.sets.push_back(std::string("limits.") + row->key + "=" + value);
 }
 
 void add_log_flags(CLI::App* sub, int& quiet, int& verbose) {

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "profile/loader.hpp"
-#include "profile/schema.hpp"
+#include "profile/limits.hpp"
 
 namespace stockade {
 
@@ -20,8 +20,8 @@ struct CommandContext {
     char** envp = nullptr;
     uint64_t t_main = 0;                    // when main() began (for --timings)
     std::vector<std::string> after_dashes;  // argv after the first "--", untouched by parsing
-    // The limit flags' values, by schema key; added to cl.sets before a command runs.
-    std::vector<std::pair<const profile::KeyDoc*, std::string>> limit_flags;
+    // The limit flags' values, by row of the limits table; added to cl.sets before a command runs.
+    std::vector<std::pair<const profile::LimitRow*, std::string>> limit_flags;
     const CLI::App* app = nullptr;  // the whole command line (for completions)
 };
 
@@ -36,7 +36,7 @@ struct Command {
 // The options that choose and adjust the profile (-p, --ro, --rw, --env,
 // --env-pass, --cwd, --set).
 void add_profile_options(CLI::App* sub, profile::CommandLine& cl);
-// The schema's limit flags (--timeout, --memory, ...), each setting its key.
+// The limits table's flags (--timeout, --memory, ...), each setting its key.
 void add_limit_flags(CLI::App* sub, CommandContext& ctx, bool with_type);
 // The limit flags given, as --set assignments in ctx.cl.
 void apply_limit_flags(CommandContext& ctx);

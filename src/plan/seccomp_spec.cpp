@@ -37,15 +37,27 @@ seccomp::Spec seccomp_spec(const profile::SeccompPolicy& p) {
     };
     expand(p.allow, s.allow);
     expand(p.deny, s.deny);
+    // The core's refusals by number: a few dozen lookups, where naming each
+    // allowed number back was a scan of libseccomp's table per syscall.
+    std::vector<int> refused;
+    for (const auto& r : core())
+        if (int nr = resolve(r.syscall); nr >= 0 && core_refuses_always(r.syscall, s.unsafe)) refused.push_back(nr);
+    std::sort(refused.begin(), refused.end());
     std::erase_if(s.allow, [&](int nr) {
-        if (std::binary_search(s.deny.begin(), s.deny.end(), nr)) return true;
-        std::string n = name_of(nr);
-        return core_refuses_always(n, s.unsafe);
+        return std::binary_search(s.deny.begin(), s.deny.end(), nr) ||
+               std::binary_search(refused.begin(), refused.end(), nr);
     });
     return s;
 }
 
+__attribute__((weak)) const seccomp::Spec* precomputed_spec(const profile::Policy&) { return nullptr; }
+
 seccomp::Spec seccomp_spec_for(const profile::Policy& p) {
+    if (const seccomp::Spec* ready = precomputed_spec(p)) return *ready;
+    return seccomp_spec_computed(p);
+}
+
+seccomp::Spec seccomp_spec_computed(const profile::Policy& p) {
     seccomp::Spec s = seccomp_spec(p.seccomp);
     if (p.net == profile::NetMode::None) s.socket_families = {AF_UNIX};  // not even an inet socket to bind
     return s;

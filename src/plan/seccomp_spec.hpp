@@ -14,5 +14,12 @@ seccomp::Spec seccomp_spec(const profile::SeccompPolicy& p);
 // with the build-time filter compiler (tools/bpfgen.cpp), so its filters
 // match what runs.
 seccomp::Spec seccomp_spec_for(const profile::Policy& p);
+// The same, always worked out now: seccomp_spec_for takes a built-in profile's
+// Spec from the table tools/policygen.cpp writes at build time.
+seccomp::Spec seccomp_spec_computed(const profile::Policy& p);
+// That table's Spec for p's [seccomp] and network mode, or nullptr. Defined by
+// the generated precomputed_policies.cpp; the weak default (none) serves the
+// build-time generators.
+const seccomp::Spec* precomputed_spec(const profile::Policy& p);
 
 }  // namespace stockade::plan

@@ -107,7 +107,23 @@ std::vector<LimitRow> make_rows() {
     return rows;
 }
 
+const char* kind_type(LimitKind k) {
+    switch (k) {
+        case LimitKind::Duration:
+            return "duration, 0 lifts it";
+        case LimitKind::Size:
+            return "size, 0 lifts it";
+        case LimitKind::Count:
+            return "integer, 0 lifts it";
+        case LimitKind::Cores:
+            return "number of cores, 0 lifts it";
+    }
+    return "";
+}
+
 }  // namespace
+
+const char* limit_type(const LimitRow& row) { return row.zero_lifts ? kind_type(row.kind) : "duration, 0 is at once"; }
 
 const std::vector<LimitRow>& limit_rows() {
     static const std::vector<LimitRow> rows = make_rows();

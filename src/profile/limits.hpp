@@ -53,6 +53,8 @@ struct LimitRow {
 
 const std::vector<LimitRow>& limit_rows();
 const LimitRow* limit_row(const std::string& key);
+// Its type as the man page, explain and --help say it ("size, 0 lifts it").
+const char* limit_type(const LimitRow& row);
 
 double limit_value(const Limits& l, const LimitRow& row);
 void set_limit(Limits& l, const LimitRow& row, double v);

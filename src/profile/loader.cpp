@@ -9,7 +9,9 @@
 #include <tuple>
 #include <vector>
 
+#include "profile/limits.hpp"
 #include "profile/nesting.hpp"
+#include "profile/precomputed.hpp"
 #include "profile/schema.hpp"
 #include "util/fd.hpp"
 
@@ -214,6 +216,27 @@ void apply_set(toml::table& root, const std::string& assignment) {
     parsed.get("v")->visit([&](auto&& val) { cur->insert_or_assign(parts.back(), std::move(val)); });
 }
 
+// --set limits.KEY=VALUE only: each value parsed as apply_set parses it and
+// read by the limit's own schema row. False when anything else is set or a
+// value is refused (the full path then says why, with every other problem).
+bool set_limits(Policy& p, const std::vector<std::string>& sets) {
+    if (sets.empty()) return true;
+    toml::table root;
+    for (const auto& s : sets) {
+        if (s.rfind("limits.", 0) != 0) return false;
+        const size_t eq = s.find('=');
+        if (eq == std::string::npos || !limit_row(s.substr(7, eq - 7))) return false;
+        try {
+            apply_set(root, s);
+        } catch (const ProfileError&) {
+            return false;
+        }
+    }
+    std::vector<Diagnostic> diags;
+    read_limits(*root.get("limits")->as_table(), p, diags);
+    return diags.empty();
+}
+
 // Path components with "." dropped and ".." applied, lexically (a symlinked
 // source is refused later anyway); escapes: a ".." went above the start.
 std::vector<std::string> lexical(const std::string& path, bool* escapes) {
@@ -299,10 +322,8 @@ void apply_command_line(Policy& p, const CommandLine& cl, std::vector<Diagnostic
     }
 }
 
-Policy finish(toml::table merged, const CommandLine& cl, const std::string& name) {
-    for (const auto& s : cl.sets) apply_set(merged, s);
-    std::vector<Diagnostic> diags;
-    Policy p = validate(merged, diags);
+// The command line's additions, and every diagnostic at once.
+Policy finish_policy(Policy p, const CommandLine& cl, const std::string& name, std::vector<Diagnostic> diags) {
     apply_command_line(p, cl, diags);
     if (!diags.empty()) {
         // Reading order: a person fixes a file top to bottom.
@@ -315,9 +336,30 @@ Policy finish(toml::table merged, const CommandLine& cl, const std::string& name
     return p;
 }
 
+Policy finish(toml::table merged, const CommandLine& cl, const std::string& name) {
+    for (const auto& s : cl.sets) apply_set(merged, s);
+    std::vector<Diagnostic> diags;
+    Policy p = validate(merged, diags);
+    return finish_policy(std::move(p), cl, name, std::move(diags));
+}
+
 }  // namespace
 
+__attribute__((weak)) const Policy* precomputed_policy(std::string_view) { return nullptr; }
+
 Policy load(const CommandLine& cl) {
+    std::string ref = cl.profile.empty() ? kDefaultProfile : cl.profile;
+    if (!is_path_ref(ref))
+        if (const Policy* ready = precomputed_policy(ref)) {
+            // A --set of a limit ("limits off" is four of them) reads onto the
+            // ready-made one; any other --set, or any error, takes the full path.
+            Policy p = *ready;
+            if (set_limits(p, cl.sets)) return finish_policy(std::move(p), cl, ref, {});
+        }
+    return load_parsed(cl);
+}
+
+Policy load_parsed(const CommandLine& cl) {
     std::string ref = cl.profile.empty() ? kDefaultProfile : cl.profile;
     Resolved top = resolve(ref, "", Diagnostic{"-p", 0, 0, "", ""});
     std::vector<std::string> chain;

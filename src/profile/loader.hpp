@@ -21,6 +21,8 @@ struct CommandLine {
 constexpr const char* kDefaultProfile = "python";
 
 Policy load(const CommandLine& cl);
+// The same, always from the TOML (load takes a built-in without --set ready-made).
+Policy load_parsed(const CommandLine& cl);
 
 // Loads text as if it were the file `name` (no extends to files); for tests and the fuzzer.
 Policy load_text(const std::string& text, const std::string& name);

@@ -16,11 +16,15 @@ struct Bind {
     std::string dst;  // jail path, absolute
     bool writable = false;
     std::string origin;  // "profile.toml:12:3" or "--ro": where the user said it
+
+    bool operator==(const Bind&) const = default;
 };
 
 struct Symlink {
     std::string path;    // jail path
     std::string target;  // link text, as written
+
+    bool operator==(const Symlink&) const = default;
 };
 
 // [seccomp] and [unsafe], validated but not yet resolved to numbers.
@@ -34,6 +38,8 @@ struct SeccompPolicy {
     std::vector<std::string> unsafe_allow;  // core syscalls lifted by [unsafe]
     bool disabled = false;                  // [unsafe] disable_seccomp = true
     std::vector<std::string> notes;         // names skipped on this architecture
+
+    bool operator==(const SeccompPolicy&) const = default;
 };
 
 // [limits]; 0 means "no limit".
@@ -50,6 +56,8 @@ struct Limits {
     uint64_t output = 0;       // stdout + stderr bytes
     bool output_kill = false;  // kill the jail at the cap, rather than only truncate
     bool require_cgroup = false;
+
+    bool operator==(const Limits&) const = default;
 };
 
 struct Policy {
@@ -98,6 +106,8 @@ struct Policy {
 
     SeccompPolicy seccomp;
     Limits limits;
+
+    bool operator==(const Policy&) const = default;
 };
 
 const char* to_string(NetMode m);

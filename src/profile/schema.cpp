@@ -289,24 +289,9 @@ Row size_row(const char* section, const char* key, uint64_t Policy::*member, uin
             }};
 }
 
-const char* kind_type(LimitKind k) {
-    switch (k) {
-        case LimitKind::Duration:
-            return "duration, 0 lifts it";
-        case LimitKind::Size:
-            return "size, 0 lifts it";
-        case LimitKind::Count:
-            return "integer, 0 lifts it";
-        case LimitKind::Cores:
-            return "number of cores, 0 lifts it";
-    }
-    return "";
-}
-
 Row limit_schema_row(const LimitRow& lr) {
     const LimitRow* row = &lr;  // the table outlives every reader
-    return {{"limits", row->key, row->zero_lifts ? kind_type(row->kind) : "duration, 0 is at once", row->def, row->doc,
-             row->flag},
+    return {{"limits", row->key, limit_type(*row), row->def, row->doc, row->flag},
             [row](Reader& r, const toml::table& t, const std::string& pre, Policy& p, Context&) {
                 const auto lo = static_cast<uint64_t>(row->min), hi = static_cast<uint64_t>(row->max);
                 switch (row->kind) {
@@ -748,6 +733,13 @@ std::string parse_bind_spec(const std::string& spec, bool writable, Bind& out) {
     }
     out.writable = writable;
     return {};
+}
+
+void read_limits(const toml::table& limits, Policy& p, std::vector<Diagnostic>& diags) {
+    Reader r(diags);
+    Context ctx;
+    for (const auto& lr : limit_rows())
+        if (limits.contains(lr.key)) limit_schema_row(lr).read(r, limits, "limits.", p, ctx);
 }
 
 Policy validate(const toml::table& root, std::vector<Diagnostic>& diags) {

@@ -12,6 +12,9 @@ namespace stockade::profile {
 // Validates a fully merged table (extends and --set applied) into a Policy.
 // Every problem is appended to diags; the Policy is meaningful only when none were.
 Policy validate(const toml::table& root, std::vector<Diagnostic>& diags);
+// The limit rows' keys present in a [limits] table, read onto p as validate
+// reads them (each row reads its own key and nothing else).
+void read_limits(const toml::table& limits, Policy& p, std::vector<Diagnostic>& diags);
 
 // One key of the schema as a person reads it: the man page, explain and the
 // CLI's limit flags come from these.

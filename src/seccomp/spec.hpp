@@ -20,6 +20,8 @@ struct Spec {
     std::vector<int> socket_families;  // socket()/socketpair() domains allowed; empty = any the core allows
     std::vector<std::string> unsafe;   // core rules lifted by [unsafe]
     bool learn = false;                // refusals other than the core's are recorded and let through
+
+    bool operator==(const Spec&) const = default;
 };
 
 // Everything about a Spec that shapes its BPF, as one string: the key under

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "profile/loader.hpp"
+#include "profile/precomputed.hpp"
 #include "profile/schema.hpp"
 
 using namespace stockade::profile;
@@ -296,4 +297,61 @@ TEST_CASE("defaults: the man page shows the schema's defaults") {
         }
     }
     CHECK(checked >= 25);  // the keys the page gives a value for
+}
+
+TEST_CASE("each built-in profile's build-time Policy is what its TOML loads to") {
+    for (const auto& b : builtins()) {
+        CommandLine cl;
+        cl.profile = b.name;
+        const Policy* ready = precomputed_policy(b.name);
+        REQUIRE_MESSAGE(ready != nullptr, b.name);
+        CHECK_MESSAGE(*ready == load_parsed(cl), b.name);
+        // The command line's additions land on it as on the parsed one.
+        cl.ro = {"/etc/hostname:/data/h"};
+        cl.env = {"A=1"};
+        cl.env_pass = {"HOME"};
+        cl.cwd = "/data";
+        CHECK_MESSAGE(load(cl) == load_parsed(cl), b.name);
+        cl.env = {"1A=1"};
+        CHECK_THROWS_AS(load(cl), ProfileError);
+    }
+    CHECK(precomputed_policy("no-such-profile") == nullptr);
+    // A --set of limits reads onto the ready-made Policy as the schema reads it.
+    const std::vector<std::vector<std::string>> same = {
+        {"limits.memory=0", "limits.pids=0", "limits.cpu=0", "limits.cpu_time=0"},
+        {"limits.memory=256M", "limits.memory=1G", "limits.cpu=1.5", "limits.wall_time=2s", "limits.grace=0"},
+        {"limits.output=1024", "limits.open_files=64", "limits.stack=1M", "limits.file_size=\"4M\""},
+        {"limits.memory=0", "run.cwd=/data"},  // not a limit: the whole table
+    };
+    for (const char* profile : {"python", "strict"})
+        for (const auto& sets : same) {
+            CommandLine cl;
+            cl.profile = profile;
+            cl.sets = sets;
+            CHECK_MESSAGE(load(cl) == load_parsed(cl), sets.front());
+        }
+    CommandLine cl;
+    cl.sets = {"limits.memory=0"};
+    CHECK(load(cl).limits.memory == 0);
+    CHECK(load(CommandLine{}).limits.memory != 0);
+    // Refused values are refused the same way, with every other problem.
+    for (const std::vector<std::string>& bad : {std::vector<std::string>{"limits.memory=1K"},
+                                                {"limits.cpu=2000", "limits.pids=-1"},
+                                                {"limits.nope=1"},
+                                                {"limits.wall_time=\"forever\""}}) {
+        cl.sets = bad;
+        std::string fast, slow;
+        try {
+            load(cl);
+        } catch (const ProfileError& e) {
+            for (const auto& d : e.diagnostics) fast += d.str() + "\n";
+        }
+        try {
+            load_parsed(cl);
+        } catch (const ProfileError& e) {
+            for (const auto& d : e.diagnostics) slow += d.str() + "\n";
+        }
+        CHECK_MESSAGE(!fast.empty(), bad.front());
+        CHECK(fast == slow);
+    }
 }

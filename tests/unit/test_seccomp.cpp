@@ -160,3 +160,29 @@ TEST_CASE("format_call decodes what matters") {
     uint64_t c[6] = {CLONE_NEWUSER | CLONE_NEWNET | SIGCHLD};
     CHECK(supervise::format_call("clone", c) == "clone(CLONE_NEWUSER|CLONE_NEWNET|..., ...)");
 }
+
+TEST_CASE("a built-in profile's build-time Spec is the one worked out now, and only for its own inputs") {
+    for (const auto& b : profile::builtins()) {
+        profile::CommandLine cl;
+        cl.profile = b.name;
+        profile::Policy p = profile::load(cl);
+        const Spec* ready = plan::precomputed_spec(p);
+        REQUIRE_MESSAGE(ready != nullptr, b.name);
+        CHECK_MESSAGE(*ready == plan::seccomp_spec_computed(p), b.name);
+        // A change to what the Spec reads is worked out anew, never looked up stale.
+        for (auto change : {+[](profile::Policy& q) { q.seccomp.allow.pop_back(); },
+                            +[](profile::Policy& q) { q.seccomp.deny.push_back("uname"); },
+                            +[](profile::Policy& q) { q.seccomp.unsafe_allow.push_back("ptrace"); },
+                            +[](profile::Policy& q) { q.seccomp.default_errno = 13; },
+                            +[](profile::Policy& q) {
+                                q.net = q.net == profile::NetMode::None ? profile::NetMode::Loopback
+                                                                        : profile::NetMode::None;
+                            }}) {
+            profile::Policy q = p;
+            change(q);
+            const Spec now = plan::seccomp_spec_for(q);
+            CHECK(now == plan::seccomp_spec_computed(q));
+            if (const Spec* other = plan::precomputed_spec(q)) CHECK(*other == now);  // another built-in's
+        }
+    }
+}
