@@ -11,11 +11,12 @@ a warm pool); p50 and p90 over the rounds.
     and opening one cold (a server without --preload, importing numpy in
     the first cell) for comparison.
 Throughput: 2 clients back to back for a few seconds each, the same task
-(`import numpy; print(1)`) through serve, `stockade run` cold, and bare
-python3, as ratios to bare python3.
+(`import numpy; print(1)`, then `print(1)`) through serve, `stockade run`
+cold, and bare python3, as ratios to bare python3, with the p50 and p99
+latency under that load.
 Memory: what each warm jail holds (PSS of its processes), and the server's RSS.
 
-usage: bench/serve.py [--rounds N] [--seconds S] [--stockade PATH] [--json FILE]
+usage: bench/serve.py [--rounds N] [--seconds S] [--pool N] [--stockade PATH] [--json FILE]
 """
 import argparse
 import json
@@ -32,6 +33,7 @@ import time
 
 PY = "/usr/bin/python3"
 NUMPY = "import numpy; print(1)"
+POOL = 2  # --pool
 
 
 class Conn:
@@ -55,7 +57,7 @@ class Conn:
 class Server:
     def __init__(self, stockade, tmp, name, *args):
         self.path = os.path.join(tmp, name + ".sock")
-        self.p = subprocess.Popen([stockade, "serve", "--socket", self.path, "--pool", "2", *args],
+        self.p = subprocess.Popen([stockade, "serve", "--socket", self.path, "--pool", str(POOL), *args],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(500):
             try:
@@ -67,7 +69,8 @@ class Server:
             raise SystemExit("serve did not start")
         self.warm()
 
-    def warm(self, n=2, sessions=0):
+    def warm(self, n=None, sessions=0):
+        n = min(2, POOL) if n is None else n
         for _ in range(3000):
             st = self.c.call({"op": "stats"})
             if st["warm"] >= n and st.get("session_warm", 0) >= sessions:
@@ -103,31 +106,6 @@ def run_quiet(argv):
         raise SystemExit(f"{argv[0]} failed: {r.stderr.decode(errors='replace')}")
 
 
-def pss_kb(pid):
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def descendants(pid):
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            with open(f"/proc/{p}/task/{p}/children") as f:
-                kids = [int(x) for x in f.read().split()]
-        except OSError:
-            kids = []
-        out += kids
-        todo += kids
-    return out
-
-
 def rss_kb(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -142,13 +120,17 @@ def pct(xs, q):
 
 
 def throughput(make_call, seconds, workers=2):
+    """Runs per second with `workers` clients back to back, and each call's latency (ms)."""
     count = [0] * workers
+    lat = [[] for _ in range(workers)]
     stop = time.time() + seconds
 
     def work(i):
         call = make_call()
         while time.time() < stop:
+            t = time.perf_counter()
             call()
+            lat[i].append((time.perf_counter() - t) * 1000)
             count[i] += 1
 
     ts = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
@@ -156,7 +138,7 @@ def throughput(make_call, seconds, workers=2):
         t.start()
     for t in ts:
         t.join()
-    return sum(count) / seconds
+    return sum(count) / seconds, [x for xs in lat for x in xs]
 
 
 def main():
@@ -164,8 +146,11 @@ def main():
     ap.add_argument("--rounds", type=int, default=100)
     ap.add_argument("--seconds", type=float, default=8)
     ap.add_argument("--stockade", default=os.path.join(os.path.dirname(__file__), "..", "build", "stockade"))
+    ap.add_argument("--pool", type=int, default=POOL, help="warm jails per server (default 2)")
     ap.add_argument("--json")
     a = ap.parse_args()
+    global POOL
+    POOL = a.pool
     stockade = os.path.abspath(a.stockade)
     tmp = tempfile.mkdtemp(prefix="stockade-bench-")
     os.chmod(tmp, 0o700)
@@ -197,22 +182,26 @@ def main():
         numpy.warm()
         mem = {}
         for name, srv in (("plain", plain), ("numpy", numpy)):
-            inits = []
-            with open(f"/proc/{srv.p.pid}/task/{srv.p.pid}/children") as f:
-                inits = [int(x) for x in f.read().split()]
-            per = [sum(pss_kb(p) for p in [i] + descendants(i)) for i in inits]
-            mem[name] = {"warm_jail_pss_kb": statistics.median(per) if per else 0, "server_rss_kb": rss_kb(srv.p.pid)}
+            # The server's own figures (stats "memory": PSS of each jail's processes).
+            per = srv.c.call({"op": "stats", "memory": True})["memory"]["warm_pss_bytes"]
+            mem[name] = {"warm_jail_pss_kb": statistics.median(per) / 1024 if per else 0,
+                         "server_rss_kb": rss_kb(srv.p.pid)}
         plain.c.call({"op": "session.close", "session": sid})
 
-        def serve_client():
-            c = Conn(numpy.path)
-            return lambda: c.call({"op": "run", "code": NUMPY})
+        def serve_client(srv, code):
+            def make():
+                c = Conn(srv.path)
+                return lambda: c.call({"op": "run", "code": code})
+            return make
 
-        tput = {
-            "bare python3": throughput(lambda: (lambda: run_quiet([PY, "-c", NUMPY])), a.seconds),
-            "stockade run (cold)": throughput(lambda: (lambda: run_quiet([stockade, "run", "-q", "-c", NUMPY])), a.seconds),
-            "serve (numpy preloaded)": throughput(serve_client, a.seconds),
-        }
+        tput = {}
+        for code, srv in ((NUMPY, numpy), ("print(1)", plain)):
+            tput[code] = {
+                "bare python3": throughput(lambda: (lambda: run_quiet([PY, "-c", code])), a.seconds),
+                "stockade run (cold)": throughput(lambda: (lambda: run_quiet([stockade, "run", "-q", "-c", code])),
+                                                  a.seconds),
+                "serve" + (" (numpy preloaded)" if srv is numpy else ""): throughput(serve_client(srv, code), a.seconds),
+            }
     finally:
         plain.stop()
         numpy.stop()
@@ -226,16 +215,22 @@ def main():
     bare_n = statistics.median(samples["bare python3: import numpy"])
     print(f"  serve print(1) vs bare python3: {bare_p / statistics.median(samples['serve: print(1)']):.1f}x faster")
     print(f"  serve numpy vs bare python3:    {bare_n / statistics.median(samples['serve: import numpy (preloaded)']):.1f}x faster")
-    print(f"throughput, 2 clients, {a.seconds:.0f} s each, `{NUMPY}` (runs/s, ratio to bare python3):")
-    for k, v in tput.items():
-        print(f"  {k:36} {v:8.1f} {v / tput['bare python3']:8.2f}")
+    for code, rows in tput.items():
+        print(f"throughput, 2 clients back to back, {a.seconds:.0f} s each, `{code}` "
+              f"(runs/s, ratio to bare python3; latency under that load, ms):")
+        print(f"  {'':36} {'runs/s':>8} {'ratio':>8} {'p50':>8} {'p99':>8}")
+        base = rows["bare python3"][0]
+        for k, (rate, lat) in rows.items():
+            print(f"  {k:36} {rate:8.1f} {rate / base:8.2f} {statistics.median(lat):8.2f} {pct(lat, 0.99):8.2f}")
     print("memory:")
     for k, m in mem.items():
         print(f"  {k:6} pool: each warm jail {m['warm_jail_pss_kb'] / 1024:.1f} MiB PSS; server RSS {m['server_rss_kb'] / 1024:.1f} MiB")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"latency_ms": {k: {"p50": statistics.median(v), "p90": pct(v, 0.9)} for k, v in samples.items()},
-                       "throughput_per_s": tput, "memory": mem}, f, indent=2)
+                       "throughput": {code: {k: {"per_s": r, "p50_ms": statistics.median(l), "p99_ms": pct(l, 0.99)}
+                                             for k, (r, l) in rows.items()} for code, rows in tput.items()},
+                       "memory": mem}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -170,8 +170,12 @@ class Pool:
     def session(self, idle_timeout: Optional[float] = None) -> Session:
         return Session(pool=self, idle_timeout=idle_timeout)
 
-    def stats(self) -> Dict[str, Any]:
-        return self._conn.call({"op": "stats"})
+    def stats(self, memory: bool = False) -> Dict[str, Any]:
+        """The server's counters; with memory=True also the PSS of each jail (see stockade-serve(1))."""
+        req: Dict[str, Any] = {"op": "stats"}
+        if memory:
+            req["memory"] = True
+        return self._conn.call(req)
 
     def wait_warm(self, n: int = 1, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout

@@ -111,6 +111,10 @@ def test_pool_runs_warm_and_isolated():
             assert s.run("y").value == "'kept'"
         st = pool.stats()
         assert st["served"] >= 3
+        assert "memory" not in st
+        pool.wait_warm(1)
+        mem = pool.stats(memory=True)["memory"]
+        assert mem["warm_pss_bytes"] and all(b > (1 << 20) for b in mem["warm_pss_bytes"]), mem
 
 
 def test_connect_to_a_running_server():

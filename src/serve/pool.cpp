@@ -31,6 +31,13 @@ size_t Pool::ready() const {
                                              [](const auto& j) { return j->state() == WarmJail::State::Ready; }));
 }
 
+std::vector<pid_t> Pool::ready_pids() const {
+    std::vector<pid_t> out;
+    for (const auto& j : jails_)
+        if (j->state() == WarmJail::State::Ready) out.push_back(j->pid());
+    return out;
+}
+
 int Pool::retry_in_ms() const {
     if (jails_.size() >= target_ || !not_before_ns_) return -1;
     uint64_t now = monotonic_ns();

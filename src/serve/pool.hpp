@@ -34,6 +34,8 @@ public:
 
     size_t size() const { return jails_.size(); }
     size_t ready() const;
+    // The init pid of each ready jail.
+    std::vector<pid_t> ready_pids() const;
     size_t target() const { return target_; }
     uint64_t refills() const { return refills_; }
     uint64_t failures() const { return failures_; }

@@ -31,6 +31,7 @@
 #include "serve/client.hpp"
 #include "serve/listener.hpp"
 #include "serve/pool.hpp"
+#include "supervise/memory.hpp"
 #include "serve/request.hpp"
 #include "serve/runner.hpp"
 #include "serve/warm_jail.hpp"
@@ -162,7 +163,8 @@ private:
     void op_session_run(Client& c, json& req, const std::string& id);
     void op_session_close(Client& c, const json& req, const std::string& id);
     void op_session_list(Client& c, const std::string& id);
-    void op_stats(Client& c, const std::string& id);
+    void op_stats(Client& c, const json& req, const std::string& id);
+    const json& memory();
     void accept_clients();
     void log_refusal(const std::string& why);
     void tick();
@@ -214,6 +216,9 @@ private:
     Timer wake_;
     uint64_t served_ = 0, cold_ = 0, warm_served_ = 0, task_failures_ = 0, refused_ = 0;
     uint64_t last_refusal_log_ns_ = 0, refusals_unlogged_ = 0;
+    // The memory figures, read at most once a second however often asked.
+    json memory_;
+    uint64_t memory_at_ns_ = 0;
 };
 
 std::shared_ptr<const JailSpec> Server::make_spec(const std::vector<std::string>& extra_sets, bool session) {
@@ -331,7 +336,7 @@ void Server::on_request(Client& c, json& req, const std::string& id) {
     if (op == "session.run") return op_session_run(c, req, id);
     if (op == "session.close") return op_session_close(c, req, id);
     if (op == "session.list") return op_session_list(c, id);
-    if (op == "stats") return op_stats(c, id);
+    if (op == "stats") return op_stats(c, req, id);
     throw RequestError("bad_request",
                        "op: unknown \"" + op.substr(0, 64) +
                            "\" (expected run, session.open, session.run, session.close, session.list, stats)");
@@ -512,38 +517,67 @@ void Server::op_session_list(Client& c, const std::string& id) {
     c.send(id, {{"sessions", list}});
 }
 
-void Server::op_stats(Client& c, const std::string& id) {
+void Server::op_stats(Client& c, const json& req, const std::string& id) {
     size_t busy = 0;
     for (const auto& j : jobs_)
         if (j->jail) ++busy;
     size_t queued = 0;
     for (const auto& [uid, q] : queue_) queued += q.size();
-    c.send(id, {{"pool", pool_->target()},
-                {"warm", pool_->ready()},
-                {"warming", pool_->size() - pool_->ready()},
-                {"session_warm", session_pool_->ready()},
-                {"busy", busy},
-                {"queued", queued},
-                {"queued_bytes", queued_bytes_},
-                {"sessions", sessions_.size()},
-                {"max_sessions", opt_.max_sessions},
-                {"jails", live_jails()},
-                {"max_jails", opt_.max_jails},
-                {"clients", clients_.size()},
-                {"max_clients", fds_.clients},
-                {"proxy_connections", supervise::Proxy::process_connections()},
-                {"max_proxy_connections", fds_.proxy},
-                {"fd_limit", fds_.limit},
-                {"refused_peers", refused_},
-                {"refills", pool_->refills()},
-                {"failures", pool_->failures() + task_failures_},
-                {"last_failure", pool_->last_error()},
-                {"served", served_},
-                {"served_warm", warm_served_},
-                {"cold_starts", cold_},
-                {"preload", opt_.preload},
-                {"profile", base_->policy.name},
-                {"pid", ::getpid()}});
+    json body = {{"pool", pool_->target()},
+                 {"warm", pool_->ready()},
+                 {"warming", pool_->size() - pool_->ready()},
+                 {"session_warm", session_pool_->ready()},
+                 {"busy", busy},
+                 {"queued", queued},
+                 {"queued_bytes", queued_bytes_},
+                 {"sessions", sessions_.size()},
+                 {"max_sessions", opt_.max_sessions},
+                 {"jails", live_jails()},
+                 {"max_jails", opt_.max_jails},
+                 {"clients", clients_.size()},
+                 {"max_clients", fds_.clients},
+                 {"proxy_connections", supervise::Proxy::process_connections()},
+                 {"max_proxy_connections", fds_.proxy},
+                 {"fd_limit", fds_.limit},
+                 {"refused_peers", refused_},
+                 {"refills", pool_->refills()},
+                 {"failures", pool_->failures() + task_failures_},
+                 {"last_failure", pool_->last_error()},
+                 {"served", served_},
+                 {"served_warm", warm_served_},
+                 {"cold_starts", cold_},
+                 {"preload", opt_.preload},
+                 {"profile", base_->policy.name},
+                 {"pid", ::getpid()}};
+    // Walking every jail's processes costs milliseconds: asked for, not given by default.
+    if (auto m = req.find("memory"); m != req.end() && m->is_boolean() && m->get<bool>()) body["memory"] = memory();
+    c.send(id, body);
+}
+
+// PSS in bytes (supervise/memory.hpp): of each ready warm jail (its init, the
+// runner and what it imported), of each jail running a task or holding a
+// session, and of the server itself. A jail that ended meanwhile is left out.
+const json& Server::memory() {
+    const uint64_t now = monotonic_ns();
+    if (memory_at_ns_ && now - memory_at_ns_ < 1000000000ull) return memory_;
+    auto of = [](const std::vector<pid_t>& pids) {
+        json out = json::array();
+        for (pid_t p : pids)
+            if (auto b = supervise::tree_pss_bytes(p)) out.push_back(*b);
+        return out;
+    };
+    std::vector<pid_t> busy, sessions;
+    for (const auto& j : jobs_)
+        if (j->jail) busy.push_back(j->jail->pid());
+    for (const auto& [sid, s] : sessions_)
+        if (s.jail) sessions.push_back(s.jail->pid());
+    memory_ = {{"warm_pss_bytes", of(pool_->ready_pids())},
+               {"session_warm_pss_bytes", of(session_pool_->ready_pids())},
+               {"busy_pss_bytes", of(busy)},
+               {"session_pss_bytes", of(sessions)},
+               {"server_pss_bytes", supervise::process_pss_bytes(::getpid()).value_or(0)}};
+    memory_at_ns_ = now;
+    return memory_;
 }
 
 void Server::interrupt_cell(Session& s, bool timeout) {

@@ -41,6 +41,8 @@ public:
     State state() const { return state_; }
     const JailSpec& spec() const { return *spec_; }
     supervise::Supervisor& supervisor() { return sup_; }
+    // The jail's init on the host (held through a pidfd while this lives).
+    pid_t pid() const { return sup_.pid(); }
     // The runner said it could not get ready (a preload failed), or ended
     // before it did.
     const std::string& warmup_error() const { return warmup_error_; }

@@ -301,6 +301,40 @@ class ServeTest(ServeBase):
             outs.append(r["stdout"])
         self.assertEqual(len(set(outs)), 3)  # each jail started its own python: its own seed
 
+    def test_stats_report_each_jails_memory_as_pss(self):
+        c = self.start_server("--preload", "numpy")
+        st = c.call({"op": "stats"})
+        self.assertNotIn("memory", st)  # the walk is asked for, not paid on every health check
+        deadline = time.time() + 30
+        while c.call({"op": "stats"})["session_warm"] < 1 and time.time() < deadline:
+            time.sleep(0.02)
+        m = c.call({"op": "stats", "memory": True})["memory"]
+        self.assertEqual(len(m["warm_pss_bytes"]), 2, m)
+        self.assertEqual(len(m["session_warm_pss_bytes"]), 1, m)
+        for b in m["warm_pss_bytes"] + m["session_warm_pss_bytes"]:
+            # python with numpy imported, all of the jail counted (the init
+            # alone is well under a MiB), and split with its twin, not doubled.
+            self.assertGreater(b, 8 << 20, m)
+            self.assertLess(b, 200 << 20, m)
+        self.assertGreater(m["server_pss_bytes"], 256 << 10, m)
+        self.assertLess(m["server_pss_bytes"], 64 << 20, m)
+        # A running task's jail, while it holds 64 MiB more than a warm one.
+        busy = self.connect()
+        busy.send({"id": 1, "op": "run", "code": "import time\nb = bytearray(64 << 20)\nb[::4096] = b'x' * (16384)\n"
+                                                 "print('held', flush=True)\ntime.sleep(3)"})
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            time.sleep(0.3)
+            m = c.call({"op": "stats", "memory": True})["memory"]
+            if m["busy_pss_bytes"] and m["busy_pss_bytes"][0] > (64 << 20):
+                break
+        self.assertTrue(m["busy_pss_bytes"] and m["busy_pss_bytes"][0] > (64 << 20), m)
+        self.assertEqual(busy.recv()["status"], "ok")
+        # Asked again at once: the same figures (read at most once a second).
+        time.sleep(1.1)
+        a = c.call({"op": "stats", "memory": True})["memory"]
+        self.assertEqual(a, c.call({"op": "stats", "memory": True})["memory"])
+
     # ---- sessions -----------------------------------------------------------
 
     def test_session_opens_from_a_warm_jail_with_the_preloads(self):

@@ -1,0 +1,19 @@
+// What a jail holds in memory, seen from the host: the PSS (proportional set
+// size) of its init and every process below it. PSS splits each shared page
+// between the processes that map it, so the figures of several warm jails add
+// up to what they cost together.
+#pragma once
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+
+namespace stockade::supervise {
+
+// nullopt when the root is gone. What cannot be read (the init, to an
+// unprivileged server) counts as zero; so does a process that ends meanwhile.
+std::optional<uint64_t> tree_pss_bytes(pid_t root);
+// One process's own PSS.
+std::optional<uint64_t> process_pss_bytes(pid_t pid);
+
+}  // namespace stockade::supervise
