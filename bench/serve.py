@@ -142,6 +142,7 @@ def throughput(make_call, seconds, workers=2):
 
 
 def main():
+    global POOL
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=100)
     ap.add_argument("--seconds", type=float, default=8)
@@ -149,7 +150,6 @@ def main():
     ap.add_argument("--pool", type=int, default=POOL, help="warm jails per server (default 2)")
     ap.add_argument("--json")
     a = ap.parse_args()
-    global POOL
     POOL = a.pool
     stockade = os.path.abspath(a.stockade)
     tmp = tempfile.mkdtemp(prefix="stockade-bench-")

@@ -19,21 +19,44 @@ del sys.argv[1:]
 # Run from a file (so the host's ps shows its name, not this source); the
 # task's imports resolve from its working directory, as with `python -c`.
 sys.path[0] = ""
+# Where the standard library is found, without the task's own directory.
+_STD_PATH = sys.path[1:]
 
+# Paid once, here, rather than by the task: what every answer needs, and the
+# compiler's first use (its AST types are made on the first compile()). What
+# only some tasks need (base64 files, glob patterns, a traceback, a session's
+# ast) is imported when used: every module imported here is paid again by
+# every refill of the pool, which sets the rate of back-to-back tasks.
 import json
-import base64
 import builtins
 import types
-# Paid once, here, rather than by the task: what every task's end needs, and
-# the compiler's first use (its AST types are made on the first compile()).
-import ast
 import atexit
-import glob
 import signal
-import threading
-import traceback
 
 exec(compile("0", "<warm>", "exec"), {})
+
+
+class _StdPath:
+    """sys.path without the task's directories, while the runner imports (its
+    modules import more lazily, as traceback does ast): a file the task left
+    under a standard module's name is the task's, never the runner's."""
+
+    def __enter__(self):
+        self.saved = sys.path[:]
+        sys.path[:] = _STD_PATH
+
+    def __exit__(self, *exc):
+        sys.path[:] = self.saved
+
+
+def _std(name):
+    """A standard module, imported on first use."""
+    mod = sys.modules.get(name)
+    if mod is None:
+        with _StdPath():
+            mod = __import__(name)
+    return mod
+
 
 _ctl_in = os.fdopen(_fd, "rb", buffering=65536, closefd=False)
 
@@ -52,7 +75,7 @@ def _recv():
 
 def _write_files(files):
     for path, spec in (files or {}).items():
-        data = base64.b64decode(spec["b64"]) if "b64" in spec else spec["text"].encode()
+        data = _std("base64").b64decode(spec["b64"]) if "b64" in spec else spec["text"].encode()
         parent = os.path.dirname(path)
         if parent:
             os.makedirs(parent, exist_ok=True)
@@ -64,7 +87,9 @@ def _expand(paths):
     # A pattern ("out/*.png") names what matches it, if anything.
     for p in paths or ():
         if any(c in p for c in "*?["):
-            yield from sorted(glob.glob(p))
+            with _StdPath():
+                found = sorted(_std("glob").glob(p))
+            yield from found
         else:
             yield p
 
@@ -100,14 +125,14 @@ def _read_files(paths, cap):
         try:
             out[path] = {"text": data.decode("utf-8")}
         except UnicodeDecodeError:
-            out[path] = {"b64": base64.b64encode(data).decode()}
+            out[path] = {"b64": _std("base64").b64encode(data).decode()}
     return out
 
 
 def _stdin_from(spec):
     if spec is None:
         return
-    data = base64.b64decode(spec["b64"]) if "b64" in spec else spec["text"].encode()
+    data = _std("base64").b64decode(spec["b64"]) if "b64" in spec else spec["text"].encode()
     # An unnamed file: any size, and nothing left in /tmp for the task to see.
     fd = os.open("/tmp", os.O_TMPFILE | os.O_RDWR, 0o600)
     os.write(fd, data)
@@ -137,6 +162,25 @@ def _exit_code(e):
     except Exception:
         pass
     return 1
+
+
+def _format_exception(e, tb):
+    try:
+        with _StdPath():
+            return "".join(_std("traceback").format_exception(type(e), e, tb))
+    except BaseException:
+        # A task that broke the traceback module still gets its error named.
+        try:
+            return "%s: %s\n" % (type(e).__name__, e)
+        except BaseException:
+            return type(e).__name__ + "\n"
+
+
+def _print_exception(e, tb):
+    try:
+        sys.stderr.write(_format_exception(e, tb))
+    except Exception:
+        pass
 
 
 def _run_task(msg):
@@ -171,13 +215,15 @@ def _run_task(msg):
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)
     except BaseException as e:
-        traceback.print_exception(type(e), e, e.__traceback__.tb_next)
+        _print_exception(e, e.__traceback__.tb_next)
         code = 1
     # What python does at exit that matters to a task: its threads joined,
     # its atexit handlers run, its output flushed. Then out, without tearing
     # the interpreter down: the jail goes anyway.
     try:
-        threading._shutdown()
+        threading = sys.modules.get("threading")
+        if threading is not None:  # no thread was started without it
+            threading._shutdown()
     except Exception:
         pass
     try:
@@ -218,7 +264,7 @@ def _run_cell(msg, ns):
         reply["error"] = {
             "type": type(e).__name__,
             "message": _cut(str(e)),
-            "traceback": _cut("".join(traceback.format_exception(type(e), e, tb))),
+            "traceback": _cut(_format_exception(e, tb)),
         }
     _flush()
     try:
@@ -229,6 +275,9 @@ def _run_cell(msg, ns):
 
 
 def _session():
+    # Every cell is parsed: paid here, while the session jail waits.
+    global ast
+    ast = _std("ast")
     # SIGINT interrupts a cell (the server's timeout), never the runner itself:
     # blocked outside cells, and a late one is dropped before the next cell.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})

@@ -203,6 +203,49 @@ class ServeTest(ServeBase):
         self.assertEqual(r["status"], "signaled", r)
         self.assertEqual(r["signal"], 9)
 
+    def test_a_tasks_own_module_names_do_not_break_its_answer(self):
+        # The runner imports base64, glob, traceback and ast when a task needs
+        # them (so refills stay cheap), from the standard library: files of
+        # those names in the task's directory are the task's, not the runner's.
+        c = self.start_server()
+        shadows = {f"{m}.py": "raise SystemExit('the task shadowed " + m + "')"
+                   for m in ("base64", "glob", "traceback", "fnmatch", "re", "linecache", "ast")}
+        for script in (None, "main.py"):
+            req = {"op": "run", "files": dict(shadows), "return_files": ["out/*.bin", "note.txt"]}
+            body = ("import os\nos.makedirs('out', exist_ok=True)\n"
+                    "open('out/a.bin', 'wb').write(bytes(range(256)))\nopen('note.txt', 'w').write('n')\n"
+                    "def f():\n    raise ValueError('boom')\nf()\n")
+            if script:
+                req["files"][script] = body
+                req["script"] = script
+            else:
+                req["code"] = body
+            r = c.call(req)
+            self.assertEqual(r["exit_code"], 1, r)
+            self.assertIn("Traceback (most recent call last)", r["stderr"])
+            self.assertIn("ValueError: boom", r["stderr"])
+            self.assertNotIn("shadowed", r["stderr"] + r["stdout"])
+            self.assertEqual(r["files"]["note.txt"], {"text": "n"})
+            import base64
+            self.assertEqual(base64.b64decode(r["files"]["out/a.bin"]["b64"]), bytes(range(256)))
+        # As under plain python, the task's own import finds its own file.
+        r = c.call({"op": "run", "files": {"glob.py": "X = 'mine'"}, "code": "import glob; print(glob.X)"})
+        self.assertEqual(r["stdout"], "mine\n", r)
+        # A task that breaks the traceback module still gets its error named.
+        r = c.call({"op": "run", "code": "import traceback\ntraceback.format_exception = None\nraise KeyError('k')"})
+        self.assertEqual(r["exit_code"], 1, r)
+        self.assertIn("KeyError", r["stderr"])
+        # A session parses its cells with the standard ast, whatever /work holds.
+        o = c.call({"op": "session.open"})
+        sid = o["session"]
+        r = c.call({"op": "session.run", "session": sid, "files": {"ast.py": "raise SystemExit('no')"},
+                    "code": "x = 2\nx * 21"})
+        self.assertEqual(r["value"], "42", r)
+        r = c.call({"op": "session.run", "session": sid, "code": "1 / 0"})
+        self.assertEqual(r["error"]["type"], "ZeroDivisionError", r)
+        self.assertIn("Traceback", r["error"]["traceback"])
+        c.call({"op": "session.close", "session": sid})
+
     def test_malformed_requests_get_one_clear_error_and_others_are_unaffected(self):
         c = self.start_server()
         other = self.connect()
