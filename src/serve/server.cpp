@@ -557,13 +557,20 @@ void Server::op_stats(Client& c, const json& req, const std::string& id) {
 // PSS in bytes (supervise/memory.hpp): of each ready warm jail (its init, the
 // runner and what it imported), of each jail running a task or holding a
 // session, and of the server itself. A jail that ended meanwhile is left out.
+// The walk gets 50 ms of the loop, at most once a second: past that the
+// figures are marked partial rather than the loop kept waiting.
 const json& Server::memory() {
     const uint64_t now = monotonic_ns();
     if (memory_at_ns_ && now - memory_at_ns_ < 1000000000ull) return memory_;
-    auto of = [](const std::vector<pid_t>& pids) {
+    const uint64_t deadline = now + 50000000ull;
+    bool partial = false;
+    auto of = [&](const std::vector<pid_t>& pids) {
         json out = json::array();
         for (pid_t p : pids)
-            if (auto b = supervise::tree_pss_bytes(p)) out.push_back(*b);
+            if (auto t = supervise::tree_pss_bytes(p, deadline)) {
+                partial |= !t->complete;
+                if (t->complete) out.push_back(t->bytes);
+            }
         return out;
     };
     std::vector<pid_t> busy, sessions;
@@ -571,11 +578,12 @@ const json& Server::memory() {
         if (j->jail) busy.push_back(j->jail->pid());
     for (const auto& [sid, s] : sessions_)
         if (s.jail) sessions.push_back(s.jail->pid());
-    memory_ = {{"warm_pss_bytes", of(pool_->ready_pids())},
+    memory_ = {{"server_pss_bytes", supervise::process_pss_bytes(::getpid()).value_or(0)},
+               {"warm_pss_bytes", of(pool_->ready_pids())},
                {"session_warm_pss_bytes", of(session_pool_->ready_pids())},
                {"busy_pss_bytes", of(busy)},
-               {"session_pss_bytes", of(sessions)},
-               {"server_pss_bytes", supervise::process_pss_bytes(::getpid()).value_or(0)}};
+               {"session_pss_bytes", of(sessions)}};
+    memory_["partial"] = partial;
     memory_at_ns_ = now;
     return memory_;
 }

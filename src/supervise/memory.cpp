@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "util/clock.hpp"
 #include "util/fd.hpp"
 
 namespace stockade::supervise {
@@ -66,28 +67,37 @@ void children_of(pid_t pid, std::vector<pid_t>& out) {
 
 std::optional<uint64_t> process_pss_bytes(pid_t pid) { return pss_of(pid); }
 
-std::optional<uint64_t> tree_pss_bytes(pid_t root) {
+std::optional<TreePss> tree_pss_bytes(pid_t root, uint64_t deadline_ns) {
     if (parent_of(root) < 0) return std::nullopt;  // gone
+    TreePss out;
+    if (monotonic_ns() >= deadline_ns) {
+        out.complete = false;
+        return out;
+    }
     // The init is not dumpable, so an unprivileged server cannot read its
     // figure: it counts as zero then (a static binary whose pages the server
     // shares; well under a MiB). Everything it started is read.
-    uint64_t total = pss_of(root).value_or(0);
+    out.bytes = pss_of(root).value_or(0);
     // Breadth first, bounded: a jail holds at most its pids limit, and a fork
     // bomb between reads must not keep the server walking.
     std::vector<std::pair<pid_t, pid_t>> todo;  // (pid, the parent it was found under)
     std::vector<pid_t> kids;
     children_of(root, kids);
     for (pid_t k : kids) todo.emplace_back(k, root);
-    for (size_t i = 0; i < todo.size() && i < 4096; ++i) {
+    for (size_t i = 0; i < todo.size(); ++i) {
+        if (i >= 4096 || monotonic_ns() >= deadline_ns) {
+            out.complete = false;
+            break;
+        }
         const auto [pid, parent] = todo[i];
         // Still the one found there: a pid that ended and was reused is not counted.
         if (parent_of(pid) != parent) continue;
-        total += pss_of(pid).value_or(0);
+        out.bytes += pss_of(pid).value_or(0);
         kids.clear();
         children_of(pid, kids);
         for (pid_t k : kids) todo.emplace_back(k, pid);
     }
-    return total;
+    return out;
 }
 
 }  // namespace stockade::supervise

@@ -10,9 +10,16 @@
 
 namespace stockade::supervise {
 
+struct TreePss {
+    uint64_t bytes = 0;
+    // False when the walk stopped at the deadline: a jail can make each read
+    // slow (many mappings in many processes), and the server's loop waits on it.
+    bool complete = true;
+};
 // nullopt when the root is gone. What cannot be read (the init, to an
 // unprivileged server) counts as zero; so does a process that ends meanwhile.
-std::optional<uint64_t> tree_pss_bytes(pid_t root);
+// Stops between two reads once monotonic_ns() passes deadline_ns.
+std::optional<TreePss> tree_pss_bytes(pid_t root, uint64_t deadline_ns);
 // One process's own PSS.
 std::optional<uint64_t> process_pss_bytes(pid_t pid);
 

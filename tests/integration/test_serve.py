@@ -352,6 +352,12 @@ class ServeTest(ServeBase):
         while c.call({"op": "stats"})["session_warm"] < 1 and time.time() < deadline:
             time.sleep(0.02)
         m = c.call({"op": "stats", "memory": True})["memory"]
+        for _ in range(5):  # a walk cut short at its 50 ms (a loaded machine) is asked again
+            if not m["partial"]:
+                break
+            time.sleep(1.1)
+            m = c.call({"op": "stats", "memory": True})["memory"]
+        self.assertFalse(m["partial"], m)
         self.assertEqual(len(m["warm_pss_bytes"]), 2, m)
         self.assertEqual(len(m["session_warm_pss_bytes"]), 1, m)
         for b in m["warm_pss_bytes"] + m["session_warm_pss_bytes"]:
