@@ -184,7 +184,9 @@ Plan make(const Policy& p, const Invocation& inv, const HostFacts& host) {
             if (!inv.code_file.empty()) {
                 out.mounts.push_back(
                     {MountOp::Kind::File, "", inv.code_file, false, false, 0, 0444, inv.code, "built-in"});
-                out.argv.push_back(inv.code_file);
+                for (const auto& [path, content] : inv.code_extras)
+                    out.mounts.push_back({MountOp::Kind::File, "", path, false, false, 0, 0444, content, "built-in"});
+                out.argv.push_back(inv.code_run.empty() ? inv.code_file : inv.code_run);
                 break;
             }
             out.argv.push_back("-c");

@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "profile/policy.hpp"
@@ -50,6 +51,11 @@ struct Invocation {
     // root, and python runs that file: the host's `ps` then shows its name,
     // not the whole source (serve's runner).
     std::string code_file;
+    // Read-only files written beside code_file (path, content: its bytecode),
+    // and what python runs when not code_file itself (its directory, which
+    // holds it as __main__.py).
+    std::vector<std::pair<std::string, std::string>> code_extras;
+    std::string code_run;
 };
 
 // What plan() needs to know about the caller; passed in so plan stays pure.

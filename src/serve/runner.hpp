@@ -1,6 +1,12 @@
-// The Python source of the runner (src/serve/runner.py), compiled in.
+// serve's runner (src/serve/runner.py), compiled in: its source, and its
+// bytecode as the build's python compiled it (empty without one).
 #pragma once
+#include <string_view>
 
 namespace stockade::serve {
 const char* runner_source();
-}
+// The python that compiled runner_bytecode() (sys.implementation.cache_tag,
+// e.g. "cpython-311"); a jail's python of another tag compiles the source.
+const char* runner_cache_tag();
+std::string_view runner_bytecode();
+}  // namespace stockade::serve

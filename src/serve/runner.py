@@ -26,12 +26,13 @@ _STD_PATH = sys.path[1:]
 # compiler's first use (its AST types are made on the first compile()). What
 # only some tasks need (base64 files, glob patterns, a traceback, a session's
 # ast) is imported when used: every module imported here is paid again by
-# every refill of the pool, which sets the rate of back-to-back tasks.
-import json
+# every refill of the pool, which sets the rate of back-to-back tasks. So the
+# C halves of json and signal, not the modules: those import re and enum,
+# about 6 ms of every refill, for tasks that mostly never use them.
 import builtins
 import types
 import atexit
-import signal
+import _signal
 
 exec(compile("0", "<warm>", "exec"), {})
 
@@ -61,8 +62,46 @@ def _std(name):
 _ctl_in = os.fdopen(_fd, "rb", buffering=65536, closefd=False)
 
 
+# The control socket's JSON lines, on the scanner and string encoder that
+# json itself runs on; the json module where a python lacks them.
+try:
+    from _json import make_scanner as _make_scanner, encode_basestring_ascii as _quote
+
+    class _Decoding:
+        strict = True
+        object_hook = object_pairs_hook = None
+        parse_float, parse_int, parse_constant = float, int, float
+        memo = {}
+
+    _scan = _make_scanner(_Decoding())
+
+    def _loads(text):
+        return _scan(text, 0)[0]
+
+except ImportError:
+    from json import loads as _loads
+    from json.encoder import encode_basestring_ascii as _quote
+
+
+def _dumps(obj):
+    # Only what the runner sends: dicts, lists, strings, ints, bools, None.
+    if isinstance(obj, str):
+        return _quote(obj)
+    if obj is None:
+        return "null"
+    if obj is True or obj is False:
+        return "true" if obj else "false"
+    if isinstance(obj, int):
+        return int.__repr__(obj)
+    if isinstance(obj, dict):
+        return "{" + ",".join(_quote(str(k)) + ":" + _dumps(v) for k, v in obj.items()) + "}"
+    if isinstance(obj, (list, tuple)):
+        return "[" + ",".join(map(_dumps, obj)) + "]"
+    raise TypeError("not sent on the control socket: " + type(obj).__name__)
+
+
 def _send(obj):
-    data = (json.dumps(obj) + "\n").encode()
+    data = (_dumps(obj) + "\n").encode()
     view = memoryview(data)
     while view:
         view = view[os.write(_fd, view):]
@@ -70,7 +109,7 @@ def _send(obj):
 
 def _recv():
     line = _ctl_in.readline()
-    return json.loads(line) if line else None
+    return _loads(line.decode()) if line else None
 
 
 def _write_files(files):
@@ -212,8 +251,8 @@ def _run_task(msg):
     except KeyboardInterrupt:
         # As python itself ends on an uncaught Ctrl-C: by the signal.
         _flush()
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
+        _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+        os.kill(os.getpid(), _signal.SIGINT)
     except BaseException as e:
         _print_exception(e, e.__traceback__.tb_next)
         code = 1
@@ -246,7 +285,7 @@ def _run_cell(msg, ns):
         last = None
         if tree.body and isinstance(tree.body[-1], ast.Expr):
             last = ast.Expression(tree.body.pop().value)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, {_signal.SIGINT})
         try:
             exec(compile(tree, "<cell>", "exec"), ns)
             if last is not None:
@@ -255,7 +294,7 @@ def _run_cell(msg, ns):
                     ns["_"] = value
                     reply["value"] = _cut(repr(value))
         finally:
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            _signal.pthread_sigmask(_signal.SIG_BLOCK, {_signal.SIGINT})
     except BaseException as e:
         tb = e.__traceback__
         # The runner's own frame is not the cell's.
@@ -280,7 +319,7 @@ def _session():
     ast = _std("ast")
     # SIGINT interrupts a cell (the server's timeout), never the runner itself:
     # blocked outside cells, and a late one is dropped before the next cell.
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    _signal.pthread_sigmask(_signal.SIG_BLOCK, {_signal.SIGINT})
     ns = {"__name__": "__main__", "__builtins__": builtins}
     main = types.ModuleType("__main__")
     main.__dict__.update(ns)
@@ -294,8 +333,8 @@ def _session():
         msg = _recv()
         if msg is None:
             os._exit(0)
-        while signal.SIGINT in signal.sigpending():
-            signal.sigwait({signal.SIGINT})
+        while _signal.SIGINT in _signal.sigpending():
+            _signal.sigwait({_signal.SIGINT})
         _send(_run_cell(msg, ns))
 
 

@@ -231,7 +231,12 @@ std::shared_ptr<const JailSpec> Server::make_spec(const std::vector<std::string>
     plan::Invocation inv;
     inv.mode = plan::Invocation::Mode::Code;
     inv.code = runner_source();
-    inv.code_file = "/.stockade-runner.py";
+    // Run as a directory, so python finds the build's bytecode of it in __pycache__.
+    inv.code_run = "/.stockade-runner";
+    inv.code_file = inv.code_run + "/__main__.py";
+    if (!runner_bytecode().empty())
+        inv.code_extras = {
+            {inv.code_run + "/__pycache__/__main__." + runner_cache_tag() + ".pyc", std::string(runner_bytecode())}};
     inv.writable_work = true;
     inv.args = {std::to_string(jail::kControlFd), session ? "session" : "task", opt_.preload};
     plan::HostFacts host = plan::gather_host_facts(envp_);

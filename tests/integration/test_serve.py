@@ -203,6 +203,27 @@ class ServeTest(ServeBase):
         self.assertEqual(r["status"], "signaled", r)
         self.assertEqual(r["signal"], 9)
 
+    def test_a_refill_pays_for_no_import_or_compile_of_the_runners_own(self):
+        # Whatever the runner imports or compiles, every refill of the pool
+        # pays again. A warm task finds the modules a plain `python3 -c`
+        # finds, and only the runner's few C modules more (json's C half,
+        # not json, which imports re and enum)...
+        c = self.start_server()
+        code = "import sys; print(' '.join(sorted(sys.modules)))"
+        warm = set(c.call({"op": "run", "code": code})["stdout"].split())
+        cold = set(self.stockade("run", "-q", "-c", code).stdout.split())
+        self.assertIn("sys", cold)
+        self.assertLessEqual(warm - cold, {"_json", "atexit", "runpy"})
+        # ...and its python loads the runner from the build's bytecode: the
+        # same magic, and the checked hash of this very source, so python
+        # takes it rather than compiling the source again.
+        r = c.call({"op": "run", "code": (
+            "import importlib.util as u\n"
+            "src = open('/.stockade-runner/__main__.py', 'rb').read()\n"
+            "pyc = open(u.cache_from_source('/.stockade-runner/__main__.py'), 'rb').read()\n"
+            "print(pyc[:4] == u.MAGIC_NUMBER, int.from_bytes(pyc[4:8], 'little'), pyc[8:16] == u.source_hash(src))\n")})
+        self.assertEqual(r["stdout"], "True 3 True\n", r)
+
     def test_a_tasks_own_module_names_do_not_break_its_answer(self):
         # The runner imports base64, glob, traceback and ast when a task needs
         # them (so refills stay cheap), from the standard library: files of
@@ -699,7 +720,7 @@ class ServeTest(ServeBase):
 
     def test_host_ps_shows_the_runners_name_not_its_source(self):
         self.start_server()
-        self.assertTrue(host_pids_with_cmdline("/.stockade-runner.py"))
+        self.assertTrue(host_pids_with_cmdline("/.stockade-runner"))
         self.assertEqual(host_pids_with_cmdline("def _run_task"), [])
 
     def test_check_says_whether_a_server_is_healthy(self):

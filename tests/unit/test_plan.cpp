@@ -67,6 +67,20 @@ TEST_CASE("argv for scripts, code and exec") {
     CHECK(c.argv == std::vector<std::string>{"/usr/bin/python3", "-c", "print(1)", "x"});
     CHECK(c.script_host.empty());
 
+    // serve's runner: its source and bytecode as read-only files, its directory run.
+    Invocation r{Invocation::Mode::Code, "", "print(1)", {"5"}};
+    r.code_run = "/.r";
+    r.code_file = "/.r/__main__.py";
+    r.code_extras = {{"/.r/__pycache__/__main__.cpython-311.pyc", std::string("\xa7\r\r\n\0\1", 6)}};
+    auto w = plan::make(policy(), r, h);
+    CHECK(w.argv == std::vector<std::string>{"/usr/bin/python3", "/.r", "5"});
+    const MountOp* src = find(w, "/.r/__main__.py");
+    const MountOp* pyc = find(w, "/.r/__pycache__/__main__.cpython-311.pyc");
+    REQUIRE(src);
+    REQUIRE(pyc);
+    CHECK((src->kind == MountOp::Kind::File && src->content == "print(1)" && src->mode == 0444));
+    CHECK((pyc->kind == MountOp::Kind::File && pyc->content == r.code_extras[0].second && pyc->mode == 0444));
+
     auto e = plan::make(policy(), Invocation{Invocation::Mode::Exec, "", "", {"env", "-i"}}, h);
     CHECK(e.argv == std::vector<std::string>{"env", "-i"});
     CHECK_FALSE(e.exec_allow.empty());
