@@ -28,7 +28,7 @@ public:
     // for a jail of another spec; false if the pool holds none.
     bool drop_one();
     // Takes a jail started elsewhere (the server's start-up probe) as one of its own.
-    void adopt(std::unique_ptr<WarmJail> j) { jails_.push_back(std::move(j)); }
+    void adopt(std::unique_ptr<WarmJail> j);
     // How long until the next refill may be tried (ms, -1: not waiting).
     int retry_in_ms() const;
 

@@ -222,6 +222,7 @@ public:
         }
         return s;
     }
+    void set_cpu_weight(unsigned weight) override { write_file(dir_ + "/cpu.weight", std::to_string(weight), false); }
     void kill() override {
         if (!write_file(dir_ + "/cgroup.kill", "1", false)) {
             std::istringstream procs(read_file(dir_ + "/cgroup.procs"));
@@ -287,6 +288,10 @@ public:
         }
         return s;
     }
+    void set_cpu_weight(unsigned weight) override {
+        // cpu.shares is 1024 where cpu.weight is 100.
+        if (!dir("cpu").empty()) write_file(dir("cpu") + "/cpu.shares", std::to_string(weight * 1024 / 100), false);
+    }
     void kill() override {
         for (int round = 0; round < 3; ++round) {
             std::istringstream procs(read_file(dir("pids") + "/cgroup.procs"));
@@ -337,6 +342,9 @@ std::unique_ptr<Cgroup> find_cgroup(const profile::Limits& l, std::string& why_n
     for (const auto& m : mounts) {
         if (m.type != "cgroup2") continue;
         std::string base = join(m, own_path(""));
+        // Our own cgroup is the leaf we stepped into for the jails still
+        // alive: theirs is the one above it, not a new leaf below it.
+        if (auto leaf = g_self_leaf.lock(); leaf && leaf->leaf == base) base = leaf->base;
         std::string have = read_file(base + "/cgroup.controllers");
         if (!has_word(have, "memory") || !has_word(have, "pids")) continue;
         if (!writable_dir(base)) {

@@ -34,6 +34,10 @@ public:
     virtual double cpu_ms() = 0;  // the whole jail's CPU time so far
     virtual CgroupStats stats() = 0;
     virtual void kill() = 0;  // every process in it
+    // Its share of the CPU against its siblings when the CPU is contended, on
+    // v2's cpu.weight scale (1 to 10000, 100 by default). Where the cpu
+    // controller is not there, nothing changes.
+    virtual void set_cpu_weight(unsigned weight) = 0;
 };
 
 // A cgroup with these limits below the caller's own, or nullptr with why_not

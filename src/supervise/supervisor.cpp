@@ -329,6 +329,10 @@ void Supervisor::kill() {
 
 pid_t Supervisor::pid() const { return child_ ? child_->pid() : -1; }
 
+void Supervisor::set_cpu_weight(unsigned weight) {
+    if (cg_) cg_->set_cpu_weight(weight);
+}
+
 void Supervisor::begin_task(uint64_t wall_ms) {
     t_task_ = monotonic_ns();
     if (wall_ms) arm_wall(wall_ms);

@@ -104,6 +104,9 @@ public:
     std::pair<std::string, std::string> take_output(bool* truncated);
     // The jail's pid on the host (its init).
     pid_t pid() const;
+    // The jail's share of a contended CPU (Cgroup::set_cpu_weight); nothing
+    // without a cgroup.
+    void set_cpu_weight(unsigned weight);
 
 private:
     void mark(const char* name);

@@ -718,6 +718,53 @@ class ServeTest(ServeBase):
         c.call({"op": "run", "code": "pass", "limits": {"memory": "100M"}})  # a cold jail: its cgroup sweeps
         self.assertEqual(stockade_cgroups(pid), [])
 
+    def test_jails_warming_ahead_yield_the_cpu_to_the_jails_tasks_wait_for(self):
+        # A refill is work that can wait: when the CPU is contended, a jail
+        # that a task waits for gets ten times the share of one warming ahead
+        # (cpu.weight 100 against 10; cpu.shares 1024 against 102 on v1).
+        def cpu_cgroup(pid):
+            """The file of pid's cgroup that holds its CPU share (v1 first), or None."""
+            v2 = None
+            for line in open(f"/proc/{pid}/cgroup"):
+                _, ctls, path = line.rstrip("\n").split(":", 2)
+                if "cpu" in ctls.split(","):
+                    return f"/sys/fs/cgroup/{ctls}{path}/cpu.shares"
+                if ctls == "":
+                    v2 = f"/sys/fs/cgroup{path}/cpu.weight"
+            return v2 if v2 and os.path.exists(v2) else None
+
+        def share(pid):
+            f = cpu_cgroup(pid)
+            if f is None or f == cpu_cgroup(self.server.pid):  # no cgroup of the jail's own
+                return None
+            with open(f) as fh:
+                return ("shares" if f.endswith("shares") else "weight"), int(fh.read())
+
+        def runners():
+            return {pid: share(pid) for pid in host_pids_with_cmdline("/.stockade-runner")}
+
+        c = self.start_server(pool=2)
+        ahead = runners()
+        self.assertEqual(len(ahead), 2, ahead)
+        if None in ahead.values():
+            self.skipTest("the jails have no cgroup with a cpu controller of their own here: " + str(ahead))
+        low = {"shares": 102, "weight": 10}
+        self.assertTrue(all(value == low[kind] for kind, value in ahead.values()), ahead)
+        # A task's jail, marked by its name, has the default share once taken.
+        rid = c.send({"op": "run", "code": "open('/proc/self/comm', 'w').write('stk-busy-task')\n"
+                                            "import time; time.sleep(3)"})
+        self.assertTrue(wait_until(lambda: any(open(f"/proc/{p}/comm").read().strip() == "stk-busy-task"
+                                               for p in host_pids_with_cmdline("/.stockade-runner")), 10))
+        now = runners()
+        busy = [p for p in now if open(f"/proc/{p}/comm").read().strip() == "stk-busy-task"]
+        self.assertEqual(len(busy), 1, now)
+        kind, value = now[busy[0]]
+        self.assertEqual(value, {"shares": 1024, "weight": 100}[kind], now)
+        self.assertTrue(all(value == low[kind] for p, (kind, value) in now.items() if p != busy[0]), now)
+        # Siblings, all of them: the server stepped into one leaf of its own at most.
+        self.assertEqual(len({os.path.dirname(os.path.dirname(cpu_cgroup(p))) for p in now}), 1, now)
+        self.assertEqual(c.wait(rid)["status"], "ok")
+
     def test_host_ps_shows_the_runners_name_not_its_source(self):
         self.start_server()
         self.assertTrue(host_pids_with_cmdline("/.stockade-runner"))
