@@ -29,6 +29,7 @@ std::unique_ptr<WarmJail> Pool::take(bool warming) {
     return nullptr;
 }
 
+// Every jail enters the pool here, refilled or started elsewhere: warming ahead.
 void Pool::adopt(std::unique_ptr<WarmJail> j) {
     j->supervisor().set_cpu_weight(kAheadCpuWeight);
     jails_.push_back(std::move(j));
@@ -84,7 +85,6 @@ void Pool::refill(size_t room) {
         auto j = std::make_unique<WarmJail>(spec_, loop_);
         try {
             j->start();
-            j->supervisor().set_cpu_weight(kAheadCpuWeight);
         } catch (const Error& e) {
             ++failures_;
             last_error_ = e.what();
@@ -93,7 +93,7 @@ void Pool::refill(size_t room) {
                 monotonic_ns() + std::min<uint64_t>(10000, 50ull << std::min(consecutive_failures_, 8u)) * 1000000;
             return;
         }
-        jails_.push_back(std::move(j));
+        adopt(std::move(j));
         ++refills_;
         --room;
     }
