@@ -14,7 +14,10 @@ Throughput: 2 clients back to back for a few seconds each, the same task
 (`import numpy; print(1)`, then `print(1)`) through serve, `stockade run`
 cold, and bare python3, as ratios to bare python3, with the p50 and p99
 latency under that load.
-Memory: what each warm jail holds (PSS of its processes), and the server's RSS.
+Throughput also runs each server again with --no-templates (every pool jail
+a python of its own, as before templates).
+Memory: what each warm jail holds (PSS of its processes), its template, and
+the server's RSS.
 
 usage: bench/serve.py [--rounds N] [--seconds S] [--pool N] [--stockade PATH] [--json FILE]
 """
@@ -156,6 +159,9 @@ def main():
     os.chmod(tmp, 0o700)
     plain = Server(stockade, tmp, "plain")
     numpy = Server(stockade, tmp, "numpy", "--preload", "numpy")
+    # The same servers, each jail a python of its own: what templates change.
+    plain_nt = Server(stockade, tmp, "plain-nt", "--no-templates")
+    numpy_nt = Server(stockade, tmp, "numpy-nt", "--preload", "numpy", "--no-templates")
     sid = plain.c.call({"op": "session.open"})["session"]
     plain.c.call({"op": "session.run", "session": sid, "code": "x = 0"})
     try:
@@ -184,7 +190,9 @@ def main():
         for name, srv in (("plain", plain), ("numpy", numpy)):
             # The server's own figures (stats "memory": PSS of each jail's processes).
             per = srv.c.call({"op": "stats", "memory": True})["memory"]["warm_pss_bytes"]
+            m = srv.c.call({"op": "stats", "memory": True})["memory"]
             mem[name] = {"warm_jail_pss_kb": statistics.median(per) / 1024 if per else 0,
+                         "template_pss_kb": max(m.get("template_pss_bytes") or [0]) / 1024,
                          "server_rss_kb": rss_kb(srv.p.pid)}
         plain.c.call({"op": "session.close", "session": sid})
 
@@ -195,16 +203,20 @@ def main():
             return make
 
         tput = {}
-        for code, srv in ((NUMPY, numpy), ("print(1)", plain)):
+        for code, srv, nt in ((NUMPY, numpy, numpy_nt), ("print(1)", plain, plain_nt)):
             tput[code] = {
                 "bare python3": throughput(lambda: (lambda: run_quiet([PY, "-c", code])), a.seconds),
                 "stockade run (cold)": throughput(lambda: (lambda: run_quiet([stockade, "run", "-q", "-c", code])),
                                                   a.seconds),
                 "serve" + (" (numpy preloaded)" if srv is numpy else ""): throughput(serve_client(srv, code), a.seconds),
+                "serve --no-templates": throughput(serve_client(nt, code), a.seconds),
             }
+        health = {name: {k: srv.c.call({"op": "stats"})[k] for k in
+                         ("served", "template_forks", "template_failures", "template_error", "failures", "last_failure")}
+                  for name, srv in (("plain", plain), ("numpy", numpy))}
     finally:
-        plain.stop()
-        numpy.stop()
+        for srv in (plain, numpy, plain_nt, numpy_nt):
+            srv.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"latency over {a.rounds} interleaved rounds (ms, client side; warm pool):")
@@ -222,9 +234,12 @@ def main():
         base = rows["bare python3"][0]
         for k, (rate, lat) in rows.items():
             print(f"  {k:36} {rate:8.1f} {rate / base:8.2f} {statistics.median(lat):8.2f} {pct(lat, 0.99):8.2f}")
+    for name, h in health.items():
+        print(f"  {name} server: {h}")
     print("memory:")
     for k, m in mem.items():
-        print(f"  {k:6} pool: each warm jail {m['warm_jail_pss_kb'] / 1024:.1f} MiB PSS; server RSS {m['server_rss_kb'] / 1024:.1f} MiB")
+        print(f"  {k:6} pool: each warm jail {m['warm_jail_pss_kb'] / 1024:.1f} MiB PSS, its template "
+              f"{m['template_pss_kb'] / 1024:.1f} MiB; server RSS {m['server_rss_kb'] / 1024:.1f} MiB")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"latency_ms": {k: {"p50": statistics.median(v), "p90": pct(v, 0.9)} for k, v in samples.items()},

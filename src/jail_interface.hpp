@@ -32,13 +32,17 @@ struct WireMsg {
         Phase = 5,          // a setup step finished at t_ns (only when the plan asks for timings)
         ProxyListener = 7,  // the proxy's listening socket, made in the jail's netns
         PtyMaster = 8,      // the master of the jail's terminal, for the supervisor to relay
+        Hello = 9,          // a template's fork: its task's init is there (the kernel adds its pid)
     };
     uint32_t type = 0;
     int32_t err = 0;
     int32_t status = 0;
     uint32_t pad = 0;
     uint64_t t_ns = 0;  // CLOCK_MONOTONIC
-    char text[480] = {};
+    // Exit, from a template's fork only (whose init is not our child to wait
+    // for): the rusage of the program and what it reaped.
+    uint64_t user_us = 0, sys_us = 0, max_rss_kb = 0;
+    char text[456] = {};
 
     void set_text(const std::string& s) {
         std::strncpy(text, s.c_str(), sizeof text - 1);

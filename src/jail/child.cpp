@@ -67,7 +67,7 @@ void child_main(const Plan& plan, ChildFds fds) {
     try {
         wait_for_supervisor(fds.sync);
         phase(fds.report, plan.timings, "child: id maps received");
-        limits = set_jail_sysctls();
+        limits = set_jail_sysctls(plan.template_program);
         // Not before the maps: the supervisor must still be able to open /proc/PID/uid_map.
         check(::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl", "PR_SET_DUMPABLE");
         ::umask(0);

@@ -62,6 +62,14 @@ pid_t spawn_program(const Plan& plan, const ChildFds& fds) {
     return pid;
 }
 
+void report_exit(int report_fd, int status) {
+    WireMsg m;
+    m.type = WireMsg::Exit;
+    m.status = status;
+    m.t_ns = monotonic_ns();
+    send(report_fd, m);
+}
+
 }  // namespace
 
 void run_init(const Plan& plan, const ChildFds& fds) {
@@ -115,17 +123,17 @@ void run_init(const Plan& plan, const ChildFds& fds) {
             status = st;
             done = true;
             g_program = 0;
+            // A template's forks are jails of their own, each with its own
+            // supervisor: they outlive it, and this init reaps them as they
+            // end. The server hears of the template's end now.
+            if (plan.template_program) report_exit(report_fd, status);
         }
         // Once the program is gone, whatever it left behind (daemons, orphans)
         // goes too; repeated after each reap in case something forked meanwhile.
-        if (done) ::kill(-1, SIGKILL);
+        if (done && !plan.template_program) ::kill(-1, SIGKILL);
     }
 
-    WireMsg m;
-    m.type = WireMsg::Exit;
-    m.status = status;
-    m.t_ns = monotonic_ns();
-    send(report_fd, m);
+    if (!plan.template_program) report_exit(report_fd, status);
     ::_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 }
 

@@ -115,7 +115,9 @@ void exec_program(const Plan& plan, const ChildFds& fds) {
         // Every later execve too, not just this one. The supervisor decided
         // whether the kernel can (Landlock ABI 2: ABI 1 cannot allow moving
         // files between directories), and said so in the result if not.
-        if (fds.exec_rules) restrict_exec(plan.exec_rules, path);
+        // A template's tasks apply the rules themselves (serve/runner.py):
+        // Landlock would refuse them the mounts that make their jails.
+        if (fds.exec_rules && !plan.template_program) restrict_exec(plan.exec_rules, path);
         drop_all_capabilities();
         // Compiled by the supervisor while this jail was being built.
         seccomp::Compiled filters = seccomp::read_from(kFilterFd);

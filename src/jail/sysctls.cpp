@@ -42,14 +42,15 @@ void write_value(const char* path, long value) {
 
 }  // namespace
 
-DeferredLimits set_jail_sysctls() {
+DeferredLimits set_jail_sysctls(bool template_program) {
     // User-namespace counts are charged to every namespace up the chain, the
     // jail's creator included (root, for a root-run jail): a jail capped at an
     // eighth of its creator's inotify quota cannot starve systemd or udev.
     // Nested namespaces are refused by the filter already; 0 here holds even
     // if the filter were lifted.
     for (const char* ns : {"user", "pid", "net", "ipc", "uts", "time"})
-        write_value(("/proc/sys/user/max_" + std::string(ns) + "_namespaces").c_str(), 0);
+        if (!template_program || std::string(ns) == "time")
+            write_value(("/proc/sys/user/max_" + std::string(ns) + "_namespaces").c_str(), 0);
     // The host-wide values live under fs.*; /proc/sys/user/ already shows the
     // jail's own (new) namespace here.
     const std::pair<const char*, const char*> quotas[] = {
@@ -61,6 +62,7 @@ DeferredLimits set_jail_sysctls() {
         long parent = read_long(host);
         if (parent > 0) write_value(jail, parent / 8 > 0 ? parent / 8 : 1);
     }
+    if (template_program) return {};
     return {UniqueFd(::open("/proc/sys/user/max_mnt_namespaces", O_WRONLY | O_CLOEXEC)),
             UniqueFd(::open("/proc/sys/user/max_cgroup_namespaces", O_WRONLY | O_CLOEXEC))};
 }

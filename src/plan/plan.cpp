@@ -172,6 +172,7 @@ Plan make(const Policy& p, const Invocation& inv, const HostFacts& host) {
         if (k == "PATH") out.path_var = v;
     }
 
+    out.template_program = inv.template_program;
     switch (inv.mode) {
         case Invocation::Mode::Script:
             out.argv.push_back(p.python);

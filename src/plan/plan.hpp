@@ -56,6 +56,8 @@ struct Invocation {
     // holds it as __main__.py).
     std::vector<std::pair<std::string, std::string>> code_extras;
     std::string code_run;
+    // serve: the program is a template (see Plan::template_program).
+    bool template_program = false;
 };
 
 // What plan() needs to know about the caller; passed in so plan stays pure.
@@ -104,6 +106,13 @@ struct Plan {
     profile::ProcMode proc = profile::ProcMode::Pid;
     std::string script_host;  // host path of the script to copy in, if any
     bool timings = false;     // report each setup step's time (for bench/ and --timings)
+    // serve's template: a python that forks each pool jail (serve/pool.hpp,
+    // serve/runner.py). Like any program it has no capability left; unlike
+    // one, it has no filter or Landlock rules of its own, and its user
+    // namespace may hold more: each fork makes a user namespace of its own,
+    // then its other namespaces and mounts in it, then installs both. It
+    // runs trusted code only, and no task can reach it.
+    bool template_program = false;
     seccomp::Spec seccomp;
     profile::Limits limits;
     // What the supervisor decides at run time (the cgroup, what degraded) is

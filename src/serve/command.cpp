@@ -21,6 +21,8 @@ void add_pool_options(CLI::App* sub, ServeOptions& so, double& idle_s) {
     sub->add_option("--max-jails", so.max_jails, "jails alive at once: warm, busy and sessions (default 8)")
         ->type_name("N");
     sub->add_option("--max-sessions", so.max_sessions, "sessions open at once (default 4)")->type_name("N");
+    sub->add_flag("--no-templates{false}", so.templates,
+                  "start each pool jail as a new python, not as a fork of a template that imported the preloads");
     sub->add_option("--idle-timeout", idle_s, "close a session unused this long (seconds, default 600)")
         ->type_name("S");
 }

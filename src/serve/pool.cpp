@@ -36,6 +36,10 @@ void Pool::adopt(std::unique_ptr<WarmJail> j) {
 }
 
 bool Pool::drop_one() {
+    if (jails_.empty() && template_) {
+        retire_template();
+        return true;
+    }
     if (jails_.empty()) return false;
     auto it =
         std::find_if(jails_.begin(), jails_.end(), [](const auto& j) { return j->state() != WarmJail::State::Ready; });
@@ -56,12 +60,66 @@ std::vector<pid_t> Pool::ready_pids() const {
 }
 
 int Pool::retry_in_ms() const {
-    if (jails_.size() >= target_ || !not_before_ns_) return -1;
-    uint64_t now = monotonic_ns();
-    return now >= not_before_ns_ ? 0 : static_cast<int>((not_before_ns_ - now) / 1000000 + 1);
+    const uint64_t now = monotonic_ns();
+    auto until = [now](uint64_t t) { return now >= t ? 0 : static_cast<int>((t - now) / 1000000 + 1); };
+    // A template to build again when its pause ends (the refill after that
+    // wake-up builds it; a deadline already past wakes nothing).
+    const int t =
+        spec_->templ && target_ && !template_ && now < template_not_before_ns_ ? until(template_not_before_ns_) : -1;
+    if (jails_.size() >= target_ || !not_before_ns_) return t;
+    const int j = until(not_before_ns_);
+    return t < 0 ? j : std::min(t, j);
+}
+
+pid_t Pool::template_pid() const { return ready_template() ? template_->pid() : -1; }
+
+std::shared_ptr<WarmJail> Pool::ready_template() const {
+    return template_ && template_->state() == WarmJail::State::Ready ? template_ : nullptr;
+}
+
+// A template that failed waits a growing pause (1 s doubling to 5 min) before
+// the next; meanwhile the pool starts its jails as before.
+void Pool::template_failed(const std::string& why) {
+    template_error_ = why;
+    ++template_failures_;
+    retire_template();
+    template_not_before_ns_ =
+        monotonic_ns() + std::min<uint64_t>(300000, 1000ull << std::min<uint64_t>(template_failures_, 9)) * 1000000;
+}
+
+// Killed and collected once the last jail forked from it has ended.
+void Pool::retire_template() {
+    std::erase_if(retired_, [](const auto& w) { return w.expired(); });
+    if (template_) retired_.push_back(template_);
+    template_.reset();
+}
+
+size_t Pool::live() const {
+    size_t n = jails_.size() + (template_ ? 1 : 0);
+    for (const auto& w : retired_) n += !w.expired();
+    return n;
+}
+
+void Pool::keep_template(size_t& room) {
+    if (!spec_->templ || target_ == 0) return;
+    if (template_ && template_->ended())
+        return template_failed(template_->warmup_error().empty() ? "the template ended" : template_->warmup_error());
+    if (template_ || room == 0 || monotonic_ns() < template_not_before_ns_) return;
+    --room;
+    auto t = std::make_shared<WarmJail>(spec_->templ, loop_);
+    try {
+        t->start();
+    } catch (const Error& e) {
+        return template_failed(e.what());
+    }
+    // The default share: when the pool runs dry under load, tasks wait on
+    // its forks one after another, and a tenth of the CPU starved them.
+    template_ = std::move(t);
 }
 
 void Pool::tick() {
+    size_t none = 0;
+    keep_template(none);  // a template that ended is let go
     for (auto it = jails_.begin(); it != jails_.end();) {
         if (!(*it)->ended()) {
             if ((*it)->state() == WarmJail::State::Ready) consecutive_failures_ = 0;
@@ -70,6 +128,10 @@ void Pool::tick() {
         }
         ++failures_;
         last_error_ = (*it)->warmup_error();
+        // A fork that never got ready is its template's failure: the pool
+        // starts its jails as before until a new template is ready.
+        if ((*it)->forked() && template_ && (*it)->state() != WarmJail::State::Ready)
+            template_failed("a jail forked from the template ended before it was ready");
         (*it)->collect();
         it = jails_.erase(it);
         // 50 ms, doubling to 10 s: a broken preload costs a few jails, not a loop.
@@ -81,11 +143,19 @@ void Pool::tick() {
 
 void Pool::refill(size_t room) {
     if (not_before_ns_ && monotonic_ns() < not_before_ns_) return;
+    keep_template(room);
     while (jails_.size() < target_ && room > 0) {
-        auto j = std::make_unique<WarmJail>(spec_, loop_);
+        std::shared_ptr<WarmJail> t = ready_template();
+        const bool forked = static_cast<bool>(t);
+        auto j = std::make_unique<WarmJail>(spec_, loop_, std::move(t));
         try {
             j->start();
+            if (forked) ++forks_;
         } catch (const Error& e) {
+            if (forked) {
+                template_failed(e.what());
+                continue;  // started as before, now
+            }
             ++failures_;
             last_error_ = e.what();
             ++consecutive_failures_;

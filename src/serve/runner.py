@@ -338,6 +338,397 @@ def _session():
         _send(_run_cell(msg, ns))
 
 
+# ---- the template --------------------------------------------------------
+# MODE "template:task" or "template:session": this python imports the
+# preloads once and then only forks. No task runs in it, and nothing a task
+# sends ever reaches it: a fork request comes from the server alone, with the
+# new jail's fds, and the task's code comes later, on the task's own control
+# socket. It has no capability (Plan::template_program). Each fork makes a
+# user namespace of its own, and in it the task's other namespaces, mounts
+# and init; then it drops every capability and installs the task's Landlock
+# rules and seccomp filter, as a cloned jail's last steps do
+# (jail/program.cpp), before it asks for a task.
+
+_CLONE_NEWNS, _CLONE_NEWCGROUP, _CLONE_NEWUTS, _CLONE_NEWUSER = 0x20000, 0x02000000, 0x04000000, 0x10000000
+_CLONE_NEWIPC, _CLONE_NEWPID, _CLONE_NEWNET = 0x08000000, 0x20000000, 0x40000000
+_MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REC, _MS_PRIVATE = 2, 4, 8, 0x4000, 1 << 18
+# jail_interface.hpp's WireMsg: type, err, status, pad, t_ns, user_us, sys_us,
+# max_rss_kb, text[456].
+_WIRE = "=IiiIQQQQ456s"
+_SETUP_ERROR, _EXEC_READY, _EXIT, _PROXY_LISTENER, _HELLO = 1, 2, 4, 7, 9
+
+
+class _Sys:
+    """The few system calls the standard library does not have, through libc."""
+
+    def __init__(self):
+        import ctypes
+
+        self.ct = ctypes
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.libc.syscall.restype = ctypes.c_long
+
+    def check(self, rc, what):
+        if rc < 0:
+            err = self.ct.get_errno()
+            raise OSError(err, "%s: %s" % (what, os.strerror(err)))
+        return rc
+
+    def call(self, what, nr, *args):
+        return self.check(self.libc.syscall(self.ct.c_long(nr), *args), what)
+
+    def unshare(self, flags):
+        self.check(self.libc.unshare(flags), "unshare")
+
+    def mount(self, src, dst, fstype, flags, data):
+        enc = lambda v: v.encode() if v is not None else None
+        self.check(self.libc.mount(enc(src), enc(dst), enc(fstype), self.ct.c_ulong(flags), enc(data)), "mount " + dst)
+
+    def prctl(self, what, *args):
+        self.check(self.libc.prctl(*[self.ct.c_ulong(a) for a in args]), what)
+
+
+def _wire(kind, text="", err=0, status=0, usage=(0, 0, 0)):
+    text = text.encode(errors="replace")[:455]
+    t = _std("time")
+    return _std("struct").pack(_WIRE, kind, err, status, 0, t.clock_gettime_ns(t.CLOCK_MONOTONIC), *usage, text)
+
+
+def _report(sock, kind, text="", err=0, status=0, fds=()):
+    import socket
+
+    msg = _wire(kind, text, err, status)
+    if fds:
+        socket.send_fds(sock, [msg], list(fds))
+    else:
+        sock.send(msg)
+
+
+def _elf_interpreter(path):
+    struct = _std("struct")
+    try:
+        with open(path, "rb") as f:
+            eh = f.read(64)
+            if len(eh) < 64 or eh[:4] != b"\x7fELF" or eh[4] != 2:
+                return None
+            phoff, = struct.unpack_from("<Q", eh, 32)
+            phentsize, phnum = struct.unpack_from("<HH", eh, 54)
+            if phentsize != 56 or phnum > 256:
+                return None
+            for i in range(phnum):
+                f.seek(phoff + i * 56)
+                ph = f.read(56)
+                ptype, _, offset, _, _, filesz = struct.unpack_from("<IIQQQQ", ph)
+                if ptype == 3 and 0 < filesz <= 4096:
+                    f.seek(offset)
+                    return f.read(filesz).split(b"\0")[0].decode()
+    except OSError:
+        return None
+    return None
+
+
+def _restrict_exec(sc, patterns, program):
+    """jail/exec_rules.cpp's rules: execute only below what exec_allow names
+    (and the interpreters of what it names); moving files is not refused."""
+    ct, struct = sc.ct, _std("struct")
+    EXECUTE, REFER = 1, 1 << 13
+    attr = ct.create_string_buffer(struct.pack("=Q", EXECUTE | REFER))
+    ruleset = sc.call("landlock_create_ruleset", 444, attr, ct.c_size_t(8), 0)
+    done = set()
+
+    def add(path, access, interps):
+        try:
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            rule = ct.create_string_buffer(struct.pack("=Qi", access, fd))
+            sc.call("landlock_add_rule " + path, 445, ruleset, 1, rule, 0)
+            if interps is not None and _std("stat").S_ISREG(os.fstat(fd).st_mode) and path not in done:
+                done.add(path)
+                i = _elf_interpreter(path)
+                if i:
+                    interps.add(i)
+        finally:
+            os.close(fd)
+
+    interps = set()
+    add("/", REFER, None)
+    for pat in patterns or [program]:
+        if pat.endswith("/*") and not any(c in pat[:-2] for c in "*?["):
+            add(pat[:-2], EXECUTE, interps)
+        elif not any(c in pat for c in "*?["):
+            add(pat, EXECUTE, interps)
+        else:
+            for path in _std("glob").glob(pat):
+                add(path, EXECUTE, interps)
+    if program not in done:
+        done.add(program)
+        i = _elf_interpreter(program)
+        if i:
+            interps.add(i)
+    for i in interps:
+        add(i, EXECUTE, None)
+    sc.call("landlock_restrict_self", 446, ruleset, 0)
+    os.close(ruleset)
+
+
+def _drop_capabilities(sc):
+    # jail/caps.cpp's drop_all_capabilities: the bounding set (CAP_SETPCAP is
+    # still ours), the ambient set, the securebits locked, then nothing left.
+    # Every one this kernel has: the first it does not know is EINVAL (the
+    # jail's /proc has no /proc/sys/kernel/cap_last_cap to ask).
+    ct = sc.ct
+    for cap in range(64):
+        if sc.libc.prctl(ct.c_ulong(24), ct.c_ulong(cap), ct.c_ulong(0), ct.c_ulong(0), ct.c_ulong(0)) < 0:
+            if ct.get_errno() == 22:
+                break
+            sc.check(-1, "drop bounding capability %d" % cap)
+    sc.prctl("clear ambient capabilities", 47, 4, 0, 0, 0)
+    sc.prctl("PR_SET_SECUREBITS", 28, 1 | 2 | 4 | 8 | 32 | 64 | 128, 0, 0, 0)
+    header = ct.create_string_buffer(_std("struct").pack("=Ii", 0x20080522, 0))
+    data = ct.create_string_buffer(24)
+    sc.call("capset", 126, header, data)
+
+
+def _task_init(sc, report, sync, req):
+    """PID 1 of the task's namespace: says hello (the kernel adds its pid as
+    the server sees it), waits to be put in the task's cgroup, mounts the
+    task's /proc, starts the program, then only reaps, as jail/init.cpp does."""
+    sock = _std("socket").socket(fileno=report)
+    sock.send(_wire(_HELLO))
+    if os.read(sync, 1) != b"2":
+        os._exit(125)
+    os.close(sync)
+    # Re-rooted now that the server has put it in the task's cgroup.
+    sc.unshare(_CLONE_NEWCGROUP)
+    proc = req.get("proc")
+    if proc:
+        # Over the template's, not in its place: the kernel mounts a new proc
+        # in a user namespace only where one is already visible. The one below
+        # shows the template's PID namespace and is out of reach: nothing in
+        # the task can unmount what covers it.
+        sc.mount("proc", proc, "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, "subset=pid" if req.get("proc_pid") else None)
+    if req.get("proxy_port"):
+        # Made here, in the task's netns; served by the supervisor, outside it.
+        socket = _std("socket")
+        l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        l.bind(("127.0.0.1", req["proxy_port"]))
+        l.listen(128)
+        l.setblocking(False)
+        _report(sock, _PROXY_LISTENER, fds=[l.fileno()])
+        l.close()
+    # The last step that needed a capability: the program starts with none.
+    _drop_capabilities(sc)
+    program = os.fork()
+    if program == 0:
+        return sock
+    sc.prctl("PR_SET_DUMPABLE", 4, 0, 0, 0, 0)
+    os.closerange(0, report)
+    os.closerange(report + 1, 1 << 16)
+    null = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):
+        if fd != null:
+            os.dup2(null, fd)
+
+    def forward(sig, frame):
+        try:
+            os.kill(program, sig)
+        except OSError:
+            pass
+
+    signal = _signal
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, forward)
+    status = 0
+    done = False
+    while True:
+        try:
+            pid, st = os.waitpid(-1, 0x40000000)  # __WALL
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        if pid == program:
+            status, done = st, True
+        if done:
+            try:
+                os.kill(-1, signal.SIGKILL)
+            except OSError:
+                pass
+    ru = _std("resource").getrusage(_std("resource").RUSAGE_CHILDREN)
+    usage = (int(ru.ru_utime * 1e6), int(ru.ru_stime * 1e6), ru.ru_maxrss)
+    try:
+        sock.send(_wire(_EXIT, status=status, usage=usage))
+    except OSError:
+        pass
+    os._exit(os.waitstatus_to_exitcode(status) & 0xFF if status else 0)
+
+
+def _become_task(sc, req, fds):
+    """In a fork of the template: the task's jail, made around this process.
+    Returns in the task's program (PID 2 of its namespace), its filter in."""
+    report, sync, filt, out, err, control = fds
+    # A user namespace of the task's own first, its other namespaces in it:
+    # the capabilities that make them count there only (the template has
+    # none), and so does the per-user process count (RLIMIT_NPROC) that jails
+    # forked from one template would otherwise share. Its namespace limits
+    # are the template's jail's (jail/sysctls.hpp), which count every
+    # namespace below it too; the task makes none, by its filter.
+    uid, gid = os.getuid(), os.getgid()
+    sc.unshare(_CLONE_NEWUSER)
+    for name, text in (("setgroups", "deny"), ("uid_map", "%d %d 1" % (uid, uid)), ("gid_map", "%d %d 1" % (gid, gid))):
+        with open("/proc/self/" + name, "w") as f:
+            f.write(text)
+    sc.unshare(_CLONE_NEWNS | _CLONE_NEWUTS | _CLONE_NEWIPC | _CLONE_NEWNET | _CLONE_NEWPID)
+    sc.mount(None, "/", None, _MS_REC | _MS_PRIVATE, None)
+    # The task's own scratch, /dev/pts and (in its init) /proc, each over the
+    # template's: what came from the template's mount namespace is locked in
+    # place there, hidden under the task's, and nothing in it was the task's.
+    for path, size, mode, noexec in req.get("tmpfs", ()):
+        sc.mount("tmpfs", path, "tmpfs", _MS_NOSUID | _MS_NODEV | (_MS_NOEXEC if noexec else 0), "mode=%o,size=%d" % (mode, size))
+    for path in req.get("devpts", ()):
+        sc.mount("devpts", path, "devpts", _MS_NOSUID | _MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
+    host = req.get("hostname", "")
+    sc.check(sc.libc.sethostname(host.encode(), len(host.encode())), "sethostname")
+    socket = _std("socket")
+    if req.get("loopback"):
+        fcntl = _std("fcntl")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            ifr = bytearray(_std("struct").pack("16sH22x", b"lo", 0))
+            fcntl.ioctl(s, 0x8913, ifr)  # SIOCGIFFLAGS
+            flags, = _std("struct").unpack_from("H", ifr, 16)
+            fcntl.ioctl(s, 0x8914, _std("struct").pack("16sH22x", b"lo", flags | 1))  # SIOCSIFFLAGS: IFF_UP
+    init = os.fork()
+    if init:
+        os._exit(0)
+    rsock = _task_init(sc, report, sync, req)
+    # The program: jail/program.cpp's last steps, up to where it would execve.
+    # Through fds above 10 first, so that no move lands on another.
+    fcntl = _std("fcntl")
+    high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) if fd >= 0 else -1 for fd in (out, err, report, filt, control)]
+    for fd, new in ((1, high[0]), (2, high[1]), (3, high[2]), (4, high[3]), (5, high[4])):
+        if new >= 0:
+            os.dup2(new, fd, inheritable=fd not in (3, 4))
+    os.closerange(6, 1 << 16)
+    rsock.detach()
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, set())
+    os.setsid()
+    os.umask(0o022)
+    os.chdir(req["cwd"])
+    if req.get("cpus") and hasattr(os, "sched_setaffinity"):
+        ids = sorted(os.sched_getaffinity(0))
+        want = -(-req["cpus"] // 1)
+        if ids and want < len(ids):
+            os.sched_setaffinity(0, ids[: int(want)])
+    sc.prctl("PR_SET_NO_NEW_PRIVS", 38, 1, 0, 0, 0)
+    if req.get("exec_rules") is not None:
+        _restrict_exec(sc, req["exec_rules"], req["program"])
+    n = _std("struct").unpack("=I", os.read(4, 4))[0]
+    insns = b""
+    while len(insns) < n * 8:
+        chunk = os.read(4, n * 8 - len(insns))
+        if not chunk:
+            raise OSError("seccomp filter from the supervisor: the supervisor sent none")
+        insns += chunk
+    os.close(4)
+    resource = _std("resource")
+    for res, soft, hard in req.get("rlimits", ()):
+        # Never above a hard limit the template already has (-1: none).
+        cur = resource.getrlimit(res)[1]
+        if cur != -1 and (hard == -1 or hard > cur):
+            hard = cur
+        if hard != -1 and (soft == -1 or soft > hard):
+            soft = hard
+        resource.setrlimit(res, (soft, hard))
+    rs = socket.socket(fileno=3)
+    listener = None
+    if n:
+        ct = sc.ct
+        buf = ct.create_string_buffer(insns, len(insns))
+        prog = ct.create_string_buffer(_std("struct").pack("=H6xQ", n, ct.addressof(buf)))
+        listener = sc.call("seccomp", 317, 1, 1 << 3, prog)
+    _report(rs, _EXEC_READY, fds=[listener] if listener is not None else ())
+    rs.close()
+    if listener is not None:
+        os.close(listener)
+    # Seeded state that a fork would share: every task draws its own.
+    random = sys.modules.get("random")
+    if random is not None:
+        random.seed()
+    nprandom = sys.modules.get("numpy.random")
+    if nprandom is not None:
+        try:
+            nprandom.seed()
+        except Exception:
+            pass
+    tempfile = sys.modules.get("tempfile")
+    if tempfile is not None:
+        tempfile._name_sequence = None
+
+
+def _template(mode):
+    global _fd, _ctl_in
+    # What a jail that is not forked has loaded: the preloads and the
+    # runner's own. Whatever the template imports beyond it is unloaded in
+    # each task, so that a task's own module of that name is the one it gets.
+    loaded = set(sys.modules)
+    sc = _Sys()
+    socket = _std("socket")
+    for m in ("struct", "time", "resource", "fcntl", "stat", "glob"):
+        _std(m)
+    ctl = socket.socket(fileno=os.dup(_fd))
+    # Every object so far into the permanent generation: a fork's collector
+    # then never walks (and so never copies) the template's pages.
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    _send({"ready": True})
+    while True:
+        try:
+            data, fds, _, _ = socket.recv_fds(ctl, 1 << 16, 6)
+        except InterruptedError:
+            continue
+        if not data:
+            os._exit(0)
+        if len(fds) != 6:
+            for fd in fds:
+                os.close(fd)
+            continue
+        req = _loads(data.decode())
+        pid = os.fork()
+        if pid == 0:
+            try:
+                ctl.detach()
+                _become_task(sc, req, fds)
+            except BaseException as e:
+                # On the report socket, wherever this fork had moved it to.
+                for fd in (fds[0], 3):
+                    try:
+                        _report(socket.socket(fileno=os.dup(fd)), _SETUP_ERROR, "template fork: %s" % (e,))
+                        break
+                    except BaseException:
+                        pass
+                os._exit(125)
+            _fd = 5
+            _ctl_in = os.fdopen(_fd, "rb", buffering=65536, closefd=False)
+            for name in set(sys.modules) - loaded:
+                del sys.modules[name]
+            return
+        for fd in fds:
+            os.close(fd)
+        while True:
+            try:
+                os.waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+            except ChildProcessError:
+                break
+
+
 def _main():
     failed = None
     for name in _preload:
@@ -349,6 +740,10 @@ def _main():
     if failed:
         _send({"ready": False, "error": failed})
         os._exit(125)
+    global _mode
+    if _mode.startswith("template:"):
+        _mode = _mode.split(":", 1)[1]
+        _template(_mode)
     if _mode == "session":
         _session()
     _send({"ready": True})

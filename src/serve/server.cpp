@@ -243,6 +243,19 @@ std::shared_ptr<const JailSpec> Server::make_spec(const std::vector<std::string>
     host.stdio_ttys = 0;  // the server's terminal, if any, is nobody's in a jail
     spec->plan = plan::make(spec->policy, inv, host);
     plan::check_sources(spec->plan);
+    // The pools' specs (no per-task limits) fork their jails from a template,
+    // where the filter is on: it is what keeps a forked task from making
+    // namespaces of its own (jail/sysctls.hpp).
+    if (opt_.templates && extra_sets.empty() && spec->plan.seccomp.enabled) {
+        auto templ = std::make_shared<JailSpec>(*spec);
+        inv.template_program = true;
+        inv.args[1] = std::string("template:") + inv.args[1];
+        templ->plan = plan::make(spec->policy, inv, host);
+        // Its CPU is every fork's: no budget of its own to run out of (each
+        // task has its own).
+        templ->plan.limits.cpu_ms = 0;
+        spec->templ = std::move(templ);
+    }
     // A task that could reach the socket would be a client of the server's
     // uid: every other tenant's sessions, the pool, the drain.
     if (listener_ && !listener_->dir().empty()) {
@@ -258,7 +271,7 @@ std::shared_ptr<const JailSpec> Server::make_spec(const std::vector<std::string>
 }
 
 size_t Server::live_jails() const {
-    size_t n = (pool_ ? pool_->size() : 0) + (session_pool_ ? session_pool_->size() : 0);
+    size_t n = (pool_ ? pool_->live() : 0) + (session_pool_ ? session_pool_->live() : 0);
     for (const auto& j : jobs_)
         if (j->jail) ++n;
     for (const auto& [id, s] : sessions_)
@@ -546,6 +559,9 @@ void Server::op_stats(Client& c, const json& req, const std::string& id) {
                  {"fd_limit", fds_.limit},
                  {"refused_peers", refused_},
                  {"refills", pool_->refills()},
+                 {"template_forks", pool_->forks() + session_pool_->forks()},
+                 {"template_failures", pool_->template_failures() + session_pool_->template_failures()},
+                 {"template_error", pool_->template_error()},
                  {"failures", pool_->failures() + task_failures_},
                  {"last_failure", pool_->last_error()},
                  {"served", served_},
@@ -583,8 +599,13 @@ const json& Server::memory() {
         if (j->jail) busy.push_back(j->jail->pid());
     for (const auto& [sid, s] : sessions_)
         if (s.jail) sessions.push_back(s.jail->pid());
+    json templates = json::array();
+    for (pid_t t : {pool_->template_pid(), session_pool_->template_pid()})
+        if (t > 0)
+            if (auto b = supervise::template_pss_bytes(t)) templates.push_back(*b);
     memory_ = {{"server_pss_bytes", supervise::process_pss_bytes(::getpid()).value_or(0)},
                {"warm_pss_bytes", of(pool_->ready_pids())},
+               {"template_pss_bytes", templates},
                {"session_warm_pss_bytes", of(session_pool_->ready_pids())},
                {"busy_pss_bytes", of(busy)},
                {"session_pss_bytes", of(sessions)}};

@@ -22,6 +22,7 @@ struct ServeOptions {
     std::vector<uid_t> allow_uids;  // besides our own uid
     std::vector<gid_t> allow_gids;
     uint64_t idle_timeout_ms = 600000;  // a session unused this long is closed
+    bool templates = true;              // pool jails forked from a template (serve/pool.hpp)
 };
 
 // $XDG_RUNTIME_DIR/stockade/serve.sock, or /run/stockade/serve.sock for root.

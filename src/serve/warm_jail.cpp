@@ -51,10 +51,13 @@ json clean_reply(const json& m) {
 
 }  // namespace
 
-WarmJail::WarmJail(std::shared_ptr<const JailSpec> spec, EventLoop& loop)
-    : spec_(std::move(spec)),
+WarmJail::WarmJail(std::shared_ptr<const JailSpec> spec, EventLoop& loop, std::shared_ptr<WarmJail> templ)
+    : templ_(std::move(templ)),
+      spec_(std::move(spec)),
       loop_(loop),
-      sup_(spec_->plan, loop, supervise::Supervisor::Options{.capture = true, .warm = true}),
+      sup_(spec_->plan, loop,
+           supervise::Supervisor::Options{
+               .capture = true, .warm = true, .template_fd = templ_ ? templ_->supervisor().control_fd() : -1}),
       in_(kMaxLine) {}
 
 WarmJail::~WarmJail() { sup_.kill(); }

@@ -24,14 +24,20 @@ struct JailSpec {
     plan::Plan plan;
     bool session = false;
     std::string preload;  // comma-separated module names
+    // The spec of the template its pool forks jails from (Plan::template_program),
+    // or nullptr: each jail starts a python of its own.
+    std::shared_ptr<const JailSpec> templ;
 };
 
 class WarmJail {
 public:
     enum class State { Warming, Ready, Busy, Ended };
 
-    // On the loop once started, and off it when destroyed.
-    WarmJail(std::shared_ptr<const JailSpec> spec, EventLoop& loop);
+    // On the loop once started, and off it when destroyed. templ: a ready
+    // template of this spec to fork from (Pool), or nullptr to clone. A
+    // forked jail lives in the template's PID namespace, which ends with the
+    // template, so it holds the template until it is gone itself.
+    WarmJail(std::shared_ptr<const JailSpec> spec, EventLoop& loop, std::shared_ptr<WarmJail> templ = nullptr);
     ~WarmJail();
     WarmJail(const WarmJail&) = delete;
     WarmJail& operator=(const WarmJail&) = delete;
@@ -47,6 +53,8 @@ public:
     // before it did.
     const std::string& warmup_error() const { return warmup_error_; }
     bool ended() const { return state_ == State::Ended; }
+    // Forked from a template rather than cloned.
+    bool forked() const { return templ_ != nullptr; }
 
     // Hands the runner a task (or a cell). The clock is the caller's to start
     // (supervisor().begin_task): per task, or once for a whole session.
@@ -66,6 +74,7 @@ private:
     void watch_control();
     void check_ended();
 
+    std::shared_ptr<WarmJail> templ_;  // first in, last out: after sup_ has ended this jail
     std::shared_ptr<const JailSpec> spec_;
     EventLoop& loop_;
     supervise::Supervisor sup_;

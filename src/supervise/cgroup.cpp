@@ -203,6 +203,8 @@ public:
     }
     const char* version() const override { return "v2"; }
     int clone_into_fd() const override { return fd_.get(); }
+    // A process we did not clone (serve's template forks them).
+    void attach(pid_t pid) override { write_file(dir_ + "/cgroup.procs", std::to_string(pid)); }
     double cpu_ms() override {
         int64_t us = keyed(read_file(dir_ + "/cpu.stat"), "usage_usec");
         return us < 0 ? -1 : static_cast<double>(us) / 1000.0;

@@ -28,7 +28,8 @@ public:
     virtual const char* version() const = 0;
     // v2: a directory fd for clone3's CLONE_INTO_CGROUP, so the jail is in the
     // cgroup from its first instruction. v1: -1, and attach() does it instead,
-    // before the child is let go.
+    // before the child is let go (and, in both, for a process forked by
+    // serve's template).
     virtual int clone_into_fd() const { return -1; }
     virtual void attach(pid_t) {}
     virtual double cpu_ms() = 0;  // the whole jail's CPU time so far

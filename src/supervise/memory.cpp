@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -66,6 +67,34 @@ void children_of(pid_t pid, std::vector<pid_t>& out) {
 }  // namespace
 
 std::optional<uint64_t> process_pss_bytes(pid_t pid) { return pss_of(pid); }
+
+namespace {
+// How many PID namespaces deep pid is (its NSpid line's count), 0 if gone.
+size_t pid_depth(pid_t pid) {
+    const std::string status = slurp("/proc/" + std::to_string(pid) + "/status");
+    size_t at = status.find("\nNSpid:");
+    if (at == std::string::npos) return 0;
+    size_t end = status.find('\n', at + 1), n = 0;
+    for (size_t i = at + 7; i < end; ++i)
+        if (std::isdigit(static_cast<unsigned char>(status[i])) &&
+            !std::isdigit(static_cast<unsigned char>(status[i - 1])))
+            ++n;
+    return n;
+}
+}  // namespace
+
+std::optional<uint64_t> template_pss_bytes(pid_t init) {
+    // The init may be unreadable to an unprivileged server (see tree_pss_bytes).
+    if (::access(("/proc/" + std::to_string(init)).c_str(), F_OK) != 0) return std::nullopt;
+    auto own = pss_of(init).value_or(0);
+    std::vector<pid_t> kids;
+    children_of(init, kids);
+    const size_t depth = pid_depth(init);
+    uint64_t total = own;
+    for (pid_t k : kids)
+        if (pid_depth(k) == depth) total += pss_of(k).value_or(0);
+    return total;
+}
 
 std::optional<TreePss> tree_pss_bytes(pid_t root, uint64_t deadline_ns) {
     if (parent_of(root) < 0) return std::nullopt;  // gone

@@ -22,5 +22,9 @@ struct TreePss {
 std::optional<TreePss> tree_pss_bytes(pid_t root, uint64_t deadline_ns);
 // One process's own PSS.
 std::optional<uint64_t> process_pss_bytes(pid_t pid);
+// A serve template's own PSS: its init and its python, not the jails forked
+// from it (which its init reaps, so they are its children too, one PID
+// namespace deeper).
+std::optional<uint64_t> template_pss_bytes(pid_t init);
 
 }  // namespace stockade::supervise

@@ -23,6 +23,7 @@
 #include "supervise/cgroup.hpp"
 #include "seccomp/filter.hpp"
 #include "supervise/proxy.hpp"
+#include "supervise/template_fork.hpp"
 #include "util/error.hpp"
 #include "util/clock.hpp"
 #include "util/container.hpp"
@@ -112,6 +113,17 @@ JailProcess::~JailProcess() {
 void JailProcess::kill(int sig) { ::syscall(SYS_pidfd_send_signal, pidfd_.get(), sig, nullptr, 0); }
 
 int JailProcess::wait(struct rusage* ru) {
+    if (adopted_) {
+        // Not ours to reap: its end is all we wait for (the kill above, or
+        // its own), and its report has said how it ended.
+        *ru = {};
+        struct pollfd p {
+            pidfd_.get(), POLLIN, 0
+        };
+        while (::poll(&p, 1, 5000) < 0 && errno == EINTR) {}
+        reaped_ = true;
+        return SIGKILL;  // a wait status: killed, for when no report came
+    }
     // The pid cannot have been reused: it is our unreaped child until this returns.
     int status = 0;
     while (::wait4(pid_, &status, __WALL, ru) < 0 && errno == EINTR) {}
@@ -236,6 +248,7 @@ void Supervisor::start() {
         out_.degraded.emplace_back("memfd_noexec", "this kernel (before 6.3) lets memfd files be executed");
 
     t0_ = monotonic_ns();
+    if (opt_.template_fd >= 0) return start_from_template(sync, filter, report, control_jail, exec_rules);
     int pidfd = -1;
     pid_t pid = clone_jail(plan, &pidfd, cg_ ? cg_->clone_into_fd() : -1);
     if (pid == 0) {
@@ -285,6 +298,33 @@ void Supervisor::start() {
     // EPIPE: the child failed before it needed this; its report says why.
     if (::write(sync.write.get(), "2", 1) != 1 && errno != EPIPE) throw_sys("write", "sync pipe");
     sync_ = std::move(sync.write);  // its hang-up tells the child if we die early
+    finish_start(filter, report);
+}
+
+void Supervisor::start_from_template(Pipe& sync, Pipe& filter, Pipe& report, UniqueFd& control_jail, bool exec_rules) {
+    const std::string request = template_request(plan_, static_cast<bool>(cg_), exec_rules);
+    TemplateFds fds{report.write.get(), sync.read.get(),    filter.read.get(),
+                    relay_.jail_end(0), relay_.jail_end(1), control_jail.get()};
+    UniqueFd pidfd;
+    pid_t pid = fork_from_template(opt_.template_fd, request, fds, report.read.get(), pidfd);
+    child_ = std::make_unique<JailProcess>(pid, pidfd.release(), true);
+    mark("supervisor: forked from the template");
+    sync.read.reset();
+    report.write.reset();
+    filter.read.reset();
+    control_jail.reset();
+    relay_.close_jail_ends();
+    // Its init waits for this before its program starts: the program runs in
+    // the task's cgroup from its first instruction.
+    if (cg_) cg_->attach(pid);
+    if (::write(sync.write.get(), "2", 1) != 1 && errno != EPIPE) throw_sys("write", "sync pipe");
+    sync_ = std::move(sync.write);
+    finish_start(filter, report);
+}
+
+void Supervisor::finish_start(Pipe& filter, Pipe& report) {
+    const Plan& plan = plan_;
+    const profile::Limits& lim = plan.limits;
 
     // The wall clock runs from clone: SIGTERM to the program when it runs out,
     // SIGKILL to the whole jail after the grace period.
@@ -299,7 +339,10 @@ void Supervisor::start() {
     }
 
     // Compiled here, on the supervisor's core, while the child builds the root.
-    std::string bpf = seccomp::serialize(seccomp::compile_or_precompiled(spec_));
+    // A template has none: each task it forks installs its own (the kernel
+    // allows one listener per filter tree).
+    std::string bpf =
+        seccomp::serialize(plan.template_program ? seccomp::Compiled{} : seccomp::compile_or_precompiled(spec_));
     // EPIPE: the jail failed before it wanted the filter; its report says why.
     if (::write(filter.write.get(), bpf.data(), bpf.size()) != static_cast<ssize_t>(bpf.size()) && errno != EPIPE)
         throw_sys("write", "seccomp filter pipe");
@@ -529,6 +572,11 @@ void Supervisor::on_report() {
             have_exit_ = true;
             program_status_ = m.status;
             t_end_ = m.t_ns;
+            exit_usage_.ru_utime = {static_cast<time_t>(m.user_us / 1000000),
+                                    static_cast<suseconds_t>(m.user_us % 1000000)};
+            exit_usage_.ru_stime = {static_cast<time_t>(m.sys_us / 1000000),
+                                    static_cast<suseconds_t>(m.sys_us % 1000000)};
+            exit_usage_.ru_maxrss = static_cast<long>(m.max_rss_kb);
             break;
         default:
             break;
@@ -541,6 +589,7 @@ Outcome Supervisor::collect(bool reap) {
     struct rusage ru {};
     // Without the reap, only a reported exit says how the program ended.
     const int init_status = reap || !have_exit_ ? child_->wait(&ru) : 0;
+    if (child_->adopted()) ru = exit_usage_;
     out.cpu_user_ms = tv_ms(ru.ru_utime);
     out.cpu_sys_ms = tv_ms(ru.ru_stime);
     double base_ms = base_rusage_ms_, total_ms = -1;

@@ -37,12 +37,15 @@ class Proxy;
 // an exception never leaves a jail running behind us.
 class JailProcess {
 public:
-    JailProcess(pid_t pid, int pidfd) : pid_(pid), pidfd_(pidfd) {}
+    // adopted: forked by serve's template, not by us. Its parent reaps it; we
+    // only see it end (its pidfd turns readable), and its report says how.
+    JailProcess(pid_t pid, int pidfd, bool adopted = false) : pid_(pid), pidfd_(pidfd), adopted_(adopted) {}
     JailProcess(const JailProcess&) = delete;
     JailProcess& operator=(const JailProcess&) = delete;
     ~JailProcess();
     pid_t pid() const { return pid_; }
     int pidfd() const { return pidfd_.get(); }
+    bool adopted() const { return adopted_; }
     void kill(int sig);
     // wait4: its rusage covers the init and everything the init reaped.
     int wait(struct rusage* ru);
@@ -50,6 +53,7 @@ public:
 private:
     pid_t pid_;
     UniqueFd pidfd_;
+    bool adopted_ = false;
     bool reaped_ = false;
 };
 
@@ -62,6 +66,9 @@ public:
         // serve: a warm jail. Its program holds a control socket to us at
         // jail::kControlFd; its clock and CPU budget start at begin_task().
         bool warm = false;
+        // serve: the jail is forked by this template (its end of the fork
+        // socket, serve/template.hpp) rather than cloned; -1: cloned.
+        int template_fd = -1;
     };
     // The plan and the loop must outlive the Supervisor.
     Supervisor(const plan::Plan& plan, EventLoop& loop) : Supervisor(plan, loop, Options{}) {}
@@ -109,6 +116,8 @@ public:
     void set_cpu_weight(unsigned weight);
 
 private:
+    void start_from_template(Pipe& sync, Pipe& filter, Pipe& report, UniqueFd& control_jail, bool exec_rules);
+    void finish_start(Pipe& filter, Pipe& report);
     void mark(const char* name);
     void arm_wall(uint64_t ms);
     void on_report();
@@ -137,6 +146,7 @@ private:
     double base_rusage_ms_ = 0;  // the same, from /proc, when there is no cgroup
     bool open_ = false, have_exit_ = false, seccomp_kill_sent_ = false;
     int program_status_ = 0;
+    struct rusage exit_usage_ {};     // a template's fork: as its init reported it
     std::function<void()> deadline_;  // set_deadline's action, while armed
     // The fds above on the loop; the notifier's pause when a jail's refused
     // calls are answered at the bounded rate.

@@ -17,6 +17,8 @@ STOCKADE_BIN=$bin STOCKADE_TEST_AS=root STOCKADE_TRY_SYSCALL=$try /usr/bin/pytho
 # unittest's -k takes one pattern each, matched as a substring of the name,
 # and (python 3.11) passes when nothing matched: the count that ran is checked.
 SERVE_TESTS="-k fresh_jail -k sigterm_drains -k session_limits -k jails_warming_ahead"
+# and jails forked from a template: each moved into a cgroup of its own.
+TEMPLATE_TESTS="-k jail_of_its_own -k signal_trace_or_reach"
 ran() {  # N COMMAND...: COMMAND passes, having run exactly N tests
   n=$1; shift
   log=$(mktemp)
@@ -28,6 +30,8 @@ ran() {  # N COMMAND...: COMMAND passes, having run exactly N tests
 }
 ran 4 env STOCKADE_BIN=$bin STOCKADE_TEST_AS=root STOCKADE_EXPECT_CGROUP=v2 \
   /usr/bin/python3 test_serve.py -v $SERVE_TESTS || status=1
+ran 2 env STOCKADE_BIN=$bin STOCKADE_TEST_AS=root STOCKADE_EXPECT_CGROUP=v2 \
+  /usr/bin/python3 test_templates.py -v $TEMPLATE_TESTS || status=1
 
 echo "== cgroup v2, as uid 65534 on a delegated cgroup"
 # Delegation as systemd does it: the subtree's directory and its interface
@@ -41,4 +45,6 @@ STOCKADE_BIN=$bin STOCKADE_TEST_AS=user STOCKADE_TRY_SYSCALL=$try STOCKADE_EXPEC
   STOCKADE_TEST_CGROUP=/sys/fs/cgroup/deleg /usr/bin/python3 test_limits.py || status=1
 ran 4 env STOCKADE_BIN=$bin STOCKADE_TEST_AS=user STOCKADE_EXPECT_CGROUP=v2 STOCKADE_TEST_CGROUP=/sys/fs/cgroup/deleg \
   /usr/bin/python3 test_serve.py -v $SERVE_TESTS || status=1
+ran 2 env STOCKADE_BIN=$bin STOCKADE_TEST_AS=user STOCKADE_EXPECT_CGROUP=v2 STOCKADE_TEST_CGROUP=/sys/fs/cgroup/deleg \
+  /usr/bin/python3 test_templates.py -v $TEMPLATE_TESTS || status=1
 exit $status

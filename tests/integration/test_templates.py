@@ -1,0 +1,305 @@
+"""serve's templates: a python that imported the preloads once forks each
+pool jail, which then makes its own namespaces, mounts, cgroup, Landlock rules
+and filter before any task reaches it. Each security test first shows the
+attack working where nothing stands in its way (forks of one process, or one
+reused python, on the host), then failing between forked jails, and against
+the template itself."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+from harness import PY, host_pids_with_cmdline, main
+from test_serve import ServeBase, wait_until
+
+# In a forked jail, the command line is the template's: a task can tell.
+FORKED = "print('template:task' in open('/proc/self/cmdline').read())"
+
+
+class TemplateTest(ServeBase):
+    def start_forking(self, *args, pool=2):
+        """A server whose pool jails, from now on, are all forks of its template."""
+        c = self.start_server(*args, pool=pool)
+        # The pool's first jails may have started before the template was
+        # ready: once it has forked one, tasks use up the pool, and every
+        # refill after is a fork.
+        deadline = time.time() + 60
+        while c.call({"op": "stats"})["template_forks"] == 0 and time.time() < deadline:
+            c.call({"op": "run", "code": "pass"})
+            self.wait_warm(c, pool)
+        for _ in range(pool):
+            c.call({"op": "run", "code": "pass"})
+        self.wait_warm(c, pool)
+        st = c.call({"op": "stats"})
+        self.assertEqual(st["template_failures"], 0, st)
+        return c
+
+    def run_forked(self, c, code, *argv):
+        self.wait_warm(c, 1)
+        r = c.call({"op": "run", "code": FORKED + "\n" + code, "argv": list(argv)})
+        self.assertEqual(r["status"], "ok", r)
+        first, _, rest = r["stdout"].partition("\n")
+        self.assertEqual(first, "True", r)  # ran in a fork of the template
+        self.assertTrue(r["warm"], r)
+        return rest, r
+
+    def template_pythons(self):
+        """The host pids of the template pythons themselves (not of their forks,
+        which share their command line but live one PID namespace deeper)."""
+        def depth(p):
+            try:
+                with open(f"/proc/{p}/status") as f:
+                    return next(len(l.split()) - 1 for l in f if l.startswith("NSpid:"))
+            except (OSError, StopIteration):
+                return 0
+        def parent(p):
+            try:
+                with open(f"/proc/{p}/status") as f:
+                    return next(int(l.split()[1]) for l in f if l.startswith("PPid:"))
+            except (OSError, StopIteration):
+                return 0
+        pids = host_pids_with_cmdline("template:task")
+        # Not a fork on its way to making its jail (a child of the template).
+        return sorted(p for p in pids if depth(p) == 2 and parent(p) not in pids)
+
+    # ---- it is what it says --------------------------------------------------
+
+    def test_a_forked_jail_is_a_jail_of_its_own(self):
+        c = self.start_forking()
+        out, r = self.run_forked(c, (
+            "import os\n"
+            "status = dict(l.split(':', 1) for l in open('/proc/self/status') if ':' in l)\n"
+            "print([status[k].strip() for k in ('CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb', 'NoNewPrivs', 'Seccomp')])\n"
+            "print(sorted(p for p in os.listdir('/proc') if p.isdigit()))\n"
+            "print(sorted(os.listdir('/proc/self/fd')))\n"
+            "print(os.getuid(), os.uname().nodename, all(l.endswith(':/') for l in open('/proc/self/cgroup').read().split()))\n"
+            "print([l.split()[1] for l in open('/proc/self/mounts') if l.split()[1] in ('/tmp', '/work', '/dev/shm', '/proc')])"))
+        caps, pids, fds, ident, mounts = out.splitlines()
+        self.assertEqual(caps, str(["0000000000000000"] * 5 + ["1", "2"]), r)
+        self.assertEqual(pids, "['1', '2']", r)           # its init and itself: a PID namespace of its own
+        self.assertEqual(fds, "['0', '1', '2', '3', '5']", r)  # stdio, listdir's own fd, the control socket
+        self.assertEqual(ident, "1000 stockade True", r)    # its own cgroup namespace, rooted at its cgroup
+        # Its own scratch and /proc, mounted over the template's.
+        for m in ("/tmp", "/work", "/dev/shm", "/proc"):
+            self.assertIn(repr(m), mounts, r)
+        # The figures of a fork are its own: the CPU it used, not none.
+        r = c.call({"op": "run", "code": "x = 0\nfor i in range(3000000): x += i"})
+        self.assertGreater(r["cpu_user_ms"] + r["cpu_sys_ms"], 20, r)
+        # The seccomp filter holds, and its refusals are reported.
+        out, r = self.run_forked(c, "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+                                    "print(libc.unshare(0x10000000), ctypes.get_errno())")
+        self.assertEqual(out, "-1 1\n", r)
+        self.assertTrue(any(v["syscall"] == "unshare" for v in r["violations"]), r)
+        # Landlock's exec rules: what the profile does not allow does not run.
+        out, r = self.run_forked(c, "import os, shutil, subprocess\n"
+                                    "shutil.copy('/usr/bin/true', '/tmp/mine'); os.chmod('/tmp/mine', 0o755)\n"
+                                    "try:\n    subprocess.run(['/tmp/mine']); print('ran')\n"
+                                    "except PermissionError: print('refused')")
+        self.assertEqual(out, "refused\n", r)
+
+    # ---- nothing of one task reaches the next --------------------------------
+
+    LEAVE = ("import os, sys, random, ctypes\n"
+             "for p in ('/tmp/left', '/work/left', os.path.expanduser('~/left'), '/dev/shm/left'): open(p, 'w').write('x')\n"
+             "libc = ctypes.CDLL(None, use_errno=True)\n"
+             "print('shm', libc.shmget(0x5717, 4096, 0o1666))\n"  # IPC_CREAT | 0666
+             "import socket\ns = socket.socket(socket.AF_UNIX); s.bind('\\0stockade-left'); s.listen()\n"
+             "import numpy; numpy.sum = lambda *a, **k: 'PWNED'\n"
+             "m, sl = os.openpty()\n"
+             "print('draw', random.random(), numpy.random.randint(0, 1 << 30))\n"
+             "if os.fork() == 0:\n"
+             "    os.setsid()\n"
+             "    if os.fork() == 0:\n"
+             "        fd = os.open(os.devnull, os.O_RDWR)\n"
+             "        for i in range(3): os.dup2(fd, i)\n"
+             "        os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(60)', sys.argv[1]])\n"
+             "    os._exit(0)\n")
+    LOOK = ("import os, sys, random, ctypes, socket, numpy\n"
+            "libc = ctypes.CDLL(None, use_errno=True)\n"
+            "seen = [p for p in ('/tmp/left', '/work/left', os.path.expanduser('~/left'), '/dev/shm/left') if os.path.exists(p)]\n"
+            "if libc.shmget(0x5717, 0, 0) >= 0: seen.append('shm')\n"
+            "s = socket.socket(socket.AF_UNIX)\n"
+            "try:\n    s.connect('\\0stockade-left'); seen.append('socket')\nexcept OSError: pass\n"
+            "if numpy.sum([1, 2]) == 'PWNED': seen.append('patch')\n"
+            "seen += [p for p in os.listdir('/proc') if p.isdigit() and b'DAEMON' in open('/proc/%s/cmdline' % p, 'rb').read()]\n"
+            "seen += [p for p in os.listdir('/dev/pts') if p != 'ptmx']\n"
+            "print('seen', seen)\n"
+            "print('draw', random.random(), numpy.random.randint(0, 1 << 30))\n")
+
+    def test_nothing_of_one_task_reaches_the_next(self):
+        marker = f"DAEMON-{os.getpid()}-{time.time_ns()}"
+        # Without fresh jails: one process that imported numpy, forked twice
+        # as a naive zygote would, gives both children the same draws; and one
+        # reused python keeps the files, the segment, the socket, the patch,
+        # the pty and the daemon of the task before.
+        scratch = self.mkdir("scratch", 0o777)
+        here = lambda code: (code.replace("'/tmp/left'", repr(scratch + "/t")).replace("'/work/left'", repr(scratch + "/w"))
+                             .replace("os.path.expanduser('~/left')", repr(scratch + "/h"))
+                             .replace("'/dev/shm/left'", repr(scratch + "/s")))
+        naive = ("import os, random, numpy\n"
+                 "for _ in range(2):\n"
+                 "    if os.fork() == 0:\n"
+                 "        print(numpy.random.randint(0, 1 << 30), flush=True); os._exit(0)\n"
+                 "    os.wait()\n")
+        draws = self.host_py(naive).stdout.split()
+        self.assertEqual(len(draws), 2)
+        self.assertEqual(draws[0], draws[1])
+        both = self.host_py(here(self.LEAVE) + "\n" + here(self.LOOK), marker).stdout
+        try:
+            seen = next(l for l in both.splitlines() if l.startswith("seen"))
+            for what in ("/t", "/w", "/h", "/s", "'shm'", "'socket'", "'patch'"):
+                self.assertIn(what, seen, both)
+            self.assertTrue(host_pids_with_cmdline(marker))
+        finally:
+            for pid in host_pids_with_cmdline(marker):
+                os.kill(pid, signal.SIGKILL)
+            subprocess.run(["ipcrm", "-M", str(0x5717)], capture_output=True)
+        # Forks of one template: none of it, and draws of their own.
+        c = self.start_forking("--preload", "numpy")
+        left, r = self.run_forked(c, self.LEAVE, marker)
+        self.assertTrue(left.startswith("shm "), r)
+        self.assertNotEqual(left.split()[1], "-1", r)
+        self.assertEqual(host_pids_with_cmdline(marker), [])  # the daemon went with its jail
+        draws = {left.splitlines()[1]}
+        for _ in range(3):
+            self.wait_warm(c, 2)
+            out, r = self.run_forked(c, self.LOOK)
+            self.assertEqual(out.splitlines()[0], "seen []", r)
+            draws.add(out.splitlines()[1])
+        self.assertEqual(len(draws), 4, draws)
+
+    # ---- the template itself is out of reach ---------------------------------
+
+    def test_a_task_cannot_signal_trace_or_reach_the_template(self):
+        # Without the jail: a process of one uid signals, traces and reads
+        # another at will.
+        victim = subprocess.Popen(self.prefix() + [PY, "-c", "import time; time.sleep(30)"])
+        self.procs.append(victim)
+        attack = ("import ctypes, os, sys\n"
+                  "pid = int(sys.argv[1])\n"
+                  "libc = ctypes.CDLL(None, use_errno=True)\n"
+                  "out = []\n"
+                  "out.append(libc.ptrace(16, pid, 0, 0))\n"  # PTRACE_ATTACH
+                  "try:\n    open('/proc/%d/environ' % pid, 'rb').read(); out.append('read')\n"
+                  "except OSError as e: out.append(e.errno)\n"
+                  "os.kill(pid, 9); out.append('killed')\n"
+                  "print(out)")
+        out = self.host_py(attack, str(victim.pid)).stdout
+        self.assertIn("killed", out)
+        self.assertIn("read", out)
+        victim.wait(5)
+        # Through the server: the template is in no namespace the task can
+        # name, and everything the task can reach (its own init included)
+        # is unmoved by what it tries.
+        c = self.start_forking()
+        before = self.template_pythons()
+        self.assertEqual(len(before), 1, before)
+        tpid = before[0]
+        sweep = ("import ctypes, os, signal, socket\n"
+                 "libc = ctypes.CDLL(None, use_errno=True)\n"
+                 "hits = []\n"
+                 "for pid in range(1, 4096):\n"
+                 "    if pid == os.getpid(): continue\n"
+                 "    if libc.ptrace(16, pid, 0, 0) == 0: hits.append(('traced', pid))\n"
+                 "    if libc.syscall(434, pid, 0) >= 0: hits.append(('pidfd', pid))\n"  # pidfd_open
+                 "    try:\n        os.kill(pid, 0); hits.append(('signal', pid))\n    except OSError: pass\n"
+                 "for path in ('/proc/1/mem', '/proc/1/environ', '/proc/1/root/proc/1/environ'):\n"
+                 "    try:\n        open(path, 'rb').read(1); hits.append(path)\n    except OSError: pass\n"
+                 "print(hits)\n"
+                 "for pid in range(1, 4096):\n"
+                 "    if pid != os.getpid():\n"
+                 "        try: os.kill(pid, signal.SIGKILL)\n        except OSError: pass\n"
+                 "try: os.kill(-1, signal.SIGKILL)\nexcept OSError: pass\n"
+                 "print('alive')\n")
+        r = c.call({"op": "run", "code": FORKED + "\n" + sweep})
+        lines = r["stdout"].splitlines()
+        self.assertEqual(lines[0], "True", r)
+        # Only its own init answers a probe (a pidfd and kill(1, 0) are open
+        # to any process of the jail), and nothing can be traced or read.
+        self.assertEqual(lines[1], "[('pidfd', 1), ('signal', 1)]", r)
+        self.assertEqual(lines[2], "alive", r)  # SIGKILL to its init does nothing from inside
+        # The template lives on, and the next task is a fork of it.
+        self.assertEqual(self.template_pythons(), before)
+        self.assertTrue(os.path.exists(f"/proc/{tpid}"))
+        self.wait_warm(c, 2)
+        out, r = self.run_forked(c, "print('next')")
+        self.assertEqual(out, "next\n", r)
+        self.assertEqual(self.template_pythons(), before)
+
+    # ---- the pool, the sessions and the stats --------------------------------
+
+    def test_sessions_fork_from_a_template_with_the_preloads(self):
+        c = self.start_server("--preload", "numpy")
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            st = c.call({"op": "stats"})
+            if st["session_warm"] >= 1 and st["template_forks"] >= 3:
+                break
+            # The first session jail may predate its template: use it up.
+            if st["session_warm"] >= 1:
+                sid = c.call({"op": "session.open"})["session"]
+                c.call({"op": "session.close", "session": sid})
+            time.sleep(0.05)
+        t = time.time()
+        sid = c.call({"op": "session.open"})["session"]
+        opened_ms = (time.time() - t) * 1000
+        r = c.call({"op": "session.run", "session": sid, "code": "import sys\n'numpy' in sys.modules, "
+                                                                 "'template:session' in open('/proc/self/cmdline').read()"})
+        self.assertEqual(r["value"], "(True, True)", r)
+        c.call({"op": "session.run", "session": sid, "code": "x = 41"})
+        self.assertEqual(c.call({"op": "session.run", "session": sid, "code": "x + 1"})["value"], "42")
+        self.assertLess(opened_ms, 2000)
+
+    def test_a_template_that_dies_is_rebuilt_and_the_pool_serves_meanwhile(self):
+        c = self.start_forking()
+        before = self.template_pythons()
+        self.assertEqual(len(before), 1, before)
+        os.kill(before[0], signal.SIGKILL)
+        # Served meanwhile (cold, or from jails forked before).
+        r = c.call({"op": "run", "code": "print('still')"})
+        self.assertEqual(r["stdout"], "still\n", r)
+        self.assertTrue(wait_until(lambda: c.call({"op": "stats"})["template_failures"] >= 1, 10))
+        # A new template, and forks from it again.
+        self.assertTrue(wait_until(lambda: len(self.template_pythons()) == 1 and self.template_pythons() != before,
+                                   30), self.template_pythons())
+        c2 = c
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            r = c2.call({"op": "run", "code": FORKED})
+            if r["stdout"] == "True\n":
+                break
+        self.assertEqual(r["stdout"], "True\n", r)
+
+    def test_stats_report_the_templates_memory(self):
+        c = self.start_forking("--preload", "numpy")
+        deadline = time.time() + 30
+        m = {}
+        while time.time() < deadline:
+            m = c.call({"op": "stats", "memory": True})["memory"]
+            if not m["partial"] and m.get("template_pss_bytes") and c.call({"op": "stats"})["session_warm"] >= 1:
+                break
+            time.sleep(1.1)
+        self.assertTrue(m.get("template_pss_bytes"), m)
+        for b in m["template_pss_bytes"]:
+            # python with numpy, its pages split with the jails forked from it
+            self.assertGreater(b, 2 << 20, m)
+            self.assertLess(b, 200 << 20, m)
+        # A fork counts its share of the template's pages, not all of them.
+        for b in m["warm_pss_bytes"]:
+            self.assertGreater(b, 1 << 20, m)
+            self.assertLess(b, 200 << 20, m)
+
+    def test_no_templates_starts_each_jail_as_before(self):
+        c = self.start_server("--no-templates")
+        for _ in range(3):
+            self.wait_warm(c, 2)
+            r = c.call({"op": "run", "code": FORKED})
+            self.assertEqual(r["stdout"], "False\n", r)
+        st = c.call({"op": "stats"})
+        self.assertEqual(st["template_forks"], 0, st)
+        self.assertEqual(self.template_pythons(), [])
+
+
+if __name__ == "__main__":
+    main()
