@@ -614,7 +614,8 @@ class ServeTest(ServeBase):
         self.assertIn('"pool"', r.stdout)
 
     def test_pool_is_bounded_and_shared_fairly(self):
-        c = self.start_server("--max-jails", "3", pool=1)
+        # Three jails, all for tasks: a template would hold one of them.
+        c = self.start_server("--max-jails", "3", "--no-templates", pool=1)
         hog = ("import time; time.sleep(1.0)")
         ids = [c.send({"op": "run", "code": hog}) for _ in range(6)]
         time.sleep(0.3)
