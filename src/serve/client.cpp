@@ -115,7 +115,11 @@ void Client::write_some() {
         out_off_ += static_cast<size_t>(w);
     }
     if (out_off_ == out_.size()) {
-        out_.clear();
+        // An idle client keeps no room for an answer of tens of MiB it read.
+        if (out_.capacity() > (1u << 20))
+            std::string().swap(out_);
+        else
+            out_.clear();
         out_off_ = 0;
     } else if (out_off_ > (1u << 20) && out_off_ * 2 > out_.size()) {
         out_.erase(0, out_off_);  // what was written is not kept

@@ -21,12 +21,28 @@ std::unique_ptr<WarmJail> Pool::take(bool warming) {
     for (auto it = jails_.begin(); it != jails_.end(); ++it) {
         const auto st = (*it)->state();
         if (st != WarmJail::State::Ready && !(warming && st == WarmJail::State::Warming)) continue;
+        if (st == WarmJail::State::Ready) served_ready(**it);
         std::unique_ptr<WarmJail> j = std::move(*it);
         jails_.erase(it);
         j->supervisor().set_cpu_weight(kTaskCpuWeight);
         return j;
     }
     return nullptr;
+}
+
+// A jail that got ready ends a run of failures; so does a fork for its
+// template's, and the template's pause starts over at 1 s.
+void Pool::served_ready(const WarmJail& j) {
+    consecutive_failures_ = 0;
+    if (j.forked_from(template_.get())) template_failures_in_row_ = 0;
+}
+
+// A fork that never got ready, in the pool or taken from it, is its
+// template's failure (not a newer one's): the pool starts its jails as
+// before until a new template is ready.
+void Pool::ended_unready(const WarmJail& j) {
+    if (j.forked_from(template_.get()) && j.state() != WarmJail::State::Ready)
+        template_failed("a jail forked from the template ended before it was ready: " + j.warmup_error());
 }
 
 // Every jail enters the pool here, refilled or started elsewhere: warming ahead.
@@ -77,14 +93,32 @@ std::shared_ptr<WarmJail> Pool::ready_template() const {
     return template_ && template_->state() == WarmJail::State::Ready ? template_ : nullptr;
 }
 
-// A template that failed waits a growing pause (1 s doubling to 5 min) before
-// the next; meanwhile the pool starts its jails as before.
+namespace {
+// When the next try may start after `failures` in a row: `base_ms` doubling,
+// up to `cap_ms`, so that a broken preload costs a few jails, not a loop.
+uint64_t retry_at_ns(uint64_t failures, uint64_t base_ms, uint64_t cap_ms) {
+    const uint64_t pause_ms =
+        std::min<uint64_t>(cap_ms, base_ms << std::min<uint64_t>(failures ? failures - 1 : 0, 16));
+    return monotonic_ns() + pause_ms * 1000000;
+}
+}  // namespace
+
+// A template that failed waits 1 s doubling to 5 min before the next;
+// meanwhile the pool starts its jails as before.
 void Pool::template_failed(const std::string& why) {
     template_error_ = why;
     ++template_failures_;
+    ++template_failures_in_row_;
     retire_template();
-    template_not_before_ns_ =
-        monotonic_ns() + std::min<uint64_t>(300000, 1000ull << std::min<uint64_t>(template_failures_, 9)) * 1000000;
+    template_not_before_ns_ = retry_at_ns(template_failures_in_row_, 1000, 300000);
+}
+
+// A jail that failed to start or get ready: 50 ms doubling to 10 s.
+void Pool::jail_failed(const std::string& why) {
+    ++failures_;
+    last_error_ = why;
+    ++consecutive_failures_;
+    not_before_ns_ = retry_at_ns(consecutive_failures_, 50, 10000);
 }
 
 // Killed and collected once the last jail forked from it has ended.
@@ -122,22 +156,14 @@ void Pool::tick() {
     keep_template(none);  // a template that ended is let go
     for (auto it = jails_.begin(); it != jails_.end();) {
         if (!(*it)->ended()) {
-            if ((*it)->state() == WarmJail::State::Ready) consecutive_failures_ = 0;
+            if ((*it)->state() == WarmJail::State::Ready) served_ready(**it);
             ++it;
             continue;
         }
-        ++failures_;
-        last_error_ = (*it)->warmup_error();
-        // A fork that never got ready is its template's failure: the pool
-        // starts its jails as before until a new template is ready.
-        if ((*it)->forked() && template_ && (*it)->state() != WarmJail::State::Ready)
-            template_failed("a jail forked from the template ended before it was ready");
+        jail_failed((*it)->warmup_error());
+        ended_unready(**it);
         (*it)->collect();
         it = jails_.erase(it);
-        // 50 ms, doubling to 10 s: a broken preload costs a few jails, not a loop.
-        ++consecutive_failures_;
-        uint64_t pause_ms = std::min<uint64_t>(10000, 50ull << std::min(consecutive_failures_, 8u));
-        not_before_ns_ = monotonic_ns() + pause_ms * 1000000;
     }
 }
 
@@ -156,11 +182,7 @@ void Pool::refill(size_t room) {
                 template_failed(e.what());
                 continue;  // started as before, now
             }
-            ++failures_;
-            last_error_ = e.what();
-            ++consecutive_failures_;
-            not_before_ns_ =
-                monotonic_ns() + std::min<uint64_t>(10000, 50ull << std::min(consecutive_failures_, 8u)) * 1000000;
+            jail_failed(e.what());
             return;
         }
         adopt(std::move(j));

@@ -55,6 +55,8 @@ public:
     size_t ready() const;
     // The init pid of each ready jail.
     std::vector<pid_t> ready_pids() const;
+    // A jail taken from this pool that ended before it was ready.
+    void ended_unready(const WarmJail& j);
     size_t target() const { return target_; }
     uint64_t refills() const { return refills_; }
     uint64_t failures() const { return failures_; }
@@ -65,6 +67,8 @@ private:
     void retire_template();
     std::shared_ptr<WarmJail> ready_template() const;
     void template_failed(const std::string& why);
+    void jail_failed(const std::string& why);
+    void served_ready(const WarmJail& j);
 
     std::shared_ptr<const JailSpec> spec_;
     size_t target_;
@@ -76,7 +80,7 @@ private:
     std::string last_error_;
     std::shared_ptr<WarmJail> template_;  // jails forked from it hold it too
     std::vector<std::weak_ptr<WarmJail>> retired_;
-    uint64_t forks_ = 0, template_failures_ = 0, template_not_before_ns_ = 0;
+    uint64_t forks_ = 0, template_failures_ = 0, template_failures_in_row_ = 0, template_not_before_ns_ = 0;
     std::string template_error_;
 };
 

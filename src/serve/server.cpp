@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <poll.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -169,6 +170,7 @@ private:
     void log_refusal(const std::string& why);
     void tick();
     void tick_jobs();
+    bool restart_failed_fork(std::unique_ptr<WarmJail>& jail, const std::shared_ptr<const JailSpec>& spec, Pool& from);
     void tick_sessions();
     void tick_queue();
     void finish_job(Job& job);
@@ -439,6 +441,11 @@ void Server::tick_jobs() {
             ++it;
             continue;
         }
+        if (!job.dispatched && restart_failed_fork(job.jail, job.spec, *pool_)) {
+            job.warm = false;
+            ++it;
+            continue;
+        }
         if (!job.dispatched) ++task_failures_;
         finish_job(job);
         it = jobs_.erase(it);  // the jail's cgroup goes now, after the answer
@@ -636,6 +643,31 @@ void Server::on_cell_grace_over(const std::string& sid) {
     it->second.jail->kill();
 }
 
+// A fork that ended before its task or session reached it (its template
+// died or hung): nothing of the caller's ran, so it gets a jail started now
+// in its place, once (that one is not a fork). False: no jail could start,
+// and the fork's failure is the answer.
+bool Server::restart_failed_fork(std::unique_ptr<WarmJail>& jail, const std::shared_ptr<const JailSpec>& spec,
+                                 Pool& from) {
+    if (!jail->forked()) return false;
+    std::unique_ptr<WarmJail> fresh;
+    try {
+        if (!make_room()) return false;
+        fresh = std::make_unique<WarmJail>(spec, loop_);
+        fresh->start();
+    } catch (const std::exception& e) {
+        log::error("serve", std::string("a jail in place of a failed fork: ") + e.what());
+        return false;
+    }
+    from.ended_unready(*jail);
+    log::info("serve", "a jail forked from the template ended before it was ready (" + jail->warmup_error() +
+                           "); one started in its place");
+    (void)jail->collect();
+    jail = std::move(fresh);
+    ++cold_;
+    return true;
+}
+
 void Server::tick_sessions() {
     const uint64_t now = monotonic_ns();
     for (auto it = sessions_.begin(); it != sessions_.end();) {
@@ -673,6 +705,11 @@ void Server::tick_sessions() {
             s.jail->supervisor().set_deadline(0, nullptr);
             s.last_used_ns = now;
             ++s.cells;
+        }
+        if (j.ended() && !s.opened && restart_failed_fork(s.jail, s.spec, *session_pool_)) {
+            s.warm = false;
+            ++it;
+            continue;
         }
         if (j.ended()) {
             supervise::Outcome o = j.collect();
@@ -939,6 +976,11 @@ void Server::probe() {
 }
 
 int Server::run() {
+    // A task's output and its answer can be tens of MiB. Buffers past 1 MiB
+    // are mapped of their own and go back to the kernel when freed: with
+    // glibc's moving threshold, they came from the heap after the first
+    // one, and one small block above them kept a 64 MiB peak for good.
+    ::mallopt(M_MMAP_THRESHOLD, 1 << 20);
     fds_ = size_fd_budget(opt_.max_jails);
     supervise::Proxy::set_process_budget(fds_.proxy);
     sigset_t set;

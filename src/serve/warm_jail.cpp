@@ -180,7 +180,8 @@ void WarmJail::check_ended() {
     if ((sup_.done() || (sup_.exited() && state_ != State::Warming)) && state_ != State::Ended) {
         // Whatever the runner still had to say is in the socket now.
         if (control_open_) read_control(true);
-        if (state_ == State::Warming && warmup_error_.empty()) warmup_error_ = "the runner ended before it was ready";
+        if (state_ == State::Warming && warmup_error_.empty())
+            warmup_error_ = sup_.setup_error().empty() ? "the runner ended before it was ready" : sup_.setup_error();
         state_ = State::Ended;
     }
 }

@@ -55,6 +55,7 @@ public:
     bool ended() const { return state_ == State::Ended; }
     // Forked from a template rather than cloned.
     bool forked() const { return templ_ != nullptr; }
+    bool forked_from(const WarmJail* t) const { return t && templ_.get() == t; }
 
     // Hands the runner a task (or a cell). The clock is the caller's to start
     // (supervisor().begin_task): per task, or once for a whole session.

@@ -269,12 +269,8 @@ void Supervisor::start() {
     }
     child_ = std::make_unique<JailProcess>(pid, pidfd);
     mark("supervisor: clone3");
-    sync.read.reset();
-    report.write.reset();
-    filter.read.reset();
     script.reset();
-    control_jail.reset();
-    relay_.close_jail_ends();
+    close_jail_ends(sync, filter, report, control_jail);
 
     write_id_maps(plan, pid);
     check(static_cast<int>(::write(sync.write.get(), "1", 1)), "write", "sync pipe");
@@ -305,21 +301,63 @@ void Supervisor::start_from_template(Pipe& sync, Pipe& filter, Pipe& report, Uni
     const std::string request = template_request(plan_, static_cast<bool>(cg_), exec_rules);
     TemplateFds fds{report.write.get(), sync.read.get(),    filter.read.get(),
                     relay_.jail_end(0), relay_.jail_end(1), control_jail.get()};
-    UniqueFd pidfd;
-    pid_t pid = fork_from_template(opt_.template_fd, request, fds, report.read.get(), pidfd);
-    child_ = std::make_unique<JailProcess>(pid, pidfd.release(), true);
-    mark("supervisor: forked from the template");
+    send_fork_request(opt_.template_fd, request, fds, report.read.get());
+    mark("supervisor: fork requested");
+    close_jail_ends(sync, filter, report, control_jail);
+    // Its init waits for the second byte before its program starts (on_hello).
+    sync_ = std::move(sync.write);
+    awaiting_hello_ = true;
+    hello_wait_ = Timer(loop_, [this] { fork_failed("template fork: no answer from the task's init in 10 s"); });
+    hello_wait_.arm_in_ms(10000);
+    // The filter is at most BPF_MAXINSNS instructions (32 KiB): the pipe
+    // holds it until the program reads it.
+    finish_start(filter, report);
+}
+
+// The fork's init said hello: it is the jail's init from now on. Put in the
+// task's cgroup before its program starts, so that the program runs there
+// from its first instruction.
+void Supervisor::on_hello() {
+    try {
+        UniqueFd pidfd;
+        const pid_t pid = receive_hello(report_.get(), pidfd);
+        if (pid == 0) return;
+        child_ = std::make_unique<JailProcess>(pid, pidfd.release(), true);
+        awaiting_hello_ = false;
+        hello_wait_.reset();
+        mark("supervisor: forked from the template");
+        if (cg_) cg_->attach(pid);
+        if (::write(sync_.get(), "2", 1) != 1 && errno != EPIPE) throw_sys("write", "sync pipe");
+    } catch (const Error& e) {
+        fork_failed(e.what());
+    }
+}
+
+// A fork that failed before it was a jail, or a jail that could not be put
+// in its cgroup: the jail ends now, with this as its setup error.
+void Supervisor::fork_failed(const std::string& why) {
+    awaiting_hello_ = false;
+    hello_wait_.reset();
+    out_.kind = Outcome::Kind::SetupError;
+    out_.message = why;
+    if (child_) return child_->kill(SIGKILL);
+    // No init: nothing to wait for. What holds the jail's ends sees them
+    // closed (the sync pipe: an init that says hello later exits).
+    no_child_ = true;
+    sync_.reset();
+    open_ = false;
+    t_eof_ = monotonic_ns();
+    report_w_.reset();
+    report_.reset();
+}
+
+// The jail holds its own copies now: keeping ours would hide its hang-ups.
+void Supervisor::close_jail_ends(Pipe& sync, Pipe& filter, Pipe& report, UniqueFd& control_jail) {
     sync.read.reset();
     report.write.reset();
     filter.read.reset();
     control_jail.reset();
     relay_.close_jail_ends();
-    // Its init waits for this before its program starts: the program runs in
-    // the task's cgroup from its first instruction.
-    if (cg_) cg_->attach(pid);
-    if (::write(sync.write.get(), "2", 1) != 1 && errno != EPIPE) throw_sys("write", "sync pipe");
-    sync_ = std::move(sync.write);
-    finish_start(filter, report);
 }
 
 void Supervisor::finish_start(Pipe& filter, Pipe& report) {
@@ -363,6 +401,7 @@ void Supervisor::finish_start(Pipe& filter, Pipe& report) {
 }
 
 bool Supervisor::done() const {
+    if (no_child_) return !open_;
     return child_ && !open_ && !relay_.relaying(0) && !relay_.relaying(1) && !term_.relaying();
 }
 
@@ -395,6 +434,7 @@ std::pair<std::string, std::string> Supervisor::take_output(bool* truncated) {
 void Supervisor::suspend() {
     // Ctrl-Z (or SIGTTIN): the caller's terminal back as it was, the jail
     // frozen, and we stop; when continued, the reverse.
+    if (!child_) return;
     term_.restore();
     child_->kill(jail::freeze_signal());
     ::kill(::getpid(), SIGSTOP);
@@ -473,11 +513,11 @@ void Supervisor::after_event() {
     const profile::Limits& lim = plan_.limits;
     if ((term_.over_cap() || relay_.over_cap()) && lim.output_kill && !out_.output_killed) {
         out_.output_killed = true;
-        child_->kill(SIGKILL);
+        if (child_) child_->kill(SIGKILL);
     }
     if (notifier_->wants_jail_killed() && !seccomp_kill_sent_) {
         seccomp_kill_sent_ = true;
-        child_->kill(SIGKILL);
+        if (child_) child_->kill(SIGKILL);
     }
 }
 
@@ -507,6 +547,9 @@ void Supervisor::on_wall() {
         fire();  // may set the next deadline
         return;
     }
+    // A fork not yet a jail: its limit holds from its hello on (and it has
+    // 10 s to say it).
+    if (!child_) return arm_wall(10);
     if (!out_.timed_out_wall) {
         out_.timed_out_wall = true;
         child_->kill(SIGTERM);  // the init passes it to the program
@@ -519,13 +562,14 @@ void Supervisor::on_wall() {
 void Supervisor::on_cpu_check() {
     uint64_t ticks;
     (void)!::read(cpu_check_.get(), &ticks, sizeof ticks);
-    if (!out_.timed_out_cpu && cg_->cpu_ms() - cpu_base_ms_ >= static_cast<double>(plan_.limits.cpu_ms)) {
+    if (child_ && !out_.timed_out_cpu && cg_->cpu_ms() - cpu_base_ms_ >= static_cast<double>(plan_.limits.cpu_ms)) {
         out_.timed_out_cpu = true;
         child_->kill(SIGKILL);
     }
 }
 
 void Supervisor::on_report() {
+    if (awaiting_hello_) return on_hello();
     WireMsg m;
     int passed[2], npassed = 0;
     if (!jail::receive(report_.get(), m, passed, 2, &npassed)) {
@@ -588,8 +632,8 @@ Outcome Supervisor::collect(bool reap) {
     if (!t_eof_) t_eof_ = monotonic_ns();
     struct rusage ru {};
     // Without the reap, only a reported exit says how the program ended.
-    const int init_status = reap || !have_exit_ ? child_->wait(&ru) : 0;
-    if (child_->adopted()) ru = exit_usage_;
+    const int init_status = child_ && (reap || !have_exit_) ? child_->wait(&ru) : 0;
+    if (child_ && child_->adopted()) ru = exit_usage_;
     out.cpu_user_ms = tv_ms(ru.ru_utime);
     out.cpu_sys_ms = tv_ms(ru.ru_stime);
     double base_ms = base_rusage_ms_, total_ms = -1;

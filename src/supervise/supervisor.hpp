@@ -88,6 +88,8 @@ public:
     // final. A server answers from here (collect(false), no reap: the figures
     // come from the cgroup) and destroys the jail after.
     bool exited() const { return have_exit_; }
+    // Why the jail failed to start, as far as this side knows ("" if not).
+    const std::string& setup_error() const { return out_.message; }
     supervise::Outcome collect(bool reap);
 
     // A signal for the jail from its caller: passed to the program, or, with a
@@ -117,6 +119,9 @@ public:
 
 private:
     void start_from_template(Pipe& sync, Pipe& filter, Pipe& report, UniqueFd& control_jail, bool exec_rules);
+    void close_jail_ends(Pipe& sync, Pipe& filter, Pipe& report, UniqueFd& control_jail);
+    void on_hello();
+    void fork_failed(const std::string& why);
     void finish_start(Pipe& filter, Pipe& report);
     void mark(const char* name);
     void arm_wall(uint64_t ms);
@@ -145,6 +150,10 @@ private:
     uint64_t t0_ = 0, t_end_ = 0, t_eof_ = 0, t_task_ = 0;
     double base_rusage_ms_ = 0;  // the same, from /proc, when there is no cgroup
     bool open_ = false, have_exit_ = false, seccomp_kill_sent_ = false;
+    // A fork from a template: a jail without an init until its hello, or
+    // one that failed before it had one.
+    bool awaiting_hello_ = false, no_child_ = false;
+    Timer hello_wait_;
     int program_status_ = 0;
     struct rusage exit_usage_ {};     // a template's fork: as its init reported it
     std::function<void()> deadline_;  // set_deadline's action, while armed

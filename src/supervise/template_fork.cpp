@@ -1,6 +1,5 @@
 #include "supervise/template_fork.hpp"
 
-#include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -12,7 +11,6 @@
 
 #include "jail/rlimits.hpp"
 #include "jail_interface.hpp"
-#include "util/clock.hpp"
 #include "util/error.hpp"
 
 namespace stockade::supervise {
@@ -47,8 +45,7 @@ std::string template_request(const plan::Plan& plan, bool cgroup, bool exec_rule
     return r.dump() + "\n";
 }
 
-pid_t fork_from_template(int template_fd, const std::string& request, const TemplateFds& fds, int report,
-                         UniqueFd& pidfd) {
+void send_fork_request(int template_fd, const std::string& request, const TemplateFds& fds, int report) {
     // The hello's sender, as the kernel gives it: only the task's init holds
     // the other end by then.
     int one = 1;
@@ -72,57 +69,50 @@ pid_t fork_from_template(int template_fd, const std::string& request, const Temp
     do n = ::sendmsg(template_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
     while (n < 0 && errno == EINTR);
     if (n != static_cast<ssize_t>(request.size())) throw_sys("sendmsg", "the template's fork request");
+}
 
-    const uint64_t until = monotonic_ns() + 10000000000ull;
-    while (true) {
-        const uint64_t now = monotonic_ns();
-        struct pollfd p {
-            report, POLLIN, 0
-        };
-        int rc = now < until ? ::poll(&p, 1, static_cast<int>((until - now) / 1000000 + 1)) : 0;
-        if (rc < 0 && errno == EINTR) continue;
-        if (rc <= 0) throw Error("template fork: no answer from the task's init in 10 s");
-        jail::WireMsg m;
-        struct iovec riov {
-            &m, sizeof m
-        };
-        struct msghdr rh {};
-        rh.msg_iov = &riov;
-        rh.msg_iovlen = 1;
-        alignas(struct cmsghdr) char rc_buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(4 * sizeof(int))];
-        rh.msg_control = rc_buf;
-        rh.msg_controllen = sizeof rc_buf;
-        ssize_t got;
-        do got = ::recvmsg(report, &rh, MSG_CMSG_CLOEXEC);
-        while (got < 0 && errno == EINTR);
-        if (got <= 0) throw Error("template fork: the task's init ended before it said hello");
-        pid_t pid = 0;
-        for (struct cmsghdr* h = CMSG_FIRSTHDR(&rh); h; h = CMSG_NXTHDR(&rh, h)) {
-            if (h->cmsg_level != SOL_SOCKET) continue;
-            if (h->cmsg_type == SCM_CREDENTIALS) {
-                struct ucred cred;
-                std::memcpy(&cred, CMSG_DATA(h), sizeof cred);
-                pid = cred.pid;
-            } else if (h->cmsg_type == SCM_RIGHTS) {
-                int k = static_cast<int>((h->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-                for (int i = 0; i < k && i < 4; ++i) {
-                    int fd;
-                    std::memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof fd);
-                    ::close(fd);
-                }
+pid_t receive_hello(int report, UniqueFd& pidfd) {
+    jail::WireMsg m;
+    struct iovec riov {
+        &m, sizeof m
+    };
+    struct msghdr rh {};
+    rh.msg_iov = &riov;
+    rh.msg_iovlen = 1;
+    alignas(struct cmsghdr) char rc_buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(4 * sizeof(int))];
+    rh.msg_control = rc_buf;
+    rh.msg_controllen = sizeof rc_buf;
+    ssize_t got;
+    do got = ::recvmsg(report, &rh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    while (got < 0 && errno == EINTR);
+    if (got < 0 && errno == EAGAIN) return 0;
+    if (got <= 0) throw Error("template fork: the task's init ended before it said hello");
+    pid_t pid = 0;
+    for (struct cmsghdr* h = CMSG_FIRSTHDR(&rh); h; h = CMSG_NXTHDR(&rh, h)) {
+        if (h->cmsg_level != SOL_SOCKET) continue;
+        if (h->cmsg_type == SCM_CREDENTIALS) {
+            struct ucred cred;
+            std::memcpy(&cred, CMSG_DATA(h), sizeof cred);
+            pid = cred.pid;
+        } else if (h->cmsg_type == SCM_RIGHTS) {
+            int k = static_cast<int>((h->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+            for (int i = 0; i < k && i < 4; ++i) {
+                int fd;
+                std::memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof fd);
+                ::close(fd);
             }
         }
-        if (got != sizeof m) throw Error("template fork: a short message from the task's init");
-        m.text[sizeof m.text - 1] = '\0';
-        if (m.type == jail::WireMsg::SetupError) throw Error(m.text, m.err);
-        if (m.type != jail::WireMsg::Hello) continue;
-        if (pid <= 0) throw Error("template fork: the hello came without its sender");
-        int zero = 0;
-        check(::setsockopt(report, SOL_SOCKET, SO_PASSCRED, &zero, sizeof zero), "setsockopt", "SO_PASSCRED");
-        pidfd = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-        if (!pidfd) throw_sys("pidfd_open", "the task's init (pid " + std::to_string(pid) + ")");
-        return pid;
     }
+    if (got != sizeof m) throw Error("template fork: a short message from the task's init");
+    m.text[sizeof m.text - 1] = '\0';
+    if (m.type == jail::WireMsg::SetupError) throw Error(m.text, m.err);
+    if (m.type != jail::WireMsg::Hello) return 0;
+    if (pid <= 0) throw Error("template fork: the hello came without its sender");
+    int zero = 0;
+    check(::setsockopt(report, SOL_SOCKET, SO_PASSCRED, &zero, sizeof zero), "setsockopt", "SO_PASSCRED");
+    pidfd = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+    if (!pidfd) throw_sys("pidfd_open", "the task's init (pid " + std::to_string(pid) + ")");
+    return pid;
 }
 
 }  // namespace stockade::supervise

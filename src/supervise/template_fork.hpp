@@ -21,11 +21,16 @@ struct TemplateFds {
 // hostname, loopback, cwd, rlimits, exec rules (null: none), CPU pin.
 std::string template_request(const plan::Plan& plan, bool cgroup, bool exec_rules);
 
-// Sends the request and the fds on the template's socket, then waits (at
-// most 10 s) for the task's init to say hello on `report` (the supervisor's
-// end); the kernel tells its pid on the host. Returns that pid with a pidfd
-// on it. Throws Error with the template's own text if the fork failed first.
-pid_t fork_from_template(int template_fd, const std::string& request, const TemplateFds& fds, int report,
-                         UniqueFd& pidfd);
+// Sends the request and the fds on the template's socket, without waiting:
+// the fork takes a python fork or two (tens of ms), and the server serves
+// meanwhile. `report` is the supervisor's end, set to receive the hello's
+// sender.
+void send_fork_request(int template_fd, const std::string& request, const TemplateFds& fds, int report);
+
+// Reads one message from `report` (never blocks). Returns 0 if it was not
+// the hello (or none was there); the pid of the task's init on the host,
+// as the kernel tells it, with a pidfd on it, if it was. Throws Error with
+// the template's own text if the fork failed, or if it ended first.
+pid_t receive_hello(int report, UniqueFd& pidfd);
 
 }  // namespace stockade::supervise

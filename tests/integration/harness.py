@@ -134,6 +134,18 @@ class JailTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, f"{msg}\nstdout: {r.stdout}\nstderr: {r.stderr}")
 
 
+# Python that leaves a daemon behind: double-forked, in a session of its own,
+# its stdio on /dev/null, with argv[1] (a marker to find it by) in its command
+# line. Needs os and sys imported.
+LEAVE_DAEMON = ("if os.fork() == 0:\n"
+                "    os.setsid()\n"
+                "    if os.fork() == 0:\n"
+                "        fd = os.open(os.devnull, os.O_RDWR)\n"
+                "        for i in range(3): os.dup2(fd, i)\n"
+                "        os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(60)', sys.argv[1]])\n"
+                "    os._exit(0)\n")
+
+
 def host_pids_with_cmdline(needle):
     """PIDs on the host whose command line contains needle."""
     out = []

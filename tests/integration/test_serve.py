@@ -10,7 +10,7 @@ import subprocess
 import threading
 import time
 
-from harness import NOBODY, PY, SANITIZED, JailTest, host_pids_with_cmdline, main
+from harness import LEAVE_DAEMON, NOBODY, PY, SANITIZED, JailTest, host_pids_with_cmdline, main
 
 
 def stockade_cgroups(pid):
@@ -539,13 +539,7 @@ class ServeTest(ServeBase):
                  "for p in ('/tmp/left', '/work/left', os.path.expanduser('~/left')): open(p, 'w').write('x')\n"
                  "json.dumps = lambda *a, **k: 'PWNED'\n"
                  "import numpy; numpy.sum = lambda *a, **k: 'PWNED'\n"
-                 "if os.fork() == 0:\n"
-                 "    os.setsid()\n"
-                 "    if os.fork() == 0:\n"
-                 "        fd = os.open(os.devnull, os.O_RDWR)\n"
-                 "        for i in range(3): os.dup2(fd, i)\n"
-                 "        os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(60)', sys.argv[1]])\n"
-                 "    os._exit(0)\n"
+                 + LEAVE_DAEMON +
                  "print('left')")
         look = ("import os, json, numpy\n"
                 "print([p for p in ('/tmp/left', '/work/left', os.path.expanduser('~/left')) if os.path.exists(p)],"
