@@ -350,7 +350,7 @@ def _session():
 # (jail/program.cpp), before it asks for a task.
 
 _CLONE_NEWNS, _CLONE_NEWCGROUP, _CLONE_NEWUTS, _CLONE_NEWUSER = 0x20000, 0x02000000, 0x04000000, 0x10000000
-_CLONE_NEWIPC, _CLONE_NEWPID, _CLONE_NEWNET = 0x08000000, 0x20000000, 0x40000000
+_CLONE_NEWIPC, _CLONE_NEWPID, _CLONE_NEWNET, _CLONE_PARENT = 0x08000000, 0x20000000, 0x40000000, 0x8000
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REC, _MS_PRIVATE = 2, 4, 8, 0x4000, 1 << 18
 # jail_interface.hpp's WireMsg: type, err, status, pad, t_ns, user_us, sys_us,
 # max_rss_kb, text[456].
@@ -367,6 +367,8 @@ class _Sys:
         self.ct = ctypes
         self.libc = ctypes.CDLL(None, use_errno=True)
         self.libc.syscall.restype = ctypes.c_long
+        self.pylibc = ctypes.PyDLL(None, use_errno=True)
+        self.pylibc.syscall.restype = ctypes.c_long
 
     def check(self, rc, what):
         if rc < 0:
@@ -379,6 +381,30 @@ class _Sys:
 
     def unshare(self, flags):
         self.check(self.libc.unshare(flags), "unshare")
+
+    def clone_task(self):
+        """os.fork(), but the child is at once in a user namespace of its own
+        and, in it, new mount, UTS, IPC, network and PID namespaces (it is
+        their PID 1), and it is the child of this python's parent (the
+        template jail's init, which reaps it). One fork where unshare would
+        need two. Python's own before- and after-fork steps run as os.fork
+        runs them; the template has no other thread."""
+        ct = self.ct
+        api = ct.pythonapi
+        flags = (_CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWUTS | _CLONE_NEWIPC | _CLONE_NEWNET | _CLONE_NEWPID
+                 | _CLONE_PARENT)
+        api.PyOS_BeforeFork()
+        # Through PyDLL: the GIL stays held across the call, as in os.fork.
+        pid = self.pylibc.syscall(ct.c_long(56), ct.c_ulong(flags), ct.c_ulong(0), ct.c_ulong(0), ct.c_ulong(0),
+                                  ct.c_ulong(0))
+        err = ct.get_errno()
+        if pid == 0:
+            api.PyOS_AfterFork_Child()
+            return 0
+        api.PyOS_AfterFork_Parent()
+        if pid < 0:
+            raise OSError(err, "clone: %s" % os.strerror(err))
+        return pid
 
     def mount(self, src, dst, fstype, flags, data):
         enc = lambda v: v.encode() if v is not None else None
@@ -566,7 +592,7 @@ def _task_init(sc, report, sync, req):
     os._exit(os.waitstatus_to_exitcode(status) & 0xFF if status else 0)
 
 
-def _become_task(sc, req, fds):
+def _become_task(sc, req, fds, uid, gid):
     """In a fork of the template: the task's jail, made around this process.
     Returns in the task's program (PID 2 of its namespace), its filter in."""
     report, sync, filt, out, err, control = fds
@@ -576,12 +602,10 @@ def _become_task(sc, req, fds):
     # forked from one template would otherwise share. Its namespace limits
     # are the template's jail's (jail/sysctls.hpp), which count every
     # namespace below it too; the task makes none, by its filter.
-    uid, gid = os.getuid(), os.getgid()
-    sc.unshare(_CLONE_NEWUSER)
+    # This process is PID 1 of them all (Sys.clone_task); it maps its own ids.
     for name, text in (("setgroups", "deny"), ("uid_map", "%d %d 1" % (uid, uid)), ("gid_map", "%d %d 1" % (gid, gid))):
         with open("/proc/self/" + name, "w") as f:
             f.write(text)
-    sc.unshare(_CLONE_NEWNS | _CLONE_NEWUTS | _CLONE_NEWIPC | _CLONE_NEWNET | _CLONE_NEWPID)
     sc.mount(None, "/", None, _MS_REC | _MS_PRIVATE, None)
     # The task's own scratch, /dev/pts and (in its init) /proc, each over the
     # template's: what came from the template's mount namespace is locked in
@@ -600,9 +624,6 @@ def _become_task(sc, req, fds):
             fcntl.ioctl(s, 0x8913, ifr)  # SIOCGIFFLAGS
             flags, = _std("struct").unpack_from("H", ifr, 16)
             fcntl.ioctl(s, 0x8914, _std("struct").pack("16sH22x", b"lo", flags | 1))  # SIOCSIFFLAGS: IFF_UP
-    init = os.fork()
-    if init:
-        os._exit(0)
     rsock = _task_init(sc, report, sync, req)
     # The program: jail/program.cpp's last steps, up to where it would execve.
     # Through fds above 10 first, so that no move lands on another.
@@ -698,11 +719,19 @@ def _template(mode):
                 os.close(fd)
             continue
         req = _loads(data.decode())
-        pid = os.fork()
+        uid, gid = os.getuid(), os.getgid()  # as the parent namespace sees them
+        try:
+            pid = sc.clone_task()
+        except OSError as e:
+            try:
+                _report(socket.socket(fileno=os.dup(fds[0])), _SETUP_ERROR, "template fork: %s" % (e,))
+            except OSError:
+                pass
+            pid = -1
         if pid == 0:
             try:
                 ctl.detach()
-                _become_task(sc, req, fds)
+                _become_task(sc, req, fds, uid, gid)
             except BaseException as e:
                 # On the report socket, wherever this fork had moved it to.
                 for fd in (fds[0], 3):
@@ -719,14 +748,6 @@ def _template(mode):
             return
         for fd in fds:
             os.close(fd)
-        while True:
-            try:
-                os.waitpid(pid, 0)
-                break
-            except InterruptedError:
-                continue
-            except ChildProcessError:
-                break
 
 
 def _main():

@@ -22,9 +22,9 @@ struct TemplateFds {
 std::string template_request(const plan::Plan& plan, bool cgroup, bool exec_rules);
 
 // Sends the request and the fds on the template's socket, without waiting:
-// the fork takes a python fork or two (tens of ms), and the server serves
-// meanwhile. `report` is the supervisor's end, set to receive the hello's
-// sender.
+// a fork takes tens of ms (a python fork and its namespaces), and the
+// server serves meanwhile. `report` is the supervisor's end, set to receive
+// the hello's sender.
 void send_fork_request(int template_fd, const std::string& request, const TemplateFds& fds, int report);
 
 // Reads one message from `report` (never blocks). Returns 0 if it was not
