@@ -39,6 +39,9 @@ class JailTest(unittest.TestCase):
     def setUp(self):
         _check_setup()
         self.ws = tempfile.mkdtemp(prefix="stockade-test-", dir="/tmp")
+        # Removed even when a subclass's setUp skips or fails after this
+        # (unittest runs no tearDown then); cleanups run after tearDown.
+        self.addCleanup(shutil.rmtree, self.ws, True)
         os.chmod(self.ws, 0o755)
         self.bin = os.path.join(self.ws, "stockade")
         shutil.copy2(BIN, self.bin)
@@ -65,7 +68,6 @@ class JailTest(unittest.TestCase):
                 p.wait()
             if p.stdout:
                 p.stdout.close()
-        shutil.rmtree(self.ws, ignore_errors=True)
 
     # ---- workspace -------------------------------------------------------
     def path(self, *parts):
