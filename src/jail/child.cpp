@@ -8,6 +8,8 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 
 #include "jail/caps.hpp"
@@ -60,9 +62,29 @@ int open_terminal(int report) {
     return slave;
 }
 
+// A clone of its supervisor holds a copy of every descriptor the
+// supervisor had, close-on-exec or not, and an init never execs: in serve,
+// the listening socket, every client's connection and other jails' pipes.
+// None is the jail's. Kept, the killed server's socket still took
+// connections while its jails ended, and a client the server hung up on
+// did not see it while a jail cloned meanwhile lived. Only stdio and the
+// jail's own ends stay.
+void close_inherited(const ChildFds& fds) {
+    std::array<int, 10> keep{0, 1, 2, fds.sync, fds.report, fds.script, fds.filter, fds.out, fds.err, fds.control};
+    std::sort(keep.begin(), keep.end());
+    unsigned from = 0;
+    for (int fd : keep) {
+        if (fd < 0 || static_cast<unsigned>(fd) < from) continue;
+        if (static_cast<unsigned>(fd) > from) ::close_range(from, static_cast<unsigned>(fd) - 1, 0);
+        from = static_cast<unsigned>(fd) + 1;
+    }
+    ::close_range(from, ~0U, 0);
+}
+
 }  // namespace
 
 void child_main(const Plan& plan, ChildFds fds) {
+    close_inherited(fds);
     DeferredLimits limits;
     try {
         wait_for_supervisor(fds.sync);

@@ -39,9 +39,10 @@ void Pool::served_ready(const WarmJail& j) {
 
 // A fork that never got ready, in the pool or taken from it, is its
 // template's failure (not a newer one's): the pool starts its jails as
-// before until a new template is ready.
+// before until a new template is ready. A fork that was ready and then
+// ended (killed while idle) says nothing of its template.
 void Pool::ended_unready(const WarmJail& j) {
-    if (j.forked_from(template_.get()) && j.state() != WarmJail::State::Ready)
+    if (j.forked_from(template_.get()) && j.ended_unready())
         template_failed("a jail forked from the template ended before it was ready: " + j.warmup_error());
 }
 
@@ -160,7 +161,7 @@ void Pool::tick() {
             ++it;
             continue;
         }
-        jail_failed((*it)->warmup_error());
+        jail_failed((*it)->ended_unready() ? (*it)->warmup_error() : "a warm jail ended while idle");
         ended_unready(**it);
         (*it)->collect();
         it = jails_.erase(it);

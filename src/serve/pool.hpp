@@ -55,7 +55,8 @@ public:
     size_t ready() const;
     // The init pid of each ready jail.
     std::vector<pid_t> ready_pids() const;
-    // A jail taken from this pool that ended before it was ready.
+    // A jail of this pool (in it or taken) that ended: a template's fork
+    // that never got ready counts as the template's failure.
     void ended_unready(const WarmJail& j);
     size_t target() const { return target_; }
     uint64_t refills() const { return refills_; }

@@ -53,6 +53,8 @@ public:
     // before it did.
     const std::string& warmup_error() const { return warmup_error_; }
     bool ended() const { return state_ == State::Ended; }
+    // Ended without ever getting ready (then, and only then, warmup_error is set).
+    bool ended_unready() const { return ended() && !warmup_error_.empty(); }
     // Forked from a template rather than cloned.
     bool forked() const { return templ_ != nullptr; }
     bool forked_from(const WarmJail* t) const { return t && templ_.get() == t; }

@@ -345,6 +345,12 @@ void Supervisor::fork_failed(const std::string& why) {
     // closed (the sync pipe: an init that says hello later exits).
     no_child_ = true;
     sync_.reset();
+    close_report();
+}
+
+// The report pipe's EOF: the init and the program's pre-exec copy are gone
+// (or there never was an init).
+void Supervisor::close_report() {
     open_ = false;
     t_eof_ = monotonic_ns();
     report_w_.reset();
@@ -574,11 +580,7 @@ void Supervisor::on_report() {
     int passed[2], npassed = 0;
     if (!jail::receive(report_.get(), m, passed, 2, &npassed)) {
         for (int i = 0; i < npassed; ++i) ::close(passed[i]);
-        open_ = false;  // EOF: the init and the program's pre-exec copy are gone
-        t_eof_ = monotonic_ns();
-        report_w_.reset();
-        report_.reset();
-        return;
+        return close_report();
     }
     if (m.type == WireMsg::PtyMaster && npassed == 1) return term_.attach(passed[0]);
     if (m.type == WireMsg::ProxyListener && npassed == 1) {

@@ -122,6 +122,7 @@ private:
     void close_jail_ends(Pipe& sync, Pipe& filter, Pipe& report, UniqueFd& control_jail);
     void on_hello();
     void fork_failed(const std::string& why);
+    void close_report();
     void finish_start(Pipe& filter, Pipe& report);
     void mark(const char* name);
     void arm_wall(uint64_t ms);

@@ -280,6 +280,57 @@ class HostileServiceTest(test_serve.ServeBase):
 
     # ---- 5: a task is never a client ------------------------------------------------------
 
+    def test_no_jail_holds_the_servers_sockets(self):
+        def sockets(pid):
+            out = set()
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if link.startswith("socket:"):
+                    out.add(link)
+            return out
+
+        def children(pid):
+            out = []
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid}/children") as f:
+                    out += [int(p) for p in f.read().split()]
+            return out
+
+        # Refills cloned by the server while this client is connected.
+        c = self.start_server("--no-templates", pool=1)
+        self.assertEqual(c.call({"op": "run", "code": "print(1)"})["stdout"], "1\n")
+        self.wait_warm(c, 1)
+        sid = c.call({"op": "session.open"})["session"]
+        server = sockets(self.server.pid)
+        self.assertGreaterEqual(len(server), 2, server)  # the listener and this client, at least
+        inits = children(self.server.pid)
+        self.assertGreaterEqual(len(inits), 2, inits)  # the warm jail and the session's
+        for p in inits:
+            self.assertEqual(sockets(p) & server, set(), f"jail init {p} holds a socket of the server's")
+        # What that would cost: the server hangs up on a client that sends
+        # too long a line, and the client sees it at once, though a jail
+        # cloned while it was connected still lives.
+        c.sock.settimeout(5)
+        try:
+            c.sock.sendall(b"x" * (9 << 20) + b"\n")
+            seen = b""
+            while True:  # its answer (too_large), then the end
+                chunk = c.sock.recv(65536)
+                if not chunk:
+                    break
+                seen += chunk
+            self.assertIn(b"too_large", seen)
+        except (ConnectionResetError, BrokenPipeError):
+            pass  # hung up on before all of it was read: as plain a sign
+        except socket.timeout:
+            self.fail("the server hung up on the client, and the client never saw it")
+        # The session lives on, in its jail.
+        self.assertGreaterEqual(self.connect().call({"op": "stats"})["sessions"], 0)
+        self.assertTrue(all(os.path.exists(f"/proc/{p}") for p in inits))
+
     def test_a_jail_is_never_a_client(self):
         c = self.start_server(*([] if self.drop else ["--allow-uid", str(NOBODY)]))
         # The socket reached from inside a jail, through a hard link to it in a directory the jail sees.

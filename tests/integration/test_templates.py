@@ -274,6 +274,29 @@ class TemplateTest(ServeBase):
             self.assertEqual(r["stdout"], "True\n", r)
         self.assertLess(back, 5, "the fourth template waited the pause of four failures in a row")
 
+    def test_a_ready_fork_killed_while_idle_is_not_its_templates_failure(self):
+        c = self.start_forking()
+        t = self.template_pythons()
+        self.assertEqual(len(t), 1, t)
+        forks = [p for p in host_pids_with_cmdline("template:task") if p not in t]
+        self.assertTrue(forks, "no ready fork to kill")
+        for p in forks:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        # The pool refills from the same template, which has not failed.
+        deadline = time.time() + 30
+        forked = c.call({"op": "stats"})["template_forks"]
+        while time.time() < deadline and c.call({"op": "stats"})["template_forks"] <= forked:
+            time.sleep(0.05)
+        self.wait_warm(c, 2)
+        st = c.call({"op": "stats"})
+        self.assertEqual(st["template_failures"], 0, st)
+        self.assertEqual(self.template_pythons(), t)
+        out, _ = self.run_forked(c, "print('after')")
+        self.assertEqual(out, "after\n")
+
     def test_a_template_that_hangs_does_not_stall_the_server(self):
         c = self.start_forking()
         t = self.template_pythons()
