@@ -20,8 +20,8 @@ struct DeferredLimits {
 // A template's jail (Plan::template_program) must let each fork make a user
 // namespace, and the rest inside it (counts are charged to every namespace up
 // the chain): only time namespaces go to 0 there, and the inotify and
-// fanotify quotas hold for all its forks together. Its forks' tasks make no
-// namespace by their filter (serve uses templates only where it is on).
+// fanotify quotas hold for all its forks together. Each fork sets its own
+// namespace's, one level down (serve/runner.py, _limit_task_namespace).
 DeferredLimits set_jail_sysctls(bool template_program);
 void finish_jail_sysctls(DeferredLimits limits);
 

@@ -517,7 +517,7 @@ def _drop_capabilities(sc):
     sc.call("capset", 126, header, data)
 
 
-def _task_init(sc, report, sync, req):
+def _task_init(sc, report, sync, req, cgroup_limit):
     """PID 1 of the task's namespace: says hello (the kernel adds its pid as
     the server sees it), waits to be put in the task's cgroup, mounts the
     task's /proc, starts the program, then only reaps, as jail/init.cpp does."""
@@ -528,6 +528,9 @@ def _task_init(sc, report, sync, req):
     os.close(sync)
     # Re-rooted now that the server has put it in the task's cgroup.
     sc.unshare(_CLONE_NEWCGROUP)
+    if cgroup_limit is not None:
+        os.write(cgroup_limit, b"0")
+        os.close(cgroup_limit)
     proc = req.get("proc")
     if proc:
         # Over the template's, not in its place: the kernel mounts a new proc
@@ -592,6 +595,41 @@ def _task_init(sc, report, sync, req):
     os._exit(os.waitstatus_to_exitcode(status) & 0xFF if status else 0)
 
 
+def _limit_task_namespace(sc, where):
+    """jail/sysctls.cpp's limits, one level down, in the fork's own user
+    namespace. It makes no namespace (0, as in a cloned jail, whatever its
+    filter; cgroup's once its init has made the one it needs). And it gets
+    an eighth of the template jail's inotify and fanotify quotas (an eighth
+    of the host's, there): counts are charged up the chain, and every fork
+    of one template is one user at the template's level, so without a share
+    of its own one task took them all from the tasks beside it.
+    /proc/sys/user shows the writer's user namespace, and the template's
+    /proc has no /proc/sys: a proc of this fork's own, over `where` for the
+    moment, is the way in."""
+    sc.mount("proc", where, "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, None)
+    try:
+        def write(name, value):
+            with open("%s/sys/user/%s" % (where, name), "w") as f:
+                f.write(str(value))
+
+        for ns in ("user", "pid", "net", "ipc", "uts", "time", "mnt"):
+            write("max_%s_namespaces" % ns, 0)
+        for host, mine in (("fs/inotify/max_user_instances", "max_inotify_instances"),
+                           ("fs/inotify/max_user_watches", "max_inotify_watches"),
+                           ("fs/fanotify/max_user_groups", "max_fanotify_groups"),
+                           ("fs/fanotify/max_user_marks", "max_fanotify_marks")):
+            try:
+                with open("%s/sys/%s" % (where, host)) as f:
+                    value = int(f.read())
+            except FileNotFoundError:
+                continue  # not on this kernel
+            write(mine, max(1, value // 64))
+        # Opened now, written once the init has made its cgroup namespace.
+        return os.open("%s/sys/user/max_cgroup_namespaces" % where, os.O_WRONLY | os.O_CLOEXEC)
+    finally:
+        sc.check(sc.libc.umount2(where.encode(), 2), "umount " + where)  # MNT_DETACH
+
+
 def _become_task(sc, req, fds, uid, gid):
     """In a fork of the template: the task's jail, made around this process.
     Returns in the task's program (PID 2 of its namespace), its filter in."""
@@ -600,13 +638,16 @@ def _become_task(sc, req, fds, uid, gid):
     # the capabilities that make them count there only (the template has
     # none), and so does the per-user process count (RLIMIT_NPROC) that jails
     # forked from one template would otherwise share. Its namespace limits
-    # are the template's jail's (jail/sysctls.hpp), which count every
-    # namespace below it too; the task makes none, by its filter.
+    # and quotas are its own (_limit_task_namespace), under the template
+    # jail's (jail/sysctls.hpp).
     # This process is PID 1 of them all (Sys.clone_task); it maps its own ids.
     for name, text in (("setgroups", "deny"), ("uid_map", "%d %d 1" % (uid, uid)), ("gid_map", "%d %d 1" % (gid, gid))):
         with open("/proc/self/" + name, "w") as f:
             f.write(text)
     sc.mount(None, "/", None, _MS_REC | _MS_PRIVATE, None)
+    # Somewhere to mount a proc for a moment: the task's /proc, or its scratch.
+    where = req.get("proc") or next((t[0] for t in req.get("tmpfs", ())), None)
+    cgroup_limit = _limit_task_namespace(sc, where) if where else None
     # The task's own scratch, /dev/pts and (in its init) /proc, each over the
     # template's: what came from the template's mount namespace is locked in
     # place there, hidden under the task's, and nothing in it was the task's.
@@ -624,7 +665,7 @@ def _become_task(sc, req, fds, uid, gid):
             fcntl.ioctl(s, 0x8913, ifr)  # SIOCGIFFLAGS
             flags, = _std("struct").unpack_from("H", ifr, 16)
             fcntl.ioctl(s, 0x8914, _std("struct").pack("16sH22x", b"lo", flags | 1))  # SIOCSIFFLAGS: IFF_UP
-    rsock = _task_init(sc, report, sync, req)
+    rsock = _task_init(sc, report, sync, req, cgroup_limit)
     # The program: jail/program.cpp's last steps, up to where it would execve.
     # Through fds above 10 first, so that no move lands on another.
     fcntl = _std("fcntl")

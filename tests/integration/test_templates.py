@@ -297,6 +297,31 @@ class TemplateTest(ServeBase):
         out, _ = self.run_forked(c, "print('after')")
         self.assertEqual(out, "after\n")
 
+    def test_a_task_cannot_take_the_quotas_of_the_tasks_beside_it(self):
+        # inotify instances are counted per user at every user namespace up
+        # the chain, and every fork of a template is one user at the
+        # template's level: one task taking all it can leaves the next none,
+        # unless each fork has a share of its own.
+        c = self.start_forking()
+        grab = ("import ctypes, time\nlibc = ctypes.CDLL(None, use_errno=True)\nn = 0\n"
+                "while n < 100000 and libc.inotify_init() >= 0: n += 1\n"
+                "print(n, ctypes.get_errno(), flush=True)\ntime.sleep(3)")
+        probe = ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+                 "print(libc.inotify_init() >= 0, ctypes.get_errno())")
+        hog = self.connect()
+        self.wait_warm(c, 2)
+        rid = hog.send({"op": "run", "code": FORKED + "\n" + grab})
+        time.sleep(1.0)  # it holds all it could get by now
+        out, _ = self.run_forked(c, probe)
+        self.assertEqual(out.split()[0], "True", out)
+        r = hog.wait(rid)
+        first, n, err = r["stdout"].split()
+        self.assertEqual(first, "True", r)  # the hog was a fork too
+        self.assertEqual(err, "24", r)  # EMFILE: it met its limit
+        with open("/proc/sys/fs/inotify/max_user_instances") as f:
+            host = int(f.read())
+        self.assertEqual(int(n), max(1, host // 64), r)  # an eighth of the template jail's eighth
+
     def test_a_template_that_hangs_does_not_stall_the_server(self):
         c = self.start_forking()
         t = self.template_pythons()
