@@ -40,7 +40,26 @@ void write_value(const char* path, long value) {
     if (::write(fd.get(), v.data(), v.size()) != static_cast<ssize_t>(v.size())) throw_sys("write", path);
 }
 
+// The host-wide values live under fs.*; /proc/sys/user/ shows the writer's
+// own user namespace.
+constexpr std::pair<const char*, const char*> kQuotas[] = {
+    {"/proc/sys/fs/inotify/max_user_instances", "max_inotify_instances"},
+    {"/proc/sys/fs/inotify/max_user_watches", "max_inotify_watches"},
+    {"/proc/sys/fs/fanotify/max_user_groups", "max_fanotify_groups"},
+    {"/proc/sys/fs/fanotify/max_user_marks", "max_fanotify_marks"}};
+
 }  // namespace
+
+long quota_share(long parent) { return parent / 8 > 0 ? parent / 8 : 1; }
+
+std::vector<std::pair<std::string, long>> fork_sysctls() {
+    std::vector<std::pair<std::string, long>> out;
+    for (const char* ns : {"user", "pid", "net", "ipc", "uts", "time", "mnt"})
+        out.emplace_back("max_" + std::string(ns) + "_namespaces", 0);
+    for (auto [host, mine] : kQuotas)
+        if (long v = read_long(host); v > 0) out.emplace_back(mine, quota_share(quota_share(v)));
+    return out;
+}
 
 DeferredLimits set_jail_sysctls(bool template_program) {
     // User-namespace counts are charged to every namespace up the chain, the
@@ -51,17 +70,9 @@ DeferredLimits set_jail_sysctls(bool template_program) {
     for (const char* ns : {"user", "pid", "net", "ipc", "uts", "time"})
         if (!template_program || std::string(ns) == "time")
             write_value(("/proc/sys/user/max_" + std::string(ns) + "_namespaces").c_str(), 0);
-    // The host-wide values live under fs.*; /proc/sys/user/ already shows the
-    // jail's own (new) namespace here.
-    const std::pair<const char*, const char*> quotas[] = {
-        {"/proc/sys/fs/inotify/max_user_instances", "/proc/sys/user/max_inotify_instances"},
-        {"/proc/sys/fs/inotify/max_user_watches", "/proc/sys/user/max_inotify_watches"},
-        {"/proc/sys/fs/fanotify/max_user_groups", "/proc/sys/user/max_fanotify_groups"},
-        {"/proc/sys/fs/fanotify/max_user_marks", "/proc/sys/user/max_fanotify_marks"}};
-    for (auto [host, jail] : quotas) {
-        long parent = read_long(host);
-        if (parent > 0) write_value(jail, parent / 8 > 0 ? parent / 8 : 1);
-    }
+    for (auto [host, mine] : kQuotas)
+        if (long parent = read_long(host); parent > 0)
+            write_value(("/proc/sys/user/" + std::string(mine)).c_str(), quota_share(parent));
     if (template_program) return {};
     return {UniqueFd(::open("/proc/sys/user/max_mnt_namespaces", O_WRONLY | O_CLOEXEC)),
             UniqueFd(::open("/proc/sys/user/max_cgroup_namespaces", O_WRONLY | O_CLOEXEC))};

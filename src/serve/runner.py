@@ -595,36 +595,24 @@ def _task_init(sc, report, sync, req, cgroup_limit):
     os._exit(os.waitstatus_to_exitcode(status) & 0xFF if status else 0)
 
 
-def _limit_task_namespace(sc, where):
-    """jail/sysctls.cpp's limits, one level down, in the fork's own user
-    namespace. It makes no namespace (0, as in a cloned jail, whatever its
-    filter; cgroup's once its init has made the one it needs). And it gets
-    an eighth of the template jail's inotify and fanotify quotas (an eighth
-    of the host's, there): counts are charged up the chain, and every fork
-    of one template is one user at the template's level, so without a share
-    of its own one task took them all from the tasks beside it.
-    /proc/sys/user shows the writer's user namespace, and the template's
-    /proc has no /proc/sys: a proc of this fork's own, over `where` for the
-    moment, is the way in."""
+def _limit_task_namespace(sc, where, sysctls):
+    """The fork's own user namespace's limits and quotas, as the supervisor
+    worked them out (jail/sysctls.hpp, fork_sysctls). /proc/sys/user shows
+    the writer's user namespace, and the template's /proc has no /proc/sys:
+    a proc of this fork's own, over `where` for the moment, is the way in.
+    Returns max_cgroup_namespaces open, for _task_init to zero once the init
+    has made the cgroup namespace it needs."""
     sc.mount("proc", where, "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, None)
     try:
-        def write(name, value):
-            with open("%s/sys/user/%s" % (where, name), "w") as f:
-                f.write(str(value))
-
-        for ns in ("user", "pid", "net", "ipc", "uts", "time", "mnt"):
-            write("max_%s_namespaces" % ns, 0)
-        for host, mine in (("fs/inotify/max_user_instances", "max_inotify_instances"),
-                           ("fs/inotify/max_user_watches", "max_inotify_watches"),
-                           ("fs/fanotify/max_user_groups", "max_fanotify_groups"),
-                           ("fs/fanotify/max_user_marks", "max_fanotify_marks")):
+        for name, value in sysctls:
             try:
-                with open("%s/sys/%s" % (where, host)) as f:
-                    value = int(f.read())
+                fd = os.open("%s/sys/user/%s" % (where, name), os.O_WRONLY | os.O_CLOEXEC)
             except FileNotFoundError:
                 continue  # not on this kernel
-            write(mine, max(1, value // 64))
-        # Opened now, written once the init has made its cgroup namespace.
+            try:
+                os.write(fd, str(value).encode())
+            finally:
+                os.close(fd)
         return os.open("%s/sys/user/max_cgroup_namespaces" % where, os.O_WRONLY | os.O_CLOEXEC)
     finally:
         sc.check(sc.libc.umount2(where.encode(), 2), "umount " + where)  # MNT_DETACH
@@ -647,7 +635,7 @@ def _become_task(sc, req, fds, uid, gid):
     sc.mount(None, "/", None, _MS_REC | _MS_PRIVATE, None)
     # Somewhere to mount a proc for a moment: the task's /proc, or its scratch.
     where = req.get("proc") or next((t[0] for t in req.get("tmpfs", ())), None)
-    cgroup_limit = _limit_task_namespace(sc, where) if where else None
+    cgroup_limit = _limit_task_namespace(sc, where, req.get("sysctls", ())) if where else None
     # The task's own scratch, /dev/pts and (in its init) /proc, each over the
     # template's: what came from the template's mount namespace is locked in
     # place there, hidden under the task's, and nothing in it was the task's.

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "jail/rlimits.hpp"
+#include "jail/sysctls.hpp"
 #include "jail_interface.hpp"
 #include "util/error.hpp"
 
@@ -41,6 +42,7 @@ std::string template_request(const plan::Plan& plan, bool cgroup, bool exec_rule
         auto v = [](unsigned long long x) { return x == RLIM_INFINITY ? -1ll : static_cast<long long>(x); };
         r["rlimits"].push_back({l.resource, v(l.soft), v(l.hard)});
     }
+    r["sysctls"] = jail::fork_sysctls();
     r["cpus"] = !cgroup && plan.limits.cpus > 0 ? plan.limits.cpus : 0.0;
     return r.dump() + "\n";
 }

@@ -18,7 +18,8 @@ struct TemplateFds {
 };
 
 // What the task makes of its fork: its own scratch mounts, /proc and ptys,
-// hostname, loopback, cwd, rlimits, exec rules (null: none), CPU pin.
+// hostname, loopback, cwd, rlimits, its user namespace's limits and quotas
+// (jail::fork_sysctls), exec rules (null: none), CPU pin.
 std::string template_request(const plan::Plan& plan, bool cgroup, bool exec_rules);
 
 // Sends the request and the fds on the template's socket, without waiting:

@@ -1,8 +1,11 @@
 #include <doctest/doctest.h>
 #include <sys/resource.h>
 
+#include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
+#include "jail/sysctls.hpp"
 #include "plan/plan.hpp"
 #include "profile/loader.hpp"
 #include "supervise/template_fork.hpp"
@@ -62,4 +65,22 @@ TEST_CASE("a template fork's request: every writable scratch mount of the task's
     // A limit lifted is -1 (RLIM_INFINITY) on the wire, never 2^64-1.
     auto u = nlohmann::json::parse(supervise::template_request(served_plan({"limits.stack=0"}), false, true));
     for (const auto& l : u["rlimits"]) CHECK(l[2].get<long long>() >= -1);
+}
+
+TEST_CASE("a template fork's own user namespace: no namespaces, and a share of the template jail's quotas") {
+    CHECK(jail::quota_share(128) == 16);
+    CHECK(jail::quota_share(7) == 1);  // never 0: a quota of 0 would refuse every inotify_init
+    auto r = nlohmann::json::parse(supervise::template_request(served_plan(), true, true));
+    std::map<std::string, long> got;
+    for (const auto& kv : r["sysctls"]) got[kv[0].get<std::string>()] = kv[1].get<long>();
+    for (const char* ns : {"user", "pid", "net", "ipc", "uts", "time", "mnt"})
+        CHECK(got.at("max_" + std::string(ns) + "_namespaces") == 0);
+    // cgroup's is zeroed by the runner once its init has made the one it needs.
+    CHECK(got.count("max_cgroup_namespaces") == 0);
+    // The template jail took an eighth of the host's; each fork an eighth of that.
+    std::ifstream host("/proc/sys/fs/inotify/max_user_instances");
+    long instances = 0;
+    REQUIRE(host >> instances);
+    CHECK(got.at("max_inotify_instances") == jail::quota_share(jail::quota_share(instances)));
+    CHECK(got.count("max_inotify_watches") == 1);
 }
