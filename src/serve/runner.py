@@ -453,9 +453,10 @@ def _elf_interpreter(path):
     return None
 
 
-def _restrict_exec(sc, patterns, program):
-    """jail/exec_rules.cpp's rules: execute only below what exec_allow names
-    (and the interpreters of what it names); moving files is not refused."""
+def _exec_ruleset(sc, patterns, program):
+    """jail/exec_rules.cpp's rules, as a Landlock ruleset: execute only below
+    what exec_allow names (and the interpreters of what it names); moving
+    files is not refused."""
     ct, struct = sc.ct, _std("struct")
     EXECUTE, REFER = 1, 1 << 13
     attr = ct.create_string_buffer(struct.pack("=Q", EXECUTE | REFER))
@@ -495,8 +496,30 @@ def _restrict_exec(sc, patterns, program):
             interps.add(i)
     for i in interps:
         add(i, EXECUTE, None)
-    sc.call("landlock_restrict_self", 446, ruleset, 0)
-    os.close(ruleset)
+    return ruleset
+
+
+_rulesets = {}
+
+
+def _template_ruleset(sc, req):
+    """The task's exec rules, made once in the template and applied by each
+    fork: they name the same files for every task of one template, and
+    making them (globs, ELF headers, a dozen opens) was a tenth of a fork's
+    time. Landlock rules hold inodes, not paths, so they hold in each fork's
+    mount namespace alike. Not for a rule under the task's own scratch, which
+    is a fresh tmpfs in each fork: those forks make their own (None). The fd
+    never reaches a task: each fork closes it before its program starts."""
+    rules = req.get("exec_rules")
+    if rules is None:
+        return None
+    scratch = [t[0].rstrip("/") + "/" for t in req.get("tmpfs", ())]
+    if any((p.rstrip("/") + "/").startswith(s) for p in list(rules) + [req["program"]] for s in scratch):
+        return None
+    key = (tuple(rules), req["program"])
+    if key not in _rulesets:
+        _rulesets[key] = _exec_ruleset(sc, rules, req["program"])
+    return _rulesets[key]
 
 
 def _drop_capabilities(sc):
@@ -618,9 +641,11 @@ def _limit_task_namespace(sc, where, sysctls):
         sc.check(sc.libc.umount2(where.encode(), 2), "umount " + where)  # MNT_DETACH
 
 
-def _become_task(sc, req, fds, uid, gid):
+def _become_task(sc, req, fds, uid, gid, ruleset):
     """In a fork of the template: the task's jail, made around this process.
-    Returns in the task's program (PID 2 of its namespace), its filter in."""
+    Returns in the task's program (PID 2 of its namespace), its filter in.
+    `ruleset`: the task's exec rules, made by the template (None: make them
+    here, if there are any)."""
     report, sync, filt, out, err, control = fds
     # A user namespace of the task's own first, its other namespaces in it:
     # the capabilities that make them count there only (the template has
@@ -630,8 +655,11 @@ def _become_task(sc, req, fds, uid, gid):
     # jail's (jail/sysctls.hpp).
     # This process is PID 1 of them all (Sys.clone_task); it maps its own ids.
     for name, text in (("setgroups", "deny"), ("uid_map", "%d %d 1" % (uid, uid)), ("gid_map", "%d %d 1" % (gid, gid))):
-        with open("/proc/self/" + name, "w") as f:
-            f.write(text)
+        fd = os.open("/proc/self/" + name, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
     sc.mount(None, "/", None, _MS_REC | _MS_PRIVATE, None)
     # Somewhere to mount a proc for a moment: the task's /proc, or its scratch.
     where = req.get("proc") or next((t[0] for t in req.get("tmpfs", ())), None)
@@ -655,6 +683,13 @@ def _become_task(sc, req, fds, uid, gid):
             fcntl.ioctl(s, 0x8914, _std("struct").pack("16sH22x", b"lo", flags | 1))  # SIOCSIFFLAGS: IFF_UP
     rsock = _task_init(sc, report, sync, req, cgroup_limit)
     # The program: jail/program.cpp's last steps, up to where it would execve.
+    # Its exec rules first, while the template's ruleset is where it was.
+    sc.prctl("PR_SET_NO_NEW_PRIVS", 38, 1, 0, 0, 0)
+    if ruleset is None and req.get("exec_rules") is not None:
+        ruleset = _exec_ruleset(sc, req["exec_rules"], req["program"])
+    if ruleset is not None:
+        sc.call("landlock_restrict_self", 446, ruleset, 0)
+        os.close(ruleset)
     # Through fds above 10 first, so that no move lands on another.
     fcntl = _std("fcntl")
     high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) if fd >= 0 else -1 for fd in (out, err, report, filt, control)]
@@ -672,9 +707,6 @@ def _become_task(sc, req, fds, uid, gid):
         want = -(-req["cpus"] // 1)
         if ids and want < len(ids):
             os.sched_setaffinity(0, ids[: int(want)])
-    sc.prctl("PR_SET_NO_NEW_PRIVS", 38, 1, 0, 0, 0)
-    if req.get("exec_rules") is not None:
-        _restrict_exec(sc, req["exec_rules"], req["program"])
     n = _std("struct").unpack("=I", os.read(4, 4))[0]
     insns = b""
     while len(insns) < n * 8:
@@ -750,6 +782,7 @@ def _template(mode):
         req = _loads(data.decode())
         uid, gid = os.getuid(), os.getgid()  # as the parent namespace sees them
         try:
+            ruleset = _template_ruleset(sc, req)
             pid = sc.clone_task()
         except OSError as e:
             try:
@@ -760,7 +793,7 @@ def _template(mode):
         if pid == 0:
             try:
                 ctl.detach()
-                _become_task(sc, req, fds, uid, gid)
+                _become_task(sc, req, fds, uid, gid, ruleset)
             except BaseException as e:
                 # On the report socket, wherever this fork had moved it to.
                 for fd in (fds[0], 3):
@@ -772,8 +805,10 @@ def _template(mode):
                 os._exit(125)
             _fd = 5
             _ctl_in = os.fdopen(_fd, "rb", buffering=65536, closefd=False)
-            for name in set(sys.modules) - loaded:
-                del sys.modules[name]
+            # Out of sys.modules but kept: freeing them would write to (and so
+            # copy) every page they are on, a tenth of a fork's time.
+            global _unloaded
+            _unloaded = [sys.modules.pop(name) for name in set(sys.modules) - loaded]
             return
         for fd in fds:
             os.close(fd)

@@ -91,12 +91,16 @@ class TemplateTest(ServeBase):
                                     "print(libc.unshare(0x10000000), ctypes.get_errno())")
         self.assertEqual(out, "-1 1\n", r)
         self.assertTrue(any(v["syscall"] == "unshare" for v in r["violations"]), r)
-        # Landlock's exec rules: what the profile does not allow does not run.
-        out, r = self.run_forked(c, "import os, shutil, subprocess\n"
-                                    "shutil.copy('/usr/bin/true', '/tmp/mine'); os.chmod('/tmp/mine', 0o755)\n"
-                                    "try:\n    subprocess.run(['/tmp/mine']); print('ran')\n"
-                                    "except PermissionError: print('refused')")
-        self.assertEqual(out, "refused\n", r)
+        # Landlock's exec rules: what the profile does not allow does not run,
+        # and what it allows does, in every fork (the template made the rules
+        # once; each fork applies them).
+        for _ in range(2):
+            out, r = self.run_forked(c, "import os, shutil, subprocess\n"
+                                        "shutil.copy('/usr/bin/true', '/tmp/mine'); os.chmod('/tmp/mine', 0o755)\n"
+                                        "print(subprocess.run(['/usr/bin/true']).returncode)\n"
+                                        "try:\n    subprocess.run(['/tmp/mine']); print('ran')\n"
+                                        "except PermissionError: print('refused')")
+            self.assertEqual(out, "0\nrefused\n", r)
 
     # ---- nothing of one task reaches the next --------------------------------
 
