@@ -3,6 +3,7 @@
 #include <iostream>
 #include <memory>
 
+#include "plan/fingerprint.hpp"
 #include "plan/host.hpp"
 #include "plan/plan.hpp"
 #include "report/exit_status.hpp"
@@ -59,8 +60,9 @@ int do_run(const profile::CommandLine& cl, const plan::Invocation& inv, char** e
         // The program has run: a result that cannot be written now (a full
         // disk) is said once, and the exit status stays the program's own.
         try {
-            report::write_result(ro.result_file, ro.result_fd,
-                                 report::result_text(report::make_result(outcome, plan, policy)));
+            report::write_result(
+                ro.result_file, ro.result_fd,
+                report::result_text(report::make_result(outcome, plan, policy, plan::fingerprint(plan))));
         } catch (const Error& e) {
             std::cerr << "stockade: --result: " << e.what()
                       << " (no result written; the exit status is the program's)\n";

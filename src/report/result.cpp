@@ -84,7 +84,8 @@ json ms(double v) { return std::round(v * 1000.0) / 1000.0; }
 
 }  // namespace
 
-Result make_result(const supervise::Outcome& o, const plan::Plan& plan, const profile::Policy& policy) {
+Result make_result(const supervise::Outcome& o, const plan::Plan& plan, const profile::Policy& policy,
+                   const std::string& plan_hash) {
     Result r;
     r.status = classify(o, plan);
     r.ran = true;
@@ -112,7 +113,7 @@ Result make_result(const supervise::Outcome& o, const plan::Plan& plan, const pr
     r.network = o.network;
     r.network_dropped = o.network_dropped;
     r.profile_name = policy.name;
-    r.profile_hash = plan::fingerprint(plan);
+    r.profile_hash = plan_hash;
     r.supervisor_cpu_ms = o.supervisor_cpu_ms;
     r.supervisor_max_rss_bytes = o.supervisor_max_rss_bytes;
     return r;

@@ -67,7 +67,11 @@ struct Result {
     uint64_t supervisor_max_rss_bytes = 0;
 };
 
-Result make_result(const supervise::Outcome& o, const plan::Plan& plan, const profile::Policy& policy);
+// plan_hash: plan::fingerprint(plan), which its caller computes once for
+// every run of one plan (serve's runner and its bytecode are in its mounts:
+// hashing them again for every task was a tenth of a warm task's answer).
+Result make_result(const supervise::Outcome& o, const plan::Plan& plan, const profile::Policy& policy,
+                   const std::string& plan_hash);
 Result setup_error_result(const std::string& message);
 
 // The document (see man/stockade.1, RESULT), and its text.

@@ -26,6 +26,7 @@
 #include <set>
 
 #include "jail_abi.hpp"
+#include "plan/fingerprint.hpp"
 #include "plan/host.hpp"
 #include "plan/plan.hpp"
 #include "report/result.hpp"
@@ -245,6 +246,7 @@ std::shared_ptr<const JailSpec> Server::make_spec(const std::vector<std::string>
     host.stdio_ttys = 0;  // the server's terminal, if any, is nobody's in a jail
     spec->plan = plan::make(spec->policy, inv, host);
     plan::check_sources(spec->plan);
+    spec->plan_hash = plan::fingerprint(spec->plan);
     // The pools' specs (no per-task limits) fork their jails from a template,
     // where the filter is on: it is what keeps a forked task from making
     // namespaces of its own (jail/sysctls.hpp).
@@ -256,6 +258,7 @@ std::shared_ptr<const JailSpec> Server::make_spec(const std::vector<std::string>
         // Its CPU is every fork's: no budget of its own to run out of (each
         // task has its own).
         templ->plan.limits.cpu_ms = 0;
+        templ->plan_hash = plan::fingerprint(templ->plan);
         spec->templ = std::move(templ);
     }
     // A task that could reach the socket would be a client of the server's
@@ -405,7 +408,7 @@ void Server::finish_job(Job& job) {
     supervise::Outcome o = job.jail->collect();
     bool truncated = false;
     auto [out, err] = job.jail->supervisor().take_output(&truncated);
-    const report::Result result = report::make_result(o, job.spec->plan, job.spec->policy);
+    const report::Result result = report::make_result(o, job.spec->plan, job.spec->policy, job.spec->plan_hash);
     json ans = report::to_json(result);
     ans["warm"] = job.warm;
     ans["stdout"] = std::move(out);
@@ -713,7 +716,7 @@ void Server::tick_sessions() {
         }
         if (j.ended()) {
             supervise::Outcome o = j.collect();
-            const report::Result result = report::make_result(o, s.spec->plan, s.spec->policy);
+            const report::Result result = report::make_result(o, s.spec->plan, s.spec->policy, s.spec->plan_hash);
             const std::string status = report::to_string(result.status);
             std::string why = s.killed ? "the cell did not stop within the grace after SIGINT; the session was killed"
                                        : "the session's jail ended (status " + status + ")";

@@ -22,6 +22,7 @@ namespace stockade::serve {
 struct JailSpec {
     profile::Policy policy;
     plan::Plan plan;
+    std::string plan_hash;  // plan::fingerprint(plan), for every result of this spec
     bool session = false;
     std::string preload;  // comma-separated module names
     // The spec of the template its pool forks jails from (Plan::template_program),

@@ -327,9 +327,15 @@ class ServeTest(ServeBase):
         c = self.start_server()
         r = c.call({"op": "run", "code": "x = bytearray(200 << 20); print(len(x))"})
         self.assertEqual(r["status"], "ok", r)  # fits the profile's 512M
+        warm_hash = r["profile"]["hash"]
+        self.assertRegex(warm_hash, "^[0-9a-f]{16}$")
         r = c.call({"op": "run", "code": "x = bytearray(200 << 20); print(len(x))", "limits": {"memory": "64M"}})
         self.assertIn(r["status"], ("oom", "exit_nonzero"), r)
         self.assertFalse(r["warm"])  # its own jail, with the lower limit
+        # The hash names what a task ran under: the pool's for every pool
+        # task, another for the lower limit.
+        self.assertNotEqual(r["profile"]["hash"], warm_hash, r)
+        self.assertEqual(c.call({"op": "run", "code": "1"})["profile"]["hash"], warm_hash)
         a = c.call({"op": "run", "code": "1", "limits": {"pids": 100000}})
         self.assertIn("limits.pids: a request may only lower", a["error"]["message"])
         r = c.call({"op": "run", "code": "import time; time.sleep(10)", "timeout": 0.5})
