@@ -349,8 +349,13 @@ class ServeTest(ServeBase):
         before = c.call({"op": "stats"})
         seen = set()
         for _ in range(4):
+            # The kernel hands a freed namespace's inode number (and a tmpfs's
+            # device number) to the next one made, so a jail made after the
+            # last one ended may show the same numbers: its init's start time
+            # (field 22 of /proc/1/stat) tells the two apart.
             r = c.call({"op": "run", "code": "import os; print(os.stat('/work').st_dev, "
-                                             "[os.stat('/proc/self/ns/' + n).st_ino for n in ('net', 'pid', 'mnt', 'ipc')])"})
+                                             "[os.stat('/proc/self/ns/' + n).st_ino for n in ('net', 'pid', 'mnt', 'ipc')], "
+                                             "open('/proc/1/stat').read().rsplit(')', 1)[1].split()[19])"})
             self.assertEqual(r["status"], "ok", r)
             if os.environ.get("STOCKADE_EXPECT_CGROUP"):
                 self.assertEqual(r["cgroup"], os.environ["STOCKADE_EXPECT_CGROUP"])
