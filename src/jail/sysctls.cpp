@@ -48,14 +48,19 @@ constexpr std::pair<const char*, const char*> kQuotas[] = {
     {"/proc/sys/fs/fanotify/max_user_groups", "max_fanotify_groups"},
     {"/proc/sys/fs/fanotify/max_user_marks", "max_fanotify_marks"}};
 
+// The kinds of namespace a jail may make none of, under /proc/sys/user as
+// max_<kind>_namespaces. mnt's waits for the jail's root to be built, and
+// cgroup's for its cgroup namespace (DeferredLimits); a fork of a template
+// has both made already, bar cgroup's, which its runner zeroes.
+constexpr const char* kNamespaces[] = {"user", "pid", "net", "ipc", "uts", "time", "mnt"};
+
 }  // namespace
 
 long quota_share(long parent) { return parent / 8 > 0 ? parent / 8 : 1; }
 
 std::vector<std::pair<std::string, long>> fork_sysctls() {
     std::vector<std::pair<std::string, long>> out;
-    for (const char* ns : {"user", "pid", "net", "ipc", "uts", "time", "mnt"})
-        out.emplace_back("max_" + std::string(ns) + "_namespaces", 0);
+    for (const char* ns : kNamespaces) out.emplace_back("max_" + std::string(ns) + "_namespaces", 0);
     for (auto [host, mine] : kQuotas)
         if (long v = read_long(host); v > 0) out.emplace_back(mine, quota_share(quota_share(v)));
     return out;
@@ -67,9 +72,9 @@ DeferredLimits set_jail_sysctls(bool template_program) {
     // eighth of its creator's inotify quota cannot starve systemd or udev.
     // Nested namespaces are refused by the filter already; 0 here holds even
     // if the filter were lifted.
-    for (const char* ns : {"user", "pid", "net", "ipc", "uts", "time"})
-        if (!template_program || std::string(ns) == "time")
-            write_value(("/proc/sys/user/max_" + std::string(ns) + "_namespaces").c_str(), 0);
+    for (const std::string ns : kNamespaces)
+        if (ns != "mnt" && (!template_program || ns == "time"))
+            write_value(("/proc/sys/user/max_" + ns + "_namespaces").c_str(), 0);
     for (auto [host, mine] : kQuotas)
         if (long parent = read_long(host); parent > 0)
             write_value(("/proc/sys/user/" + std::string(mine)).c_str(), quota_share(parent));

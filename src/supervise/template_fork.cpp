@@ -42,7 +42,9 @@ std::string template_request(const plan::Plan& plan, bool cgroup, bool exec_rule
         auto v = [](unsigned long long x) { return x == RLIM_INFINITY ? -1ll : static_cast<long long>(x); };
         r["rlimits"].push_back({l.resource, v(l.soft), v(l.hard)});
     }
-    r["sysctls"] = jail::fork_sysctls();
+    // Read once: the host's quotas the template jails got their shares of.
+    static const auto sysctls = jail::fork_sysctls();
+    r["sysctls"] = sysctls;
     r["cpus"] = !cgroup && plan.limits.cpus > 0 ? plan.limits.cpus : 0.0;
     return r.dump() + "\n";
 }
