@@ -594,6 +594,26 @@ class ServeTest(ServeBase):
         r = c.call({"op": "run", "code": look})
         self.assertEqual(r["stdout"], "[] [1] 3 []\n", r)
 
+    def test_a_warm_jails_rehearsal_leaves_nothing_its_task_sees(self):
+        # A warm jail runs a task's path once on nothing (runner.py, _rehearse)
+        # before it says it is ready. The task still starts as a fresh python
+        # would: no name, module, file or output of the rehearsal's.
+        look = ("import gc, os, sys, types\n"
+                "mains = [m for m in gc.get_objects() if isinstance(m, types.ModuleType) and m.__name__ == '__main__']\n"
+                "print('x' in globals(), len(mains), sys.modules['__main__'] is mains[0], sys.argv,"
+                " sorted(os.listdir('.')))")
+        # What the check sees where a rehearsal did leave its traces behind.
+        left = subprocess.run([PY, "-c", "import types; keep = types.ModuleType('__main__'); x = [1]\n" + look],
+                              capture_output=True, text=True, cwd=self.ws)
+        self.assertTrue(left.stdout.startswith("True 2 "), left)
+        for args in ((), ("--no-templates",), ("--preload", "numpy")):
+            c = self.start_server(*args)
+            for _ in range(2):
+                r = c.call({"op": "run", "code": look})
+                self.assertEqual(r["stdout"], "False 1 True ['-c'] ['out']\n", (args, r))
+                self.assertEqual(r["stderr"], "", (args, r))
+            self.stop_server()
+
     def test_a_task_cannot_reach_the_server_socket(self):
         # Outside, the caller's uid reaches it.
         c = self.start_server()
