@@ -9,4 +9,6 @@ const char* runner_source();
 // e.g. "cpython-311"); a jail's python of another tag compiles the source.
 const char* runner_cache_tag();
 std::string_view runner_bytecode();
+// jail/forkd.c, built as a shared object: what a template's python forks with.
+std::string_view forkd_library();
 }  // namespace stockade::serve

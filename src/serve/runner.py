@@ -360,15 +360,13 @@ def _session():
 # user namespace of its own, and in it the task's other namespaces, mounts
 # and init; then it drops every capability and installs the task's Landlock
 # rules and seccomp filter, as a cloned jail's last steps do
-# (jail/program.cpp), before it asks for a task.
+# (jail/program.cpp), before it asks for a task. The forking is done in C
+# (jail/forkd.c, loaded from beside this file): see there for why.
 
-_CLONE_NEWNS, _CLONE_NEWCGROUP, _CLONE_NEWUTS, _CLONE_NEWUSER = 0x20000, 0x02000000, 0x04000000, 0x10000000
-_CLONE_NEWIPC, _CLONE_NEWPID, _CLONE_NEWNET, _CLONE_PARENT = 0x08000000, 0x20000000, 0x40000000, 0x8000
-_MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REC, _MS_PRIVATE = 2, 4, 8, 0x4000, 1 << 18
 # jail_interface.hpp's WireMsg: type, err, status, pad, t_ns, user_us, sys_us,
 # max_rss_kb, text[456].
 _WIRE = "=IiiIQQQQ456s"
-_SETUP_ERROR, _EXEC_READY, _EXIT, _PROXY_LISTENER, _HELLO = 1, 2, 4, 7, 9
+_SETUP_ERROR = 1
 
 
 class _Sys:
@@ -380,8 +378,6 @@ class _Sys:
         self.ct = ctypes
         self.libc = ctypes.CDLL(None, use_errno=True)
         self.libc.syscall.restype = ctypes.c_long
-        self.pylibc = ctypes.PyDLL(None, use_errno=True)
-        self.pylibc.syscall.restype = ctypes.c_long
 
     def check(self, rc, what):
         if rc < 0:
@@ -391,40 +387,6 @@ class _Sys:
 
     def call(self, what, nr, *args):
         return self.check(self.libc.syscall(self.ct.c_long(nr), *args), what)
-
-    def unshare(self, flags):
-        self.check(self.libc.unshare(flags), "unshare")
-
-    def clone_task(self):
-        """os.fork(), but the child is at once in a user namespace of its own
-        and, in it, new mount, UTS, IPC, network and PID namespaces (it is
-        their PID 1), and it is the child of this python's parent (the
-        template jail's init, which reaps it). One fork where unshare would
-        need two. Python's own before- and after-fork steps run as os.fork
-        runs them; the template has no other thread."""
-        ct = self.ct
-        api = ct.pythonapi
-        flags = (_CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWUTS | _CLONE_NEWIPC | _CLONE_NEWNET | _CLONE_NEWPID
-                 | _CLONE_PARENT)
-        api.PyOS_BeforeFork()
-        # Through PyDLL: the GIL stays held across the call, as in os.fork.
-        pid = self.pylibc.syscall(ct.c_long(56), ct.c_ulong(flags), ct.c_ulong(0), ct.c_ulong(0), ct.c_ulong(0),
-                                  ct.c_ulong(0))
-        err = ct.get_errno()
-        if pid == 0:
-            api.PyOS_AfterFork_Child()
-            return 0
-        api.PyOS_AfterFork_Parent()
-        if pid < 0:
-            raise OSError(err, "clone: %s" % os.strerror(err))
-        return pid
-
-    def mount(self, src, dst, fstype, flags, data):
-        enc = lambda v: v.encode() if v is not None else None
-        self.check(self.libc.mount(enc(src), enc(dst), enc(fstype), self.ct.c_ulong(flags), enc(data)), "mount " + dst)
-
-    def prctl(self, what, *args):
-        self.check(self.libc.prctl(*[self.ct.c_ulong(a) for a in args]), what)
 
 
 def _wire(kind, text="", err=0, status=0, usage=(0, 0, 0)):
@@ -535,219 +497,49 @@ def _template_ruleset(sc, req):
     return _rulesets[key]
 
 
-def _drop_capabilities(sc):
-    # jail/caps.cpp's drop_all_capabilities: the bounding set (CAP_SETPCAP is
-    # still ours), the ambient set, the securebits locked, then nothing left.
-    # Every one this kernel has: the first it does not know is EINVAL (the
-    # jail's /proc has no /proc/sys/kernel/cap_last_cap to ask).
+def _forkd(sc):
+    """jail/forkd.c, as the server put it beside this file. Through PyDLL:
+    the GIL stays held across each call, as os.fork holds it."""
     ct = sc.ct
-    for cap in range(64):
-        if sc.libc.prctl(ct.c_ulong(24), ct.c_ulong(cap), ct.c_ulong(0), ct.c_ulong(0), ct.c_ulong(0)) < 0:
-            if ct.get_errno() == 22:
-                break
-            sc.check(-1, "drop bounding capability %d" % cap)
-    sc.prctl("clear ambient capabilities", 47, 4, 0, 0, 0)
-    sc.prctl("PR_SET_SECUREBITS", 28, 1 | 2 | 4 | 8 | 32 | 64 | 128, 0, 0, 0)
-    header = ct.create_string_buffer(_std("struct").pack("=Ii", 0x20080522, 0))
-    data = ct.create_string_buffer(24)
-    sc.call("capset", 126, header, data)
+    lib = ct.PyDLL(os.path.join(os.path.dirname(os.path.abspath(__file__)), "forkd.so"))
+    lib.stk_configure.argtypes = [ct.c_char_p, ct.c_char_p, ct.c_size_t]
+    lib.stk_serve.argtypes = [ct.c_int, ct.c_char_p, ct.c_size_t, ct.POINTER(ct.c_int)]
+    lib.stk_serve.restype = ct.c_long
+    lib.stk_fork.argtypes = [ct.POINTER(ct.c_int)]
+    lib.stk_fork.restype = ct.c_long
+    lib.stk_program.argtypes = [ct.c_int]
+    return lib
 
 
-def _task_init(sc, report, sync, req, cgroup_limit):
-    """PID 1 of the task's namespace: says hello (the kernel adds its pid as
-    the server sees it), waits to be put in the task's cgroup, mounts the
-    task's /proc, starts the program, then only reaps, as jail/init.cpp does."""
-    sock = _std("socket").socket(fileno=report)
-    sock.send(_wire(_HELLO))
-    if os.read(sync, 1) != b"2":
-        os._exit(125)
-    os.close(sync)
-    # Re-rooted now that the server has put it in the task's cgroup.
-    sc.unshare(_CLONE_NEWCGROUP)
-    if cgroup_limit is not None:
-        os.write(cgroup_limit, b"0")
-        os.close(cgroup_limit)
-    proc = req.get("proc")
-    if proc:
-        # Over the template's, not in its place: the kernel mounts a new proc
-        # in a user namespace only where one is already visible. The one below
-        # shows the template's PID namespace and is out of reach: nothing in
-        # the task can unmount what covers it.
-        sc.mount("proc", proc, "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, "subset=pid" if req.get("proc_pid") else None)
-    if req.get("proxy_port"):
-        # Made here, in the task's netns; served by the supervisor, outside it.
-        socket = _std("socket")
-        l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        l.bind(("127.0.0.1", req["proxy_port"]))
-        l.listen(128)
-        l.setblocking(False)
-        _report(sock, _PROXY_LISTENER, fds=[l.fileno()])
-        l.close()
-    # The last step that needed a capability: the program starts with none.
-    _drop_capabilities(sc)
-    program = os.fork()
-    if program == 0:
-        return sock
-    sc.prctl("PR_SET_DUMPABLE", 4, 0, 0, 0, 0)
-    os.closerange(0, report)
-    os.closerange(report + 1, 1 << 16)
-    null = os.open("/dev/null", os.O_RDWR)
-    for fd in (0, 1, 2):
-        if fd != null:
-            os.dup2(null, fd)
-
-    def forward(sig, frame):
-        try:
-            os.kill(program, sig)
-        except OSError:
-            pass
-
-    signal = _signal
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
-        signal.signal(sig, forward)
-    status = 0
-    done = False
-    while True:
-        try:
-            pid, st = os.waitpid(-1, 0x40000000)  # __WALL
-        except ChildProcessError:
-            break
-        except InterruptedError:
-            continue
-        if pid == program:
-            status, done = st, True
-        if done:
-            try:
-                os.kill(-1, signal.SIGKILL)
-            except OSError:
-                pass
-    ru = _std("resource").getrusage(_std("resource").RUSAGE_CHILDREN)
-    usage = (int(ru.ru_utime * 1e6), int(ru.ru_stime * 1e6), ru.ru_maxrss)
-    try:
-        sock.send(_wire(_EXIT, status=status, usage=usage))
-    except OSError:
-        pass
-    os._exit(os.waitstatus_to_exitcode(status) & 0xFF if status else 0)
-
-
-def _limit_task_namespace(sc, where, sysctls):
-    """The fork's own user namespace's limits and quotas, as the supervisor
-    worked them out (jail/sysctls.hpp, fork_sysctls). /proc/sys/user shows
-    the writer's user namespace, and the template's /proc has no /proc/sys:
-    a proc of this fork's own, over `where` for the moment, is the way in.
-    Returns max_cgroup_namespaces open, for _task_init to zero once the init
-    has made the cgroup namespace it needs."""
-    sc.mount("proc", where, "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, None)
-    try:
-        for name, value in sysctls:
-            try:
-                fd = os.open("%s/sys/user/%s" % (where, name), os.O_WRONLY | os.O_CLOEXEC)
-            except FileNotFoundError:
-                continue  # not on this kernel
-            try:
-                os.write(fd, str(value).encode())
-            finally:
-                os.close(fd)
-        return os.open("%s/sys/user/max_cgroup_namespaces" % where, os.O_WRONLY | os.O_CLOEXEC)
-    finally:
-        sc.check(sc.libc.umount2(where.encode(), 2), "umount " + where)  # MNT_DETACH
-
-
-def _become_task(sc, req, fds, uid, gid, ruleset):
-    """In a fork of the template: the task's jail, made around this process.
-    Returns in the task's program (PID 2 of its namespace), its filter in.
-    `ruleset`: the task's exec rules, made by the template (None: make them
-    here, if there are any)."""
-    report, sync, filt, out, err, control = fds
-    # A user namespace of the task's own first, its other namespaces in it:
-    # the capabilities that make them count there only (the template has
-    # none), and so does the per-user process count (RLIMIT_NPROC) that jails
-    # forked from one template would otherwise share. Its namespace limits
-    # and quotas are its own (_limit_task_namespace), under the template
-    # jail's (jail/sysctls.hpp).
-    # This process is PID 1 of them all (Sys.clone_task); it maps its own ids.
-    for name, text in (("setgroups", "deny"), ("uid_map", "%d %d 1" % (uid, uid)), ("gid_map", "%d %d 1" % (gid, gid))):
-        fd = os.open("/proc/self/" + name, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, text.encode())
-        finally:
-            os.close(fd)
-    sc.mount(None, "/", None, _MS_REC | _MS_PRIVATE, None)
-    # Somewhere to mount a proc for a moment: the task's /proc, or its scratch.
-    where = req.get("proc") or next((t[0] for t in req.get("tmpfs", ())), None)
-    cgroup_limit = _limit_task_namespace(sc, where, req.get("sysctls", ())) if where else None
-    # The task's own scratch, /dev/pts and (in its init) /proc, each over the
-    # template's: what came from the template's mount namespace is locked in
-    # place there, hidden under the task's, and nothing in it was the task's.
+def _forkd_conf(req, uid, gid):
+    """What every fork of this request does alike, as forkd.c's stk_configure
+    reads it: one "key value" line each, a path or name last."""
+    lines = ["uid %d" % uid, "gid %d" % gid, "cwd %s" % req["cwd"], "hostname %s" % req.get("hostname", "")]
     for path, size, mode, noexec in req.get("tmpfs", ()):
-        sc.mount("tmpfs", path, "tmpfs", _MS_NOSUID | _MS_NODEV | (_MS_NOEXEC if noexec else 0), "mode=%o,size=%d" % (mode, size))
-    for path in req.get("devpts", ()):
-        sc.mount("devpts", path, "devpts", _MS_NOSUID | _MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
-    host = req.get("hostname", "")
-    sc.check(sc.libc.sethostname(host.encode(), len(host.encode())), "sethostname")
-    socket = _std("socket")
-    if req.get("loopback"):
-        fcntl = _std("fcntl")
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            ifr = bytearray(_std("struct").pack("16sH22x", b"lo", 0))
-            fcntl.ioctl(s, 0x8913, ifr)  # SIOCGIFFLAGS
-            flags, = _std("struct").unpack_from("H", ifr, 16)
-            fcntl.ioctl(s, 0x8914, _std("struct").pack("16sH22x", b"lo", flags | 1))  # SIOCSIFFLAGS: IFF_UP
-    rsock = _task_init(sc, report, sync, req, cgroup_limit)
-    # The program: jail/program.cpp's last steps, up to where it would execve.
-    # Its exec rules first, while the template's ruleset is where it was.
-    sc.prctl("PR_SET_NO_NEW_PRIVS", 38, 1, 0, 0, 0)
+        lines.append("tmpfs %d %o %d %s" % (size, mode, 1 if noexec else 0, path))
+    lines += ["devpts %s" % path for path in req.get("devpts", ())]
+    if req.get("proc"):
+        lines.append("proc %s" % req["proc"])
+    lines.append("proc_pid %d" % (1 if req.get("proc_pid") else 0))
+    lines.append("loopback %d" % (1 if req.get("loopback") else 0))
+    lines.append("proxy_port %d" % int(req.get("proxy_port") or 0))
+    lines.append("cpus %d" % int(-(-(req.get("cpus") or 0) // 1)))
+    lines += ["sysctl %d %s" % (value, name) for name, value in req.get("sysctls", ())]
+    lines += ["rlimit %d %d %d" % (res, soft, hard) for res, soft, hard in req.get("rlimits", ())]
+    if any("\n" in line for line in lines):
+        raise ValueError("a newline in the template's fork request")
+    return "\n".join(lines).encode()
+
+
+def _become_program(sc, forkd, req, ruleset):
+    """In the task's program, forked by forkd.c with its jail built around it:
+    python's own after-fork steps, then the program's last ones (its exec
+    rules, fds, limits and filter: stk_program), then a fresh draw of what is
+    seeded at start."""
+    sc.ct.pythonapi.PyOS_AfterFork_Child()
     if ruleset is None and req.get("exec_rules") is not None:
         ruleset = _exec_ruleset(sc, req["exec_rules"], req["program"])
-    if ruleset is not None:
-        sc.call("landlock_restrict_self", 446, ruleset, 0)
-        os.close(ruleset)
-    # Through fds above 10 first, so that no move lands on another.
-    fcntl = _std("fcntl")
-    high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) if fd >= 0 else -1 for fd in (out, err, report, filt, control)]
-    for fd, new in ((1, high[0]), (2, high[1]), (3, high[2]), (4, high[3]), (5, high[4])):
-        if new >= 0:
-            os.dup2(new, fd, inheritable=fd not in (3, 4))
-    os.closerange(6, 1 << 16)
-    rsock.detach()
-    _signal.pthread_sigmask(_signal.SIG_SETMASK, set())
-    os.setsid()
-    os.umask(0o022)
-    os.chdir(req["cwd"])
-    if req.get("cpus") and hasattr(os, "sched_setaffinity"):
-        ids = sorted(os.sched_getaffinity(0))
-        want = -(-req["cpus"] // 1)
-        if ids and want < len(ids):
-            os.sched_setaffinity(0, ids[: int(want)])
-    n = _std("struct").unpack("=I", os.read(4, 4))[0]
-    insns = b""
-    while len(insns) < n * 8:
-        chunk = os.read(4, n * 8 - len(insns))
-        if not chunk:
-            raise OSError("seccomp filter from the supervisor: the supervisor sent none")
-        insns += chunk
-    os.close(4)
-    resource = _std("resource")
-    for res, soft, hard in req.get("rlimits", ()):
-        # Never above a hard limit the template already has (-1: none).
-        cur = resource.getrlimit(res)[1]
-        if cur != -1 and (hard == -1 or hard > cur):
-            hard = cur
-        if hard != -1 and (soft == -1 or soft > hard):
-            soft = hard
-        resource.setrlimit(res, (soft, hard))
-    rs = socket.socket(fileno=3)
-    listener = None
-    if n:
-        ct = sc.ct
-        buf = ct.create_string_buffer(insns, len(insns))
-        prog = ct.create_string_buffer(_std("struct").pack("=H6xQ", n, ct.addressof(buf)))
-        listener = sc.call("seccomp", 317, 1, 1 << 3, prog)
-    _report(rs, _EXEC_READY, fds=[listener] if listener is not None else ())
-    rs.close()
-    if listener is not None:
-        os.close(listener)
+    forkd.stk_program(-1 if ruleset is None else ruleset)
     # Seeded state that a fork would share: every task draws its own.
     random = sys.modules.get("random")
     if random is not None:
@@ -770,10 +562,15 @@ def _template(mode):
     # each task, so that a task's own module of that name is the one it gets.
     loaded = set(sys.modules)
     sc = _Sys()
+    forkd = _forkd(sc)
     socket = _std("socket")
     for m in ("struct", "time", "resource", "fcntl", "stat", "glob"):
         _std(m)
     ctl = socket.socket(fileno=os.dup(_fd))
+    ct = sc.ct
+    buf = ct.create_string_buffer(1 << 16)
+    fdv = (ct.c_int * 6)()
+    req = ruleset = None
     # Every object so far into the permanent generation: a fork's collector
     # then never walks (and so never copies) the template's pages.
     import gc
@@ -782,49 +579,48 @@ def _template(mode):
     gc.freeze()
     _send({"ready": True})
     while True:
-        try:
-            data, fds, _, _ = socket.recv_fds(ctl, 1 << 16, 6)
-        except InterruptedError:
-            continue
-        if not data:
+        # Forks until a request comes that the C half is not set up for.
+        n = forkd.stk_serve(ctl.fileno(), buf, len(buf), fdv)
+        if n < 0:
             os._exit(0)
-        if len(fds) != 6:
-            for fd in fds:
-                os.close(fd)
-            continue
-        req = _loads(data.decode())
-        uid, gid = os.getuid(), os.getgid()  # as the parent namespace sees them
+        if n > 0:
+            fds = list(fdv)
+            try:
+                data = buf.raw[:n]
+                req = _loads(data.decode())
+                # As the parent namespace sees them.
+                conf = _forkd_conf(req, os.getuid(), os.getgid())
+                if forkd.stk_configure(conf, data, len(data)) != 0:
+                    raise OSError(22, "a fork request the template cannot make: %r" % conf)
+                ruleset = _template_ruleset(sc, req)
+                n = forkd.stk_fork(fdv)
+            except Exception as e:
+                try:
+                    _report(socket.socket(fileno=os.dup(fds[0])), _SETUP_ERROR, "template fork: %s" % (e,))
+                except OSError:
+                    pass
+                for fd in fds:
+                    os.close(fd)
+                continue
+            if n != 0:
+                continue
+        # The task's program, its jail built around it.
         try:
-            ruleset = _template_ruleset(sc, req)
-            pid = sc.clone_task()
-        except OSError as e:
+            ctl.detach()
+            _become_program(sc, forkd, req, ruleset)
+        except BaseException as e:
             try:
-                _report(socket.socket(fileno=os.dup(fds[0])), _SETUP_ERROR, "template fork: %s" % (e,))
-            except OSError:
+                _report(socket.socket(fileno=os.dup(forkd.stk_report_fd())), _SETUP_ERROR, "template fork: %s" % (e,))
+            except BaseException:
                 pass
-            pid = -1
-        if pid == 0:
-            try:
-                ctl.detach()
-                _become_task(sc, req, fds, uid, gid, ruleset)
-            except BaseException as e:
-                # On the report socket, wherever this fork had moved it to.
-                for fd in (fds[0], 3):
-                    try:
-                        _report(socket.socket(fileno=os.dup(fd)), _SETUP_ERROR, "template fork: %s" % (e,))
-                        break
-                    except BaseException:
-                        pass
-                os._exit(125)
-            _fd = 5
-            _ctl_in = os.fdopen(_fd, "rb", buffering=65536, closefd=False)
-            # Out of sys.modules but kept: freeing them would write to (and so
-            # copy) every page they are on, a tenth of a fork's time.
-            global _unloaded
-            _unloaded = [sys.modules.pop(name) for name in set(sys.modules) - loaded]
-            return
-        for fd in fds:
-            os.close(fd)
+            os._exit(125)
+        _fd = 5
+        _ctl_in = os.fdopen(_fd, "rb", buffering=65536, closefd=False)
+        # Out of sys.modules but kept: freeing them would write to (and so
+        # copy) every page they are on, a tenth of a fork's time.
+        global _unloaded
+        _unloaded = [sys.modules.pop(name) for name in set(sys.modules) - loaded]
+        return
 
 
 def _main():
