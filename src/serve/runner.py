@@ -623,18 +623,45 @@ def _template(mode):
         return
 
 
+# A fork copies only the thread that forks: a template must have no other.
+# The thread pools that BLAS and OpenMP start when numpy is imported would be
+# missing in every fork while their state said they were there (a fork's
+# first large matmul, or the fork itself in their at-fork handlers, would
+# wait for them forever). So the template's preloads start with one thread
+# each; a task may start more (threadpoolctl, openblas_set_num_threads).
+_ONE_THREAD = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+               "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def _threads():
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 1
+
+
 def _main():
+    global _mode
     failed = None
+    template = _mode.startswith("template:")
+    set_here = [k for k in _ONE_THREAD if template and k not in os.environ]
+    for k in set_here:
+        os.environ[k] = "1"
     for name in _preload:
         try:
             __import__(name)
         except BaseException as e:
             failed = "preload %s: %s: %s" % (name, type(e).__name__, e)
             break
+    # Read at load: the task's environment is the profile's again.
+    for k in set_here:
+        del os.environ[k]
+    if not failed and template and _threads() > 1:
+        failed = ("template: its preloads left %d threads running, and a fork copies only one; "
+                  "the pool starts its jails without a template" % _threads())
     if failed:
         _send({"ready": False, "error": failed})
         os._exit(125)
-    global _mode
     if _mode.startswith("template:"):
         _mode = _mode.split(":", 1)[1]
         _template(_mode)

@@ -958,8 +958,8 @@ void Server::accept_clients() {
 void Server::probe() {
     auto j = std::make_unique<WarmJail>(base_, loop_);
     j->start();  // throws Error: the one line, exit 125
-    const uint64_t until = monotonic_ns() + 60000000000ull;
-    while (j->state() == WarmJail::State::Warming && monotonic_ns() < until) loop_.run_once(100);
+    // The jail's own deadline (WarmJail::kReadyTimeoutMs) ends the wait.
+    while (j->state() == WarmJail::State::Warming) loop_.run_once(100);
     if (j->state() == WarmJail::State::Ready) {
         if (opt_.pool) pool_->adopt(std::move(j));
         return;
@@ -975,8 +975,7 @@ void Server::probe() {
         log::warning("serve", why);
         return;
     }
-    throw Error("serve: a jail of profile " + base_->policy.name +
-                " cannot start here: " + (why.empty() ? std::string("it did not get ready in 60 s") : why));
+    throw Error("serve: a jail of profile " + base_->policy.name + " cannot start here: " + why);
 }
 
 int Server::run() {

@@ -72,6 +72,13 @@ void WarmJail::start() {
         if (revents & (POLLIN | POLLHUP | POLLERR)) read_control(false);
     });
     after_round_ = Hook(loop_, Hook::When::Post, [this] { check_ended(); });
+    const uint64_t ms = forked() ? kForkReadyTimeoutMs : kReadyTimeoutMs;
+    ready_wait_ = Timer(loop_, [this, ms] {
+        if (state_ != State::Warming) return;
+        warmup_error_ = "the jail did not get ready in " + std::to_string(ms / 1000) + " s";
+        sup_.kill();
+    });
+    ready_wait_.arm_in_ms(ms);
 }
 
 void WarmJail::watch_control() {
@@ -117,6 +124,7 @@ void WarmJail::on_line(std::string_view line) {
         auto r = msg.find("ready");
         if (r != msg.end() && r->is_boolean() && r->get<bool>()) {
             state_ = State::Ready;
+            ready_wait_.reset();
         } else {
             auto e = msg.find("error");
             warmup_error_ = e != msg.end() && e->is_string() ? e->get<std::string>() : "the runner did not start";

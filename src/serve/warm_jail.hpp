@@ -33,6 +33,11 @@ struct JailSpec {
 class WarmJail {
 public:
     enum class State { Warming, Ready, Busy, Ended };
+    // How long a jail may take to get ready before it is killed: a python
+    // start and its preloads, or a fork of a template. A request may be
+    // waiting on it, and its own timeout starts only once the jail is ready.
+    static constexpr uint64_t kReadyTimeoutMs = 60000;
+    static constexpr uint64_t kForkReadyTimeoutMs = 20000;  // its hello within 10 s: Supervisor
 
     // On the loop once started, and off it when destroyed. templ: a ready
     // template of this spec to fork from (Pool), or nullptr to clone. A
@@ -84,6 +89,7 @@ private:
     supervise::Supervisor sup_;
     IoWatch control_w_;
     Hook after_round_;
+    Timer ready_wait_;
     State state_ = State::Warming;
     std::string warmup_error_;
     LineBuffer in_;

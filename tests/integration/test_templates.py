@@ -373,6 +373,69 @@ class TemplateTest(ServeBase):
             self.assertGreater(b, 1 << 20, m)
             self.assertLess(b, 200 << 20, m)
 
+    def test_a_template_forks_without_threads_openblas_included(self):
+        # A fork copies only its calling thread. numpy on OpenBLAS starts a
+        # pool of BLAS threads when imported: a template holding one would
+        # hand each fork a BLAS that waits on threads that are not there
+        # (the fork hung in OpenBLAS's at-fork handler, or its first matmul).
+        n = self.host_py("import numpy, os; print(len(os.listdir('/proc/self/task')))")
+        self.assertGreater(int(n.stdout), 1, "this numpy starts no BLAS threads: the test shows nothing")
+        c = self.start_forking("--preload", "numpy")
+        code = ("import numpy as np, os\na = np.ones((300, 300))\nprint((a @ a)[0, 0], "
+                "len(os.listdir('/proc/self/task')), 'OPENBLAS_NUM_THREADS' in os.environ)")
+        for _ in range(12):
+            self.wait_warm(c, 1)
+            r = c.call({"op": "run", "code": FORKED + "\n" + code, "timeout": 20})
+            self.assertEqual(r["status"], "ok", r)
+            # A fork, one thread, the matmul done; the variable the template
+            # set for its own imports is not the task's.
+            self.assertEqual(r["stdout"], "True\n300.0 1 False\n", r)
+        self.assertEqual(c.call({"op": "stats"})["template_failures"], 0)
+
+    def test_a_template_whose_preloads_start_threads_is_not_forked(self):
+        mods = self.mkdir("mods")
+        self.write("mods/spins.py", "import threading, time\n"
+                   "threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()\n")
+        # The module does start a thread.
+        n = self.host_py("import sys, os; sys.path.insert(0, %r); import spins; "
+                         "print(len(os.listdir('/proc/self/task')))" % mods)
+        self.assertEqual(n.stdout, "2\n", n)
+        c = self.start_server("--ro", mods + ":/opt/mods", "--env", "PYTHONPATH=/opt/mods", "--preload", "spins")
+        self.assertTrue(wait_until(lambda: c.call({"op": "stats"})["template_failures"] >= 1, 30))
+        st = c.call({"op": "stats"})
+        self.assertIn("left 2 threads running", st["template_error"], st)
+        # The pool serves on, each jail a python of its own with its thread.
+        for _ in range(3):
+            self.wait_warm(c, 1)
+            r = c.call({"op": "run", "code": FORKED + "\nimport os\nprint(len(os.listdir('/proc/self/task')))"})
+            self.assertEqual(r["stdout"], "False\n2\n", r)
+        self.assertEqual(c.call({"op": "stats"})["template_forks"], 0)
+
+    def test_a_jail_that_never_gets_ready_fails_its_task_not_the_server(self):
+        # A preload that hangs from its second import on: the first jail
+        # (the server's start-up check) gets ready, every refill never does.
+        # A task given one of those is answered when the jail's 60 s to get
+        # ready run out, and the server answers others all along.
+        state = self.mkdir("state", 0o777)
+        mods = self.mkdir("mods")
+        self.write("mods/stall.py", "import os, time\nif os.path.exists('/state/seen'):\n    time.sleep(3600)\n"
+                   "open('/state/seen', 'w').close()\n")
+        c = self.start_server("--no-templates", "--ro", mods + ":/opt/mods", "--rw", state + ":/state", "--env",
+                              "PYTHONPATH=/opt/mods", "--preload", "stall", pool=1)
+        self.assertEqual(c.call({"op": "run", "code": "print(1)"})["stdout"], "1\n")
+        other = self.connect()
+        t0 = time.time()
+        rid = c.send({"op": "run", "code": "print(2)"})
+        time.sleep(1)
+        self.assertIn("served", other.call({"op": "stats"}))
+        c.sock.settimeout(120)
+        r = c.wait(rid)
+        took = time.time() - t0
+        self.assertEqual(r["error"]["code"], "jail_failed", r)
+        self.assertIn("did not get ready in 60 s", r["error"]["message"], r)
+        self.assertGreater(took, 55, r)
+        self.assertLess(took, 75, r)
+
     def test_no_templates_starts_each_jail_as_before(self):
         c = self.start_server("--no-templates")
         for _ in range(3):
