@@ -379,7 +379,11 @@ class TemplateTest(ServeBase):
         # hand each fork a BLAS that waits on threads that are not there
         # (the fork hung in OpenBLAS's at-fork handler, or its first matmul).
         n = self.host_py("import numpy, os; print(len(os.listdir('/proc/self/task')))")
-        self.assertGreater(int(n.stdout), 1, "this numpy starts no BLAS threads: the test shows nothing")
+        if int(n.stdout) == 1:
+            # Debian's default BLAS is the reference one, with no threads
+            # (libopenblas0-pthread brings the pool; the next test shows the
+            # rule with a thread of its own on every machine).
+            self.skipTest("this numpy starts no BLAS threads")
         c = self.start_forking("--preload", "numpy")
         code = ("import numpy as np, os\na = np.ones((300, 300))\nprint((a @ a)[0, 0], "
                 "len(os.listdir('/proc/self/task')), 'OPENBLAS_NUM_THREADS' in os.environ)")
