@@ -644,7 +644,7 @@ def _main():
     global _mode
     failed = None
     template = _mode.startswith("template:")
-    set_here = [k for k in _ONE_THREAD if template and k not in os.environ]
+    set_here = [k for k in _ONE_THREAD if k not in os.environ] if template else []
     for k in set_here:
         os.environ[k] = "1"
     for name in _preload:
@@ -656,13 +656,14 @@ def _main():
     # Read at load: the task's environment is the profile's again.
     for k in set_here:
         del os.environ[k]
-    if not failed and template and _threads() > 1:
+    threads = _threads() if template and not failed else 1
+    if threads > 1:
         failed = ("template: its preloads left %d threads running, and a fork copies only one; "
-                  "the pool starts its jails without a template" % _threads())
+                  "the pool starts its jails without a template" % threads)
     if failed:
         _send({"ready": False, "error": failed})
         os._exit(125)
-    if _mode.startswith("template:"):
+    if template:
         _mode = _mode.split(":", 1)[1]
         _template(_mode)
     if _mode == "session":
