@@ -236,8 +236,19 @@ def _rehearse():
 
 
 def _run_task(msg):
+    code = _task(msg)
+    try:
+        _send({"done": True, "files": _read_files(msg.get("return_files"), int(msg.get("return_cap", 1 << 24)))})
+    except Exception:
+        pass
+    os._exit(code)
+
+
+def _task(msg, out=True):
+    """A task, up to its answer: its exit code."""
     # /work/out: where a task leaves what it makes (images for MCP clients).
-    os.makedirs("out", exist_ok=True)
+    if out:
+        os.makedirs("out", exist_ok=True)
     _write_files(msg.get("files"))
     _stdin_from(msg.get("stdin"))
     script = msg.get("script")
@@ -283,11 +294,7 @@ def _run_task(msg):
     except Exception:
         pass
     _flush()
-    try:
-        _send({"done": True, "files": _read_files(msg.get("return_files"), int(msg.get("return_cap", 1 << 24)))})
-    except Exception:
-        pass
-    os._exit(code)
+    return code
 
 
 def _run_cell(msg, ns):
@@ -508,6 +515,10 @@ def _forkd(sc):
     lib.stk_fork.argtypes = [ct.POINTER(ct.c_int)]
     lib.stk_fork.restype = ct.c_long
     lib.stk_program.argtypes = [ct.c_int]
+    lib.stk_trial.restype = ct.c_long
+    lib.stk_learn.argtypes = [ct.c_int]
+    lib.stk_prefault.argtypes = [ct.POINTER(ct.c_uint64), ct.c_int]
+    lib.stk_prefault.restype = None
     return lib
 
 
@@ -540,7 +551,11 @@ def _become_program(sc, forkd, req, ruleset):
     if ruleset is None and req.get("exec_rules") is not None:
         ruleset = _exec_ruleset(sc, req["exec_rules"], req["program"])
     forkd.stk_program(-1 if ruleset is None else ruleset)
-    # Seeded state that a fork would share: every task draws its own.
+    _reseed()
+
+
+def _reseed():
+    """Seeded state that a fork would share: every task draws its own."""
     random = sys.modules.get("random")
     if random is not None:
         random.seed()
@@ -553,6 +568,55 @@ def _become_program(sc, forkd, req, ruleset):
     tempfile = sys.modules.get("tempfile")
     if tempfile is not None:
         tempfile._name_sequence = None
+
+
+def _learn(sc, forkd, loaded):
+    """Which of the template's pages a fork's program writes or reads before
+    its answer: a trial fork takes a program's python steps and rehearses a
+    task (trusted code only; it is no jail, and nothing of a task's runs in
+    it), then says which pages it copied or mapped. Every fork from then on
+    has those in bulk (forkd.c): a third of the cost of faulting them one by
+    one. Best effort: a page it missed faults as before."""
+    r, w = os.pipe()
+    pid = forkd.stk_trial()
+    if pid == 0:
+        try:
+            os.close(r)
+            # _become_program's steps, stk_program's jail-only work aside.
+            sc.ct.pythonapi.PyOS_AfterFork_Child()
+            forkd.stk_report_fd()
+            _reseed()
+            [sys.modules.get(name) for name in set(sys.modules) - loaded]
+            _rehearse()
+            # Then a task's way through the runner, its output and answer
+            # to /dev/null. Not its /work/out: this is the template's /work.
+            global _fd, _ctl_in
+            null = os.open(os.devnull, os.O_WRONLY)
+            for fd in (1, 2):
+                os.dup2(null, fd)
+            task_r, task_w = os.pipe()
+            os.write(task_w, b'{"code": "print(1)", "argv": [], "files": null}\n')
+            _fd, _ctl_in = null, os.fdopen(task_r, "rb", buffering=65536)
+            msg = _recv()
+            _task(msg, out=False)
+            _send({"done": True, "files": _read_files(msg.get("return_files"), 1 << 24)})
+            forkd.stk_learn(w)
+        finally:
+            os._exit(0)
+    os.close(w)
+    chunks = []
+    while True:
+        chunk = os.read(r, 1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(r)
+    if pid > 0:
+        os.waitpid(pid, 0)
+    data = b"".join(chunks)
+    n = len(data) // 16
+    if n:
+        forkd.stk_prefault((sc.ct.c_uint64 * (2 * n)).from_buffer_copy(data[:16 * n]), n)
 
 
 def _template(mode):
@@ -577,6 +641,7 @@ def _template(mode):
 
     gc.collect()
     gc.freeze()
+    _learn(sc, forkd, loaded)
     _send({"ready": True})
     while True:
         # Forks until a request comes that the C half is not set up for.

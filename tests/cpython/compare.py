@@ -3,14 +3,21 @@
 libpython3.11-testsuite) outside and inside the jail, and compares them test by
 test: how many pass in each place, and which ones differ.
 
-usage: tests/cpython/compare.py [--stockade build/stockade] [--out FILE.md] [MODULE ...]
+With --serve, "inside" is a task of `stockade serve` instead of `stockade
+exec`: a fork of the server's warm template (python with the runner loaded),
+which runs the module through runpy as the task's code.
+
+usage: tests/cpython/compare.py [--stockade build/stockade] [--serve] [--out FILE.md] [MODULE ...]
 """
 import argparse
 import collections
+import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 DEFAULT = ["test_os", "test_threading", "test_subprocess", "test_json", "test_re", "test_math", "test_tempfile",
@@ -32,6 +39,64 @@ def run(argv, timeout):
     return out, time.time() - t
 
 
+# The same limits as the exec run below, for every task of the server.
+JAIL_OPTS = ["--cwd", "/tmp", "--timeout", "15m", "--cpu-time", "15m"]
+
+
+class Served:
+    """One `stockade serve` (pool 1) whose tasks are the modules' runs."""
+
+    def __init__(self, stockade):
+        self.dir = tempfile.mkdtemp(prefix="stockade-cpython-")
+        path = os.path.join(self.dir, "serve.sock")
+        self.p = subprocess.Popen([stockade, "serve", "--socket", path, "--pool", "1", *JAIL_OPTS],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(500):
+            try:
+                self.s = socket.socket(socket.AF_UNIX)
+                self.s.connect(path)
+                break
+            except OSError:
+                self.s.close()
+                time.sleep(0.02)
+        else:
+            raise SystemExit("stockade serve did not start")
+        self.f = self.s.makefile("rb")
+        self.n = 0
+
+    def call(self, req):
+        self.n += 1
+        req["id"] = self.n
+        self.s.sendall((json.dumps(req) + "\n").encode())
+        return json.loads(self.f.readline())
+
+    def run(self, mod, timeout):
+        t = time.time()
+        while self.call({"op": "stats"})["warm"] < 1:
+            time.sleep(0.05)
+        forks = self.call({"op": "stats"}).get("template_forks", 0)
+        code = ("import runpy, sys\n"
+                f"sys.argv = ['python3 -m test', '-v', {mod!r}]\n"
+                "runpy.run_module('test', run_name='__main__', alter_sys=True)\n")
+        a = self.call({"op": "run", "code": code, "timeout": timeout})
+        out = (a.get("stdout") or "") + (a.get("stderr") or "")
+        if a.get("error"):
+            out += f"\n[serve: {a['error']}]\n"
+        # As `stockade exec` prints them, for the report's "refused" column.
+        for v in a.get("violations") or []:
+            out += f"\nstockade: refused {v.get('syscall')}(\n"
+        # The task must have run in a fork of the template, not a jail of its own.
+        if not a.get("warm") or self.call({"op": "stats"}).get("template_forks", 0) <= forks:
+            out += "\n[not a template's fork]\n"
+        return out, time.time() - t
+
+    def close(self):
+        self.s.close()
+        self.p.terminate()
+        self.p.wait()
+        os.rmdir(self.dir)
+
+
 def parse(out):
     res = {}
     for m in RESULT.finditer(out):
@@ -44,6 +109,7 @@ def parse(out):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--stockade", default=os.path.join(os.path.dirname(__file__), "..", "..", "build", "stockade"))
+    ap.add_argument("--serve", action="store_true", help="inside: a task of stockade serve (a template's fork)")
     ap.add_argument("--out")
     ap.add_argument("--timeout", type=int, default=900)
     ap.add_argument("modules", nargs="*")
@@ -55,14 +121,17 @@ def main():
     rows = []
     totals = collections.Counter()
     diffs = []
+    served = Served(os.path.abspath(a.stockade)) if a.serve else None
     for mod in mods:
         base = ["/usr/bin/python3", "-m", "test", "-v", mod]
         out_o, t_o = run(base, a.timeout)
         # In the jail: the default profile, with /tmp as the working directory
         # (regrtest writes its scratch files to the cwd; /work is read-only).
         # The default limits, except the clocks: some modules take minutes.
-        out_i, t_i = run([os.path.abspath(a.stockade), "exec", "--cwd", "/tmp", "-v", "--timeout", "15m", "--cpu-time",
-                          "15m", "--", *base], a.timeout)
+        if served:
+            out_i, t_i = served.run(mod, a.timeout)
+        else:
+            out_i, t_i = run([os.path.abspath(a.stockade), "exec", *JAIL_OPTS, "-v", "--", *base], a.timeout)
         o, i = parse(out_o), parse(out_i)
         po = sum(1 for s in o.values() if s in ("ok", "expected failure"))
         pi = sum(1 for s in i.values() if s in ("ok", "expected failure"))
@@ -73,7 +142,10 @@ def main():
             if o.get(name) != i.get(name):
                 diffs.append((mod, name, o.get(name, "-"), i.get(name, "-")))
         print(f"{mod:16} outside {po}/{len(o)} passed ({t_o:.0f}s)   inside {pi}/{len(i)} passed ({t_i:.0f}s)"
-              + (f"   refused: {', '.join(refused)}" if refused else ""), flush=True)
+              + (f"   refused: {', '.join(refused)}" if refused else "")
+              + ("   NOT A TEMPLATE'S FORK" if "[not a template's fork]" in out_i else ""), flush=True)
+    if served:
+        served.close()
     lines = ["| module | outside: passed / run | inside: passed / run |", "|---|---|---|"]
     for mod, ro, po, ri, pi, _, _ in rows:
         lines.append(f"| {mod} | {po} / {ro} | {pi} / {ri} |")
