@@ -237,11 +237,27 @@ def _rehearse():
 
 def _run_task(msg):
     code = _task(msg)
+    _answer(msg, code)
+    os._exit(code)
+
+
+def _answer(msg, code):
+    files = {}
     try:
-        _send({"done": True, "files": _read_files(msg.get("return_files"), int(msg.get("return_cap", 1 << 24)))})
+        files = _read_files(msg.get("return_files"), int(msg.get("return_cap", 1 << 24)))
     except Exception:
         pass
-    os._exit(code)
+    # All its output is written: closed now, the server answers from here
+    # rather than after this process's teardown.
+    for fd in (1, 2):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    try:
+        _send({"done": True, "files": files, "exit": code})
+    except Exception:
+        pass
 
 
 def _task(msg, out=True):
@@ -598,8 +614,7 @@ def _learn(sc, forkd, loaded):
             os.write(task_w, b'{"code": "print(1)", "argv": [], "files": null}\n')
             _fd, _ctl_in = null, os.fdopen(task_r, "rb", buffering=65536)
             msg = _recv()
-            _task(msg, out=False)
-            _send({"done": True, "files": _read_files(msg.get("return_files"), 1 << 24)})
+            _answer(msg, _task(msg, out=False))
             forkd.stk_learn(w)
         finally:
             os._exit(0)

@@ -409,6 +409,11 @@ void Server::finish_job(Job& job) {
     supervise::Outcome o = job.jail->collect();
     bool truncated = false;
     auto [out, err] = job.jail->supervisor().take_output(&truncated);
+    // Nothing of the task runs once it is answered: a program that reported
+    // its own end (Supervisor::end_as_reported) may still be exiting, with
+    // what it started beside it. The kill is sent now; the jail is reaped
+    // and its cgroup removed after the answer.
+    job.jail->kill();
     const report::Result result = report::make_result(o, job.spec->plan, job.spec->policy, job.spec->plan_hash);
     json ans = report::to_json(result);
     ans["warm"] = job.warm;

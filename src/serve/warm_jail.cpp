@@ -138,6 +138,10 @@ void WarmJail::on_line(std::string_view line) {
         close_control();
         return;
     }
+    if (!spec_->session)
+        if (auto e = msg.find("exit");
+            e != msg.end() && e->is_number_integer() && e->get<int64_t>() >= 0 && e->get<int64_t>() <= 255)
+            exit_code_ = static_cast<int>(e->get<int64_t>());
     replies_.push_back(clean_reply(msg));
 }
 
@@ -185,6 +189,7 @@ void WarmJail::write_control() {
 void WarmJail::check_ended() {
     // Over when the init reports the program's end (everything in the jail
     // is gone by then), or when the jail is gone without a report.
+    if (state_ == State::Busy && exit_code_ >= 0 && !sup_.exited()) sup_.end_as_reported(exit_code_);
     if ((sup_.done() || (sup_.exited() && state_ != State::Warming)) && state_ != State::Ended) {
         // Whatever the runner still had to say is in the socket now.
         if (control_open_) read_control(true);

@@ -96,6 +96,7 @@ private:
     std::string out_;
     size_t out_off_ = 0;
     std::deque<nlohmann::json> replies_;
+    int exit_code_ = -1;  // a task's, as its runner's answer gave it
     bool control_open_ = false;
 };
 

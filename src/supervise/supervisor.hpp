@@ -88,6 +88,14 @@ public:
     // final. A server answers from here (collect(false), no reap: the figures
     // come from the cgroup) and destroys the jail after.
     bool exited() const { return have_exit_; }
+    // The program's own word that it has ended with this exit code (serve's
+    // runner: its output flushed and closed, its answer sent, and only its
+    // exit left, whose teardown of a forked python's memory takes a
+    // millisecond and more before the init can report it). Taken, as
+    // exited(), only where nothing else holds its output open and the cgroup
+    // has its figures; otherwise the init's report is waited for. A program
+    // that says so early ends its own task early, as exiting would.
+    bool end_as_reported(int exit_code);
     // Why the jail failed to start, as far as this side knows ("" if not).
     const std::string& setup_error() const { return out_.message; }
     supervise::Outcome collect(bool reap);

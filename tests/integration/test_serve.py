@@ -219,6 +219,71 @@ class ServeTest(ServeBase):
         self.assertEqual(r["status"], "signaled", r)
         self.assertEqual(r["signal"], 9)
 
+    def test_an_answer_waits_for_the_task_not_for_its_memory_to_be_given_back(self):
+        # Once a python's last line has run, it still takes milliseconds to
+        # give its memory back to the kernel: 300 MB here. Only then could
+        # the jail's init report its exit. The runner closes the task's output
+        # and says how it ended, and the answer goes from there.
+        code = ("import time\nb = bytearray(300 << 20)\nb[::4096] = b'x' * len(b[::4096])\n"
+                "print(time.monotonic_ns(), flush=True)")
+        teardown = []
+        for _ in range(3):
+            p = subprocess.Popen([PY, "-c", code], stdout=subprocess.PIPE, env=self.env())
+            end = int(p.stdout.readline())
+            p.wait()
+            teardown.append((time.monotonic_ns() - end) / 1e6)
+        c = self.start_server(pool=1)
+        if c.call({"op": "run", "code": "pass"})["cgroup"] is None:
+            self.skipTest("no cgroup: a task's figures come from its init's report, which comes after the teardown")
+        tail = []
+        for _ in range(3):
+            self.wait_warm(c, 1)
+            r = c.call({"op": "run", "code": code})
+            got = time.monotonic_ns()
+            self.assertEqual(r["status"], "ok", r)
+            tail.append((got - int(r["stdout"])) / 1e6)
+        self.assertGreater(min(teardown), 4, teardown)  # the wait there is to save
+        self.assertLess(min(tail), min(teardown) / 2, (tail, teardown))
+        # Its exit code is the one it ended with.
+        r = c.call({"op": "run", "code": "import sys\nprint('out')\nsys.exit(3)"})
+        self.assertEqual((r["status"], r["exit_code"], r["stdout"]), ("exit_nonzero", 3, "out\n"), r)
+
+    def test_a_task_that_claims_its_end_early_ends_there(self):
+        # That word comes from the runner's socket, which the task can write to
+        # as well: it can claim its end before it has ended. Outside a jail,
+        # a process that says it is done and goes on, goes on.
+        marker = f"EARLY-{os.getpid()}-{time.time_ns()}"
+        claim = ("import os, subprocess, sys, time\n"
+                 "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', sys.argv[1]],"
+                 " stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+                 "os.write(5, b'{\"done\": true, \"files\": {}, \"exit\": 0}\\n')\n"
+                 "os.close(1)\nos.close(2)\n"
+                 "time.sleep(60)\n")
+        r, w = os.pipe()
+        p = subprocess.Popen([PY, "-c", claim.replace("os.write(5,", f"os.write({w},"), marker], pass_fds=(w,),
+                             env=self.env())
+        self.procs.append(p)
+        os.close(w)
+        with os.fdopen(r, "rb") as f:
+            self.assertIn(b'"done"', f.readline())
+        time.sleep(0.3)
+        outside = host_pids_with_cmdline(marker)
+        self.assertTrue(outside)  # its child, still there
+        for pid in outside:
+            os.kill(pid, signal.SIGKILL)
+        p.kill()
+        # In the server, the claim ends its own task: answered as it said (or,
+        # without a cgroup for its figures, at its time limit), and nothing of
+        # it runs after the answer.
+        c = self.start_server(pool=1)
+        r = c.call({"op": "run", "code": claim, "argv": [marker], "timeout": 3})
+        if r["cgroup"] is None:
+            self.assertEqual(r["status"], "timeout_wall", r)
+        else:
+            self.assertEqual((r["status"], r["exit_code"]), ("ok", 0), r)
+        self.assertTrue(wait_until(lambda: host_pids_with_cmdline(marker) == [], 1), host_pids_with_cmdline(marker))
+        self.assertEqual(c.call({"op": "run", "code": "print(2)"})["stdout"], "2\n")
+
     def test_a_refill_pays_for_no_import_or_compile_of_the_runners_own(self):
         # Whatever the runner imports or compiles, every refill of the pool
         # pays again. A warm task finds the modules a plain `python3 -c`
