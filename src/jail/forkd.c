@@ -635,5 +635,4 @@ EXPORT void stk_prefault(const uint64_t* pairs, int n) {
         runs[nruns].len = pairs[2 * i + 1];
         ++nruns;
     }
-
 }

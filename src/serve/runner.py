@@ -619,14 +619,30 @@ def _learn(sc, forkd, loaded):
         finally:
             os._exit(0)
     os.close(w)
+    # A trial that hangs (a preload's at-fork or exit handler) costs the
+    # template its head start, not its start: killed after 5 s.
+    time = _std("time")
+    deadline = time.monotonic() + 5
+    os.set_blocking(r, False)
     chunks = []
     while True:
-        chunk = os.read(r, 1 << 16)
+        try:
+            chunk = os.read(r, 1 << 16)
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                chunks = []
+                break
+            time.sleep(0.002)
+            continue
         if not chunk:
             break
         chunks.append(chunk)
     os.close(r)
     if pid > 0:
+        try:
+            os.kill(pid, _signal.SIGKILL)
+        except OSError:
+            pass
         os.waitpid(pid, 0)
     data = b"".join(chunks)
     n = len(data) // 16

@@ -467,6 +467,36 @@ class TemplateTest(ServeBase):
             self.assertEqual(r["stdout"], "False\n2\n", r)
         self.assertEqual(c.call({"op": "stats"})["template_forks"], 0)
 
+    def test_a_template_whose_trial_fork_hangs_still_starts(self):
+        # The template learns a fork's pages from a trial fork that runs a
+        # task's way through the runner, the preloads' exit handlers included.
+        # One that never returns holds the trial, not the template: the
+        # template starts without what it would have learnt.
+        mods = self.mkdir("mods")
+        self.write("mods/lingers.py", "import atexit, time\natexit.register(time.sleep, 3600)\n")
+        n = self.host_py("import sys, subprocess\n"
+                         "subprocess.run([sys.executable, '-c', 'import lingers'], env={'PYTHONPATH': %r}, timeout=2)"
+                         % mods)
+        self.assertIn("TimeoutExpired", n.stderr)  # its exit does hang
+        c = self.start_server("--ro", mods + ":/opt/mods", "--env", "PYTHONPATH=/opt/mods", "--preload", "lingers",
+                              pool=1, wait_warm=False)
+        # Ready (the server reports a ready template's memory), well before
+        # the 60 s a jail has to get ready.
+        self.assertTrue(wait_until(lambda: c.call({"op": "stats", "memory": True})["memory"]["template_pss_bytes"], 30),
+                        c.call({"op": "stats"}))
+        st = c.call({"op": "stats"})
+        self.assertEqual(st["template_failures"], 0, st)
+        # Its forks serve; each task's own exit handlers are the task's (its
+        # time limit ends them). The first jail may predate the template.
+        code = FORKED + "\nimport sys\nsys.stdout.flush()"
+        for _ in range(4):
+            self.wait_warm(c, 1)
+            r = c.call({"op": "run", "code": code, "timeout": 2})
+            self.assertEqual(r["status"], "timeout_wall", r)
+            if r["stdout"] == "True\n":
+                break
+        self.assertEqual(r["stdout"], "True\n", r)
+
     def test_a_jail_that_never_gets_ready_fails_its_task_not_the_server(self):
         # A preload that hangs from its second import on: the first jail
         # (the server's start-up check) gets ready, every refill never does.
