@@ -188,7 +188,9 @@ void WarmJail::write_control() {
 // After every round of the loop: the supervisor's events may have ended the jail.
 void WarmJail::check_ended() {
     // Over when the init reports the program's end (everything in the jail
-    // is gone by then), or when the jail is gone without a report.
+    // is gone by then), when the runner has said how its task ended and
+    // nothing holds the output open (Supervisor::end_as_reported), or when
+    // the jail is gone without a report.
     if (state_ == State::Busy && exit_code_ >= 0 && !sup_.exited()) sup_.end_as_reported(exit_code_);
     if ((sup_.done() || (sup_.exited() && state_ != State::Warming)) && state_ != State::Ended) {
         // Whatever the runner still had to say is in the socket now.

@@ -422,8 +422,10 @@ void Supervisor::set_cpu_weight(unsigned weight) {
 }
 
 bool Supervisor::end_as_reported(int exit_code) {
-    if (have_exit_ || !child_ || !cg_ || cg_->cpu_ms() < 0) return false;
-    if (relay_.relaying(0) || relay_.relaying(1) || term_.relaying()) return false;
+    // Asked after every round of the loop until taken: the cgroup's file is
+    // read only once the output is closed.
+    if (have_exit_ || !child_ || !cg_ || relay_.relaying(0) || relay_.relaying(1) || term_.relaying()) return false;
+    if (cg_->cpu_ms() < 0) return false;
     have_exit_ = true;
     program_status_ = (exit_code & 0xff) << 8;  // as wait(2) puts an exit code
     t_end_ = monotonic_ns();
