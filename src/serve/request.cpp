@@ -25,14 +25,21 @@ bool valid_base64(const std::string& s) {
     return true;
 }
 
-// "text" or {"text": ...} or {"b64": ...} -> the runner's {"text"}/{"b64"}.
-json content(const json& v, const std::string& what) {
-    if (v.is_string()) return json{{"text", v}};
+// "text" or {"text": ...} or {"b64": ...} -> the runner's {"text"}/{"b64"},
+// taking the string out of v.
+json content(json& v, const std::string& what, size_t& bytes) {
+    auto take = [&bytes](const char* kind, json& s) {
+        bytes += s.get_ref<const std::string&>().size() + 16;
+        json out = json::object();
+        out[kind] = std::move(s);
+        return out;
+    };
+    if (v.is_string()) return take("text", v);
     if (v.is_object() && v.size() == 1) {
-        if (auto t = v.find("text"); t != v.end() && t->is_string()) return json{{"text", *t}};
+        if (auto t = v.find("text"); t != v.end() && t->is_string()) return take("text", *t);
         if (auto b = v.find("b64"); b != v.end() && b->is_string()) {
-            if (!valid_base64(b->get<std::string>())) bad(what + ": \"b64\" is not valid base64");
-            return json{{"b64", *b}};
+            if (!valid_base64(b->get_ref<const std::string&>())) bad(what + ": \"b64\" is not valid base64");
+            return take("b64", *b);
         }
     }
     bad(what + ": expected a string, {\"text\": STRING} or {\"b64\": BASE64}");
@@ -67,7 +74,7 @@ std::string string_field(const json& req, const char* key, bool required) {
     return v->get<std::string>();
 }
 
-Task parse_task(const json& req, bool cell, const profile::Limits& lim) {
+Task parse_task(json& req, bool cell, const profile::Limits& lim) {
     static const char* run_keys[] = {"id",    "op",           "code",    "script", "argv",   "stdin",
                                      "files", "return_files", "timeout", "limits", "session"};
     for (const auto& [k, v] : req.items()) {
@@ -78,18 +85,24 @@ Task parse_task(const json& req, bool cell, const profile::Limits& lim) {
                 "\" (expected one of: code, script, argv, stdin, files, return_files, timeout, limits)");
     }
     Task t;
-    json& m = t.to_runner;
+    json m = json::object();
     m["op"] = cell ? "cell" : "run";
-    const std::string code = string_field(req, "code", false);
+    // The bytes moved in, which the encoded line will be at least.
+    size_t bytes = 256;
+    auto cv = req.find("code");
+    const bool has_code = cv != req.end() && !cv->is_null();
+    if (has_code && !cv->is_string()) bad("code: expected a string");
+    const bool no_code = !has_code || cv->get_ref<const std::string&>().empty();
     const std::string script = cell ? std::string() : string_field(req, "script", false);
     if (cell && req.contains("script")) bad("script: not for session.run (send code)");
-    if (code.empty() == script.empty() && !(cell && code.empty() && req.contains("code")))
+    if (no_code == script.empty() && !(cell && no_code && req.contains("code")))
         bad(cell ? "code: required (a string)" : "expected exactly one of code or script");
     if (!script.empty()) {
         check_path(script, "script");
         m["script"] = script;
     } else {
-        m["code"] = code;
+        bytes += has_code ? cv->get_ref<const std::string&>().size() : 0;
+        m["code"] = has_code ? std::move(*cv) : json("");
     }
     if (auto a = req.find("argv"); a != req.end() && !a->is_null()) {
         if (cell) bad("argv: not for session.run");
@@ -100,15 +113,16 @@ Task parse_task(const json& req, bool cell, const profile::Limits& lim) {
     }
     if (auto s = req.find("stdin"); s != req.end() && !s->is_null()) {
         if (cell) bad("stdin: not for session.run");
-        m["stdin"] = content(*s, "stdin");
+        m["stdin"] = content(*s, "stdin", bytes);
     }
     json files = json::object();
     if (auto f = req.find("files"); f != req.end() && !f->is_null()) {
         if (!f->is_object()) bad("files: expected an object of path -> content");
         if (f->size() > kMaxFiles) bad("files: at most 1000 files");
-        for (const auto& [path, v] : f->items()) {
+        for (auto& [path, v] : f->items()) {
             check_path(path, "files: \"" + path.substr(0, 64) + "\"");
-            files[path] = content(v, "files[\"" + path.substr(0, 64) + "\"]");
+            bytes += path.size() + 16;
+            files[path] = content(v, "files[\"" + path.substr(0, 64) + "\"]", bytes);
         }
     }
     if (!script.empty() && !files.contains(script)) bad("script: \"" + script + "\" is not among files");
@@ -119,6 +133,7 @@ Task parse_task(const json& req, bool cell, const profile::Limits& lim) {
         for (const auto& p : *r) {
             if (!p.is_string()) bad("return_files: expected an array of paths (strings)");
             check_path(p.get<std::string>(), "return_files");
+            bytes += p.get_ref<const std::string&>().size() + 4;
             ret.push_back(p);
         }
     }
@@ -139,6 +154,13 @@ Task parse_task(const json& req, bool cell, const profile::Limits& lim) {
             t.limit_sets.push_back("limits." + k + "=" + value);
         }
     }
+    // Encoded into room made once for it: growing a string of megabytes by
+    // doubling copies it, and faults in each new block, over and over.
+    t.to_runner.reserve(bytes + bytes / 8);
+    nlohmann::detail::serializer<json>(nlohmann::detail::output_adapter<char>(t.to_runner), ' ',
+                                       json::error_handler_t::replace)
+        .dump(m, false, false, 0);
+    t.to_runner += '\n';
     return t;
 }
 

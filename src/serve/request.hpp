@@ -24,14 +24,18 @@ struct RequestError : std::runtime_error {
 
 // A run or a session cell: what the runner needs, already checked.
 struct Task {
-    nlohmann::json to_runner;  // the control message for the runner
-    uint64_t timeout_ms = 0;   // 0: the profile's wall_time
+    // The control line for the runner, encoded once: what the request waits
+    // with, counted against the queue's bytes, and handed over as it is.
+    std::string to_runner;
+    uint64_t timeout_ms = 0;  // 0: the profile's wall_time
     // "limits": profile keys to lower, as --set would write them.
     std::vector<std::string> limit_sets;
 };
 
-// op "run" (cell = false) or "session.run" (cell = true).
-Task parse_task(const nlohmann::json& req, bool cell, const profile::Limits& profile_limits);
+// op "run" (cell = false) or "session.run" (cell = true). The request's
+// contents (code, stdin, files) are moved out of req, not copied: a request
+// near the cap is megabytes, and each copy of it is loop time others wait for.
+Task parse_task(nlohmann::json& req, bool cell, const profile::Limits& profile_limits);
 
 // The limits a request may set must each be at most the profile's: checked
 // on the loaded result. Throws RequestError naming the first one that is not.

@@ -374,7 +374,7 @@ void Server::op_run(Client& c, json& req, const std::string& id) {
         check_lowered(base_->policy.limits, spec->policy.limits);
     }
     // What it will hold while it waits: its files, mostly.
-    const size_t bytes = task.to_runner.dump().size();
+    const size_t bytes = task.to_runner.size();
     auto& [count, held] = queued_by_client_[c.id()];
     if (count >= kMaxQueuedPerClient)
         throw RequestError("busy", "64 requests of this client are already waiting for a jail");
@@ -440,8 +440,7 @@ void Server::tick_jobs() {
         if (!job.dispatched && j.state() == WarmJail::State::Ready) {
             const profile::Limits& lim = job.spec->policy.limits;
             j.supervisor().begin_task(job.task.timeout_ms ? job.task.timeout_ms : lim.wall_ms);
-            j.dispatch(job.task.to_runner);
-            job.task.to_runner = json();  // the runner has it: not held twice
+            j.dispatch(std::move(job.task.to_runner));  // the runner has it: not held twice
             job.dispatched = true;
         }
         json r;
@@ -521,7 +520,7 @@ void Server::op_session_run(Client& c, json& req, const std::string& id) {
     // The cell's time limit runs on its jail's own clock, as a task's does;
     // at the end it is interrupted, and the session lives on.
     if (ms) s.jail->supervisor().set_deadline(ms, [this, sid] { on_cell_deadline(sid); });
-    s.jail->dispatch(t.to_runner);
+    s.jail->dispatch(std::move(t.to_runner));
 }
 
 void Server::op_session_close(Client& c, const json& req, const std::string& id) {

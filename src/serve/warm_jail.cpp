@@ -85,9 +85,11 @@ void WarmJail::watch_control() {
     control_w_.set_events(control_open_ ? static_cast<short>(POLLIN | (out_.empty() ? 0 : POLLOUT)) : 0);
 }
 
-void WarmJail::dispatch(const nlohmann::json& msg) {
-    out_ += msg.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    out_ += '\n';
+void WarmJail::dispatch(std::string line) {
+    if (out_.empty())
+        out_ = std::move(line);
+    else
+        out_ += line;
     if (state_ == State::Ready) state_ = State::Busy;
     write_control();
 }

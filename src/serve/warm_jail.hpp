@@ -67,7 +67,8 @@ public:
 
     // Hands the runner a task (or a cell). The clock is the caller's to start
     // (supervisor().begin_task): per task, or once for a whole session.
-    void dispatch(const nlohmann::json& msg);
+    // line: one encoded control message, ending in a newline (Task::to_runner).
+    void dispatch(std::string line);
     // The runner's answers, in order, each cleaned to the fields the server
     // uses: {"done", "files" {path: {text|b64|error}}, "value", "error"}.
     bool pop_reply(nlohmann::json& out);

@@ -16,7 +16,7 @@ using serve::RequestError;
 namespace {
 profile::Limits limits() { return profile::load(profile::CommandLine{}).limits; }
 
-std::string error_of(const json& req, bool cell = false) {
+std::string error_of(json req, bool cell = false) {
     try {
         serve::parse_task(req, cell, limits());
     } catch (const RequestError& e) {
@@ -27,20 +27,50 @@ std::string error_of(const json& req, bool cell = false) {
 }  // namespace
 
 TEST_CASE("serve requests: a run becomes the runner's message") {
-    json req = {{"id", 1}, {"op", "run"}, {"code", "print(1)"}, {"argv", {"a"}}, {"stdin", "x"},
-                {"files", {{"d/a.txt", "AAA"}, {"b.bin", {{"b64", "AAEC"}}}}}, {"return_files", {"out/*.png"}},
+    json req = {{"id", 1},
+                {"op", "run"},
+                {"code", "print(1)"},
+                {"argv", {"a"}},
+                {"stdin", "x"},
+                {"files", {{"d/a.txt", "AAA"}, {"b.bin", {{"b64", "AAEC"}}}}},
+                {"return_files", {"out/*.png"}},
                 {"timeout", 2.5}};
     serve::Task t = serve::parse_task(req, false, limits());
-    CHECK(t.to_runner["op"] == "run");
-    CHECK(t.to_runner["code"] == "print(1)");
-    CHECK(t.to_runner["files"]["d/a.txt"] == json{{"text", "AAA"}});
-    CHECK(t.to_runner["files"]["b.bin"] == json{{"b64", "AAEC"}});
-    CHECK(t.to_runner["return_cap"] == serve::kReturnCap);
+    // One line, newline-terminated, as the runner reads it.
+    REQUIRE(!t.to_runner.empty());
+    CHECK(t.to_runner.back() == '\n');
+    CHECK(t.to_runner.find('\n') == t.to_runner.size() - 1);
+    json m = json::parse(t.to_runner);
+    CHECK(m["op"] == "run");
+    CHECK(m["code"] == "print(1)");
+    CHECK(m["argv"] == json{"a"});
+    CHECK(m["stdin"] == json{{"text", "x"}});
+    CHECK(m["files"]["d/a.txt"] == json{{"text", "AAA"}});
+    CHECK(m["files"]["b.bin"] == json{{"b64", "AAEC"}});
+    CHECK(m["return_files"] == json{"out/*.png"});
+    CHECK(m["return_cap"] == serve::kReturnCap);
     CHECK(t.timeout_ms == 2500);
     CHECK(t.limit_sets.empty());
-    t = serve::parse_task({{"id", 1}, {"op", "run"}, {"code", "1"}, {"limits", {{"memory", "64M"}, {"pids", 8}}}}, false,
-                          limits());
+    json lowered = {{"id", 1}, {"op", "run"}, {"code", "1"}, {"limits", {{"memory", "64M"}, {"pids", 8}}}};
+    t = serve::parse_task(lowered, false, limits());
     CHECK(t.limit_sets == std::vector<std::string>{"limits.memory=64M", "limits.pids=8"});
+}
+
+TEST_CASE("serve requests: a big request is encoded once, into room made for it") {
+    // Escapes (a quote, a control byte) make the line longer than the bytes moved in.
+    std::string big(1 << 20, 'x');
+    big[10] = '"';
+    big[20] = '\x01';
+    json req = {{"id", 1}, {"op", "run"}, {"code", big}, {"files", {{"f", big}, {"g", {{"b64", "AAAA"}}}}}};
+    serve::Task t = serve::parse_task(req, false, limits());
+    json m = json::parse(t.to_runner);
+    CHECK(m["code"] == big);
+    CHECK(m["files"]["f"]["text"] == big);
+    // Room for 2 MiB and a little, not a doubled buffer.
+    CHECK(t.to_runner.capacity() < 3 * (1u << 20));
+    // A cell with code null is an empty cell, as before.
+    json cell = {{"id", 1}, {"op", "session.run"}, {"code", nullptr}};
+    CHECK(json::parse(serve::parse_task(cell, true, limits()).to_runner)["code"] == "");
 }
 
 TEST_CASE("serve requests: every malformed field is one clear error") {
@@ -99,4 +129,44 @@ TEST_CASE("bounded JSON: depth and count, before anything deeper exists") {
     in = parse_json("{\"a\": [1, {\"b\": null}]}", JsonBounds{3, 10});
     CHECK(in.ok());
     CHECK(parse_json("{bad", JsonBounds{}).error.find("not JSON") != std::string::npos);
+}
+
+TEST_CASE("bounded JSON: the tree built is nlohmann's own, value for value") {
+    const char* texts[] = {
+        "null",
+        "true",
+        "-0",
+        "12",
+        "18446744073709551615",
+        "-9223372036854775808",
+        "1.5e3",
+        "\"\"",
+        "\"a\\u00e9\\ud83d\\ude00\\n\\\"\"",
+        "[]",
+        "{}",
+        "[[],[[]],{}]",
+        "{\"a\":1,\"a\":2,\"b\":[1,{\"c\":[true,false,null]},\"x\"],\"d\":{\"e\":{\"f\":[]}}}",
+        "[{\"id\":1},{\"id\":2.5,\"k\":[{\"z\":\"\"}]},[{\"q\":{}}],3]",
+        "{\"files\":{\"a\":{\"text\":\"AAA\"},\"b\":{\"b64\":\"AAEC\"}},\"argv\":[\"x\",\"y\"]}",
+    };
+    for (const char* t : texts) {
+        CAPTURE(t);
+        JsonIn in = parse_json(t, JsonBounds{});
+        REQUIRE(in.ok());
+        CHECK(in.value == json::parse(t));
+        CHECK(in.value.dump() == json::parse(t).dump());
+    }
+    // A string of megabytes arrives whole, in its place.
+    std::string big(3 << 20, 'y');
+    JsonIn in = parse_json("{\"a\":[0,{\"b\":\"" + big + "\"}],\"c\":\"" + big + "\"}", JsonBounds{});
+    REQUIRE(in.ok());
+    CHECK(in.value["a"][1]["b"] == big);
+    CHECK(in.value["c"] == big);
+    // Broken texts are refused whole, with nothing half-built left behind.
+    for (const char* t : {"[1,", "{\"a\":}", "{\"a\" 1}", "[1]]", "\"\\ud800\"", "\"\xff\"", "{\"a\":[1,2}"}) {
+        CAPTURE(t);
+        JsonIn bad = parse_json(t, JsonBounds{});
+        CHECK_FALSE(bad.ok());
+        CHECK(bad.value.is_null());
+    }
 }
