@@ -21,6 +21,9 @@ std::unique_ptr<WarmJail> Pool::take(bool warming) {
     for (auto it = jails_.begin(); it != jails_.end(); ++it) {
         const auto st = (*it)->state();
         if (st != WarmJail::State::Ready && !(warming && st == WarmJail::State::Warming)) continue;
+        // One that died since the loop last looked is left to be counted
+        // there: a task handed to it would end "signaled", with no output.
+        if (st == WarmJail::State::Ready && !(*it)->ready_now()) continue;
         if (st == WarmJail::State::Ready) served_ready(**it);
         std::unique_ptr<WarmJail> j = std::move(*it);
         jails_.erase(it);

@@ -51,6 +51,10 @@ public:
     void start();
 
     State state() const { return state_; }
+    // Ready, and its init and runner still there as of now (the loop may
+    // not yet have seen a death: a killed template takes its forks, a task
+    // of a tenant may be killed from outside).
+    bool ready_now() const { return state_ == State::Ready && !sup_.gone_unseen(); }
     const JailSpec& spec() const { return *spec_; }
     supervise::Supervisor& supervisor() { return sup_; }
     // The jail's init on the host (held through a pidfd while this lives).

@@ -109,6 +109,10 @@ public:
 
     // Warm jails (Options::warm): the server's end of the control socket.
     int control_fd() const { return control_.get(); }
+    // The init has exited, or the program has closed (or written on) its
+    // control socket, whether or not the loop has had its round to see it:
+    // a waiting jail that is no longer waiting. A poll of two fds, no wait.
+    bool gone_unseen() const;
     // The task starts now: the wall clock (0: none) and the CPU budget run
     // from here, and the figures in the outcome count from here.
     void begin_task(uint64_t wall_ms);

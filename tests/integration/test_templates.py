@@ -320,6 +320,28 @@ class TemplateTest(ServeBase):
         out, _ = self.run_forked(c, "print('after')")
         self.assertEqual(out, "after\n")
 
+    def test_a_task_never_lands_on_a_ready_fork_that_just_died(self):
+        c = self.start_forking()
+        t = self.template_pythons()
+        forks = [p for p in host_pids_with_cmdline("template:task") if p not in t]
+        self.assertTrue(forks, "no ready fork to kill")
+        # The server is stopped while its ready forks die and a task comes,
+        # so that one round of its loop sees both: the task first, as its
+        # client is older than these jails.
+        os.kill(self.server.pid, signal.SIGSTOP)
+        try:
+            for p in forks:
+                os.kill(p, signal.SIGKILL)
+            # Reaped by their inits, which then report and exit.
+            self.assertTrue(wait_until(lambda: not any(os.path.exists(f"/proc/{p}") for p in forks), 10))
+            time.sleep(0.3)
+            rid = c.send({"op": "run", "code": "print('after')"})
+            time.sleep(0.1)
+        finally:
+            os.kill(self.server.pid, signal.SIGCONT)
+        r = c.wait(rid)
+        self.assertEqual((r["status"], r["stdout"]), ("ok", "after\n"), r)
+
     def test_a_task_cannot_take_the_quotas_of_the_tasks_beside_it(self):
         # inotify instances are counted per user at every user namespace up
         # the chain, and every fork of a template is one user at the
