@@ -33,6 +33,7 @@
 #include "serve/client.hpp"
 #include "serve/listener.hpp"
 #include "serve/pool.hpp"
+#include "serve/reaper.hpp"
 #include "supervise/memory.hpp"
 #include "serve/request.hpp"
 #include "serve/runner.hpp"
@@ -205,6 +206,7 @@ private:
     std::unique_ptr<Pool> session_pool_;
     std::map<uint64_t, std::unique_ptr<Client>> clients_;
     std::vector<std::unique_ptr<Job>> jobs_;
+    Reaper reaper_{loop_};
     std::map<std::string, Session> sessions_;
     std::map<uid_t, std::deque<Queued>> queue_;
     std::map<uint64_t, std::pair<size_t, size_t>> queued_by_client_;  // count, bytes
@@ -277,7 +279,7 @@ std::shared_ptr<const JailSpec> Server::make_spec(const std::vector<std::string>
 }
 
 size_t Server::live_jails() const {
-    size_t n = (pool_ ? pool_->live() : 0) + (session_pool_ ? session_pool_->live() : 0);
+    size_t n = (pool_ ? pool_->live() : 0) + (session_pool_ ? session_pool_->live() : 0) + reaper_.size();
     for (const auto& j : jobs_)
         if (j->jail) ++n;
     for (const auto& [id, s] : sessions_)
@@ -456,7 +458,8 @@ void Server::tick_jobs() {
         }
         if (!job.dispatched) ++task_failures_;
         finish_job(job);
-        it = jobs_.erase(it);  // the jail's cgroup goes now, after the answer
+        reaper_.bury(std::move(job.jail));  // reaped, and its cgroup removed, once its init is gone
+        it = jobs_.erase(it);
     }
 }
 

@@ -417,6 +417,8 @@ void Supervisor::kill() {
 
 pid_t Supervisor::pid() const { return child_ ? child_->pid() : -1; }
 
+int Supervisor::pidfd() const { return child_ ? child_->pidfd() : -1; }
+
 bool Supervisor::gone_unseen() const {
     pollfd p[2] = {{child_ ? child_->pidfd() : -1, POLLIN, 0}, {control_.get(), POLLIN, 0}};
     if (::poll(p, 2, 0) <= 0) return false;

@@ -123,8 +123,10 @@ public:
     // Capture: what the program wrote so far, all of it that the pipes hold;
     // the output cap starts again for the next window (a session's next cell).
     std::pair<std::string, std::string> take_output(bool* truncated);
-    // The jail's pid on the host (its init).
+    // The jail's pid on the host (its init), and its pidfd (readable once
+    // the init has ended); -1 before it has one.
     pid_t pid() const;
+    int pidfd() const;
     // The jail's share of a contended CPU (Cgroup::set_cpu_weight); nothing
     // without a cgroup.
     void set_cpu_weight(unsigned weight);

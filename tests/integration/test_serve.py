@@ -248,6 +248,61 @@ class ServeTest(ServeBase):
         r = c.call({"op": "run", "code": "import sys\nprint('out')\nsys.exit(3)"})
         self.assertEqual((r["status"], r["exit_code"], r["stdout"]), ("exit_nonzero", 3, "out\n"), r)
 
+    def test_a_jails_teardown_does_not_hold_the_other_clients(self):
+        # A killed jail's end takes its memory back first: milliseconds for
+        # hundreds of MB. The server answers, sends the kill, and serves the
+        # others on while that happens; only then is the jail reaped and its
+        # cgroup removed.
+        hold = ("import os, subprocess, sys\n"
+                "r, w = os.pipe()\n"
+                "subprocess.Popen([sys.executable, '-c', 'import os, time\\n"
+                "b = bytearray(380 << 20)\\nb[::4096] = b\\'x\\' * len(b[::4096])\\n"
+                "os.write(%d, b\\'r\\')\\ntime.sleep(60)' % w], pass_fds=(w,), start_new_session=True,"
+                " stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+                "os.close(w)\nassert os.read(r, 1) == b'r'\nprint('held', flush=True)\n")
+        # Outside: the same memory, killed, and waited for.
+        teardown = []
+        for _ in range(3):
+            p = subprocess.Popen([PY, "-c", "import time\nb = bytearray(380 << 20)\nb[::4096] = b'x' * len(b[::4096])\n"
+                                  "print('r', flush=True)\ntime.sleep(60)"], stdout=subprocess.PIPE, env=self.env())
+            self.procs.append(p)
+            p.stdout.readline()
+            t = time.monotonic()
+            p.kill()
+            p.wait()
+            teardown.append((time.monotonic() - t) * 1000)
+        c = self.start_server(pool=1)
+        if c.call({"op": "run", "code": "pass"})["cgroup"] is None:
+            self.skipTest("no cgroup: a task is answered on its init's report, which comes after the teardown")
+        other = self.connect()
+        worst = []
+        for _ in range(3):
+            self.wait_warm(c, 1)
+            stop = threading.Event()
+            lat = []
+
+            def poll():
+                while not stop.is_set():
+                    t = time.monotonic()
+                    other.call({"op": "stats"})
+                    lat.append((t, time.monotonic() - t))
+            th = threading.Thread(target=poll)
+            th.start()
+            try:
+                r = c.call({"op": "run", "code": hold})
+                answered = time.monotonic()
+                time.sleep(0.5)
+            finally:
+                stop.set()
+                th.join()
+            self.assertEqual((r["status"], r["stdout"]), ("ok", "held\n"), r)
+            worst.append(max(d for t, d in lat if t > answered - 0.05) * 1000)
+        print(f"MEASURE 380 MB in a killed jail: gone in {min(teardown):.1f} ms outside; other clients' stats "
+              f"answered within {min(worst):.1f} ms meanwhile", file=sys.stderr)
+        self.assertGreater(min(teardown), 5, teardown)  # the wait there is to save
+        # (Under ASan each stats answer costs more; the teardown does not.)
+        self.assertLess(min(worst), min(teardown) * (0.8 if SANITIZED else 0.5), (worst, teardown))
+
     def test_a_task_that_claims_its_end_early_ends_there(self):
         # That word comes from the runner's socket, which the task can write to
         # as well: it can claim its end before it has ended. Outside a jail,

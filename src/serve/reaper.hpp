@@ -1,0 +1,34 @@
+// Answered jails on their way out. A jail is killed before its answer goes;
+// its init then takes a millisecond or more to be gone (the pid namespace's
+// teardown, a forked python's memory), and its cgroup can be removed only
+// after. The loop does not wait for that: the jail is held here, still
+// counted against --max-jails, and destroyed when its pidfd says the init
+// has ended, at which point reaping and removal do not block.
+#pragma once
+#include <cstddef>
+#include <list>
+#include <memory>
+
+#include "serve/warm_jail.hpp"
+#include "util/event_loop.hpp"
+
+namespace stockade::serve {
+
+class Reaper {
+public:
+    explicit Reaper(EventLoop& loop) : loop_(loop) {}
+    // j has been sent its kill (or has ended); destroyed at once if its init
+    // is already gone or it never had one.
+    void bury(std::unique_ptr<WarmJail> j);
+    size_t size() const { return dying_.size(); }
+
+private:
+    struct Dying {
+        std::unique_ptr<WarmJail> jail;
+        IoWatch gone;
+    };
+    EventLoop& loop_;
+    std::list<Dying> dying_;
+};
+
+}  // namespace stockade::serve
