@@ -39,8 +39,8 @@ struct WireMsg {
     int32_t status = 0;
     uint32_t pad = 0;
     uint64_t t_ns = 0;  // CLOCK_MONOTONIC
-    // Exit, from a template's fork only (whose init is not our child to wait
-    // for): the rusage of the program and what it reaped.
+    // Exit: the rusage of the program and of what the init reaped (for a
+    // template's fork, whose init is not our child to wait for, the only one).
     uint64_t user_us = 0, sys_us = 0, max_rss_kb = 0;
     char text[456] = {};
 

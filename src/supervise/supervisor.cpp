@@ -374,12 +374,12 @@ void Supervisor::finish_start(Pipe& filter, Pipe& report) {
     // SIGKILL to the whole jail after the grace period.
     wall_ = UniqueFd(check(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC), "timerfd_create"));
     if (lim.wall_ms && !opt_.warm) arm_wall(lim.wall_ms);
-    // The jail's CPU total, from the cgroup, checked ten times a second.
+    // The jail's CPU total, from the cgroup, checked ten times a second:
+    // from clone, or for a warm jail from its task's start (begin_task); a
+    // pool of idle jails does not wake the server.
     if (cg_ && lim.cpu_ms && cg_->cpu_ms() >= 0) {
         cpu_check_ = UniqueFd(check(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC), "timerfd_create"));
-        struct itimerspec its {};
-        its.it_value.tv_nsec = its.it_interval.tv_nsec = 100000000;
-        check(::timerfd_settime(cpu_check_.get(), 0, &its, nullptr), "timerfd_settime");
+        if (!opt_.warm) arm_cpu_check();
     }
 
     // Compiled here, on the supervisor's core, while the child builds the root.
@@ -440,9 +440,16 @@ bool Supervisor::end_as_reported(int exit_code) {
     return true;
 }
 
+void Supervisor::arm_cpu_check() {
+    struct itimerspec its {};
+    its.it_value.tv_nsec = its.it_interval.tv_nsec = 100000000;
+    check(::timerfd_settime(cpu_check_.get(), 0, &its, nullptr), "timerfd_settime");
+}
+
 void Supervisor::begin_task(uint64_t wall_ms) {
     t_task_ = monotonic_ns();
     if (wall_ms) arm_wall(wall_ms);
+    if (cpu_check_) arm_cpu_check();
     cpu_base_ms_ = cg_ ? std::max(0.0, cg_->cpu_ms()) : 0;
     if (!cg_ && child_) base_rusage_ms_ = children_cpu_ms(child_->pid());
 }
@@ -652,9 +659,12 @@ Outcome Supervisor::collect(bool reap) {
     Outcome& out = out_;
     if (!t_eof_) t_eof_ = monotonic_ns();
     struct rusage ru {};
-    // Without the reap, only a reported exit says how the program ended.
-    const int init_status = child_ && (reap || !have_exit_) ? child_->wait(&ru) : 0;
-    if (child_ && child_->adopted()) ru = exit_usage_;
+    // Without the reap, only a reported exit says how the program ended, and
+    // what it used: the init's report has the program's rusage (as it has
+    // for a template's fork, which is never ours to reap).
+    const bool reaped = child_ && (reap || !have_exit_);
+    const int init_status = reaped ? child_->wait(&ru) : 0;
+    if (child_ && (child_->adopted() || !reaped)) ru = exit_usage_;
     out.cpu_user_ms = tv_ms(ru.ru_utime);
     out.cpu_sys_ms = tv_ms(ru.ru_stime);
     double base_ms = base_rusage_ms_, total_ms = -1;

@@ -140,6 +140,7 @@ private:
     void finish_start(Pipe& filter, Pipe& report);
     void mark(const char* name);
     void arm_wall(uint64_t ms);
+    void arm_cpu_check();
     void on_report();
     void on_wall();
     void on_cpu_check();

@@ -303,6 +303,36 @@ class ServeTest(ServeBase):
         # (Under ASan each stats answer costs more; the teardown does not.)
         self.assertLess(min(worst), min(teardown) * (0.8 if SANITIZED else 0.5), (worst, teardown))
 
+    def test_a_warm_tasks_cpu_limit_starts_with_it_and_an_idle_pool_sleeps(self):
+        # Jails of their own (--no-templates), then forks of a template.
+        for extra in (["--no-templates"], []):
+            c = self.start_server("--set", "limits.cpu_time=1s", *extra, pool=2)
+            # Checked from the task's start: the warm-up's CPU is not the task's.
+            r = c.call({"op": "run", "code": "while True: pass", "timeout": 20})
+            self.assertEqual((r["status"], r["warm"]), ("timeout_cpu", True), r)
+            # Its figures are the task's, cgroup or not (then: its init's report).
+            self.assertTrue(900 <= r["cpu_user_ms"] + r["cpu_sys_ms"] < 5000, r)
+            self.wait_warm(c, 1)
+            r = c.call({"op": "run", "code": "import time\nt = time.process_time()\n"
+                                             "while time.process_time() - t < 0.5: pass\nprint('spun')"})
+            self.assertEqual((r["status"], r["stdout"], r["warm"]), ("ok", "spun\n", True), r)
+            self.assertTrue(500 <= r["cpu_user_ms"] + r["cpu_sys_ms"] < 900, r)
+            self.assertGreater(r["memory_peak_bytes"], 1 << 20, r)
+            if extra:
+                self.stop_server()
+        # Waiting jails have no CPU to check: the server sleeps until asked.
+        self.wait_warm(c, 2)
+        time.sleep(1)
+
+        def switches():
+            with open(f"/proc/{self.server.pid}/status") as f:
+                return sum(int(l.split()[1]) for l in f if "ctxt_switches" in l)
+        before = switches()
+        time.sleep(3)
+        woke = switches() - before
+        print(f"MEASURE an idle server with 2 warm jails: {woke} wakeups in 3 s", file=sys.stderr)
+        self.assertLess(woke, 10)
+
     def test_a_task_that_claims_its_end_early_ends_there(self):
         # That word comes from the runner's socket, which the task can write to
         # as well: it can claim its end before it has ended. Outside a jail,
