@@ -192,6 +192,9 @@ private:
     size_t jails_of(uid_t uid) const;
     size_t sessions_of(uid_t uid) const;
     bool make_room();
+    // Every jail the server is done with: killed now, reaped (and its cgroup
+    // removed) by reaper_ once its init is gone, never waited for here.
+    void retire(std::unique_ptr<WarmJail> j);
 
     profile::CommandLine cl_;
     ServeOptions opt_;
@@ -304,6 +307,12 @@ size_t Server::sessions_of(uid_t uid) const {
     size_t n = 0;
     for (const auto& [id, s] : sessions_) n += s.owner == uid;
     return n;
+}
+
+void Server::retire(std::unique_ptr<WarmJail> j) {
+    if (!j) return;
+    j->kill();
+    reaper_.bury(std::move(j));
 }
 
 // A waiting pool jail gives way to work that needs a jail of its own.
@@ -458,7 +467,7 @@ void Server::tick_jobs() {
         }
         if (!job.dispatched) ++task_failures_;
         finish_job(job);
-        reaper_.bury(std::move(job.jail));  // reaped, and its cgroup removed, once its init is gone
+        retire(std::move(job.jail));
         it = jobs_.erase(it);
     }
 }
@@ -537,7 +546,8 @@ void Server::op_session_close(Client& c, const json& req, const std::string& id)
     if (!s.opened)
         reply(s.open_client, s.open_id, error_body("session_ended", "the session was closed before it was ready"));
     log::info("serve", "session " + sid.substr(0, 8) + " closed by client " + std::to_string(c.id()));
-    sessions_.erase(it);  // kills the jail, removes its cgroup
+    retire(std::move(s.jail));
+    sessions_.erase(it);
     c.send(id, {{"closed", sid}});
 }
 
@@ -743,6 +753,7 @@ void Server::tick_sessions() {
                 reply(s.open_client, s.open_id,
                       error_body("session_ended", j.warmup_error().empty() ? why : j.warmup_error()));
             }
+            retire(std::move(s.jail));
             it = sessions_.erase(it);
             continue;
         }
@@ -750,6 +761,7 @@ void Server::tick_sessions() {
             // Idle past its timeout, or the server is draining: nobody needs it now.
             log::info("serve",
                       "session " + s.id.substr(0, 8) + (draining_ ? " closed for the drain" : " closed: idle"));
+            retire(std::move(s.jail));
             it = sessions_.erase(it);
             continue;
         }
@@ -869,13 +881,16 @@ void Server::drop_client(uint64_t id) {
     queued_by_client_.erase(id);
     // Its tasks are killed: nobody is waiting for their answers.
     for (auto it = jobs_.begin(); it != jobs_.end();)
-        if ((*it)->client == id)
+        if ((*it)->client == id) {
+            retire(std::move((*it)->jail));
             it = jobs_.erase(it);
-        else
+        } else {
             ++it;
+        }
     for (auto it = sessions_.begin(); it != sessions_.end();) {
         Session& s = it->second;
         if (!s.opened && s.open_client == id) {
+            retire(std::move(s.jail));
             it = sessions_.erase(it);
             continue;
         }
@@ -904,10 +919,12 @@ void Server::begin_drain() {
     queued_by_client_.clear();
     queued_bytes_ = 0;
     for (auto it = sessions_.begin(); it != sessions_.end();) {
-        if (it->second.busy)
+        if (it->second.busy) {
             ++it;
-        else
+        } else {
+            retire(std::move(it->second.jail));
             it = sessions_.erase(it);
+        }
     }
 }
 
