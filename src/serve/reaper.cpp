@@ -12,4 +12,10 @@ void Reaper::bury(std::unique_ptr<WarmJail> j) {
     it->gone = IoWatch(loop_, fd, POLLIN, [this, it](short) { dying_.erase(it); });
 }
 
+bool Reaper::reap_one() {
+    if (dying_.empty()) return false;
+    dying_.pop_front();
+    return true;
+}
+
 }  // namespace stockade::serve

@@ -21,6 +21,9 @@ public:
     // is already gone or it never had one.
     void bury(std::unique_ptr<WarmJail> j);
     size_t size() const { return dying_.size(); }
+    // Destroys the longest-dying jail now, waiting for its init if it must
+    // (for a place under --max-jails that someone asks for); false if none.
+    bool reap_one();
 
 private:
     struct Dying {

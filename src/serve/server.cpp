@@ -317,6 +317,9 @@ void Server::retire(std::unique_ptr<WarmJail> j) {
 
 // A waiting pool jail gives way to work that needs a jail of its own.
 bool Server::make_room() {
+    // A killed jail still ending frees its place in a moment: that is
+    // waited for, here only (at the limit), before a pool jail gives way.
+    while (room() == 0 && reaper_.reap_one()) {}
     if (room() > 0) return true;
     return (pool_->drop_one() || session_pool_->drop_one()) && room() > 0;
 }

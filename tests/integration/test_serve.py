@@ -324,6 +324,22 @@ class ServeTest(ServeBase):
         print(f"MEASURE ... and within {min(answered):.1f} ms as a task that left it was answered", file=sys.stderr)
         self.assertLess(min(answered), bound, (answered, teardown))
 
+    def test_a_closed_sessions_place_is_there_for_the_next(self):
+        # At --max-jails, a session closed is a place for the next one at
+        # once, although its jail (380 MB to give back) is still ending.
+        c = self.start_server("--max-jails", "2", pool=0)
+        sids = [c.call({"op": "session.open"})["session"] for _ in range(2)]
+        self.assertEqual(c.call({"op": "session.open"})["error"]["code"], "busy")
+        for _ in range(3):
+            r = c.call({"op": "session.run", "session": sids[0],
+                        "code": "b = bytearray(380 << 20)\nb[::4096] = b'x' * len(b[::4096])\nprint('held')"})
+            self.assertEqual(r["stdout"], "held\n", r)
+            self.assertEqual(c.call({"op": "session.close", "session": sids[0]}).get("closed"), sids[0])
+            r = c.call({"op": "session.open"})
+            self.assertIn("session", r, r)
+            sids[0] = r["session"]
+            self.assertEqual(c.call({"op": "session.run", "session": sids[0], "code": "print(2)"})["stdout"], "2\n")
+
     def test_a_warm_tasks_cpu_limit_starts_with_it_and_an_idle_pool_sleeps(self):
         # Jails of their own (--no-templates), then forks of a template.
         for extra in (["--no-templates"], []):
