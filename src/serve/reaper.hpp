@@ -1,7 +1,8 @@
-// Answered jails on their way out. A jail is killed before its answer goes;
-// its init then takes a millisecond or more to be gone (the pid namespace's
-// teardown, a forked python's memory), and its cgroup can be removed only
-// after. The loop does not wait for that: the jail is held here, still
+// Jails the server is done with, on their way out: answered tasks, closed
+// or idle sessions, a gone client's tasks (Server::retire). Each is killed
+// first; its init then takes a millisecond or more to be gone (the pid
+// namespace's teardown, its python's memory), and its cgroup can be removed
+// only after. The loop does not wait for that: the jail is held here, still
 // counted against --max-jails, and destroyed when its pidfd says the init
 // has ended, at which point reaping and removal do not block.
 #pragma once
