@@ -447,6 +447,64 @@ class TemplateTest(ServeBase):
         # own after that fork, against its program's faults and populated pages.
         self.assertLess(faults, 0.6 * statistics.median(minflt), (faults, minflt))
 
+    def test_a_templates_code_is_on_huge_pages_its_forks_share(self):
+        """A fork maps its template's code a page at a time, as it runs it: a
+        fault each, and on a VM that shadows page tables an exit to the
+        hypervisor too. The template copies its code once to huge pages,
+        which every fork inherits whole. Checked from inside a forked task:
+        its code is on anonymous huge pages, and they hold the executable's
+        bytes exactly. A python on the host has none."""
+        try:
+            with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+                thp = f.read()
+        except OSError as e:
+            self.skipTest("no transparent huge pages here: %s" % e)
+        if "[never]" in thp:
+            self.skipTest("transparent huge pages are off on this host ([never])")
+        probe = (
+            "import ctypes, os, struct, sys\n"
+            "exe = os.path.realpath(sys.executable)\n"
+            "data = open(exe, 'rb').read()\n"
+            "phoff, = struct.unpack_from('<Q', data, 32)\n"
+            "phentsize, phnum = struct.unpack_from('<HH', data, 54)\n"
+            "loads = []\n"
+            "for i in range(phnum):\n"
+            "    typ, flags, off, vaddr, paddr, filesz = struct.unpack_from('<IIQQQQ', data, phoff + i * phentsize)\n"
+            "    if typ == 1: loads.append((vaddr, off, filesz))\n"
+            "pie = struct.unpack_from('<H', data, 16)[0] == 3\n"
+            "region, huge = None, []\n"
+            "for line in open('/proc/self/smaps'):\n"
+            "    f = line.split()\n"
+            "    if '-' in f[0] and len(f) >= 5 and not f[0].endswith(':'):\n"
+            "        lo, hi = (int(x, 16) for x in f[0].split('-'))\n"
+            "        region = (lo, hi, f[1], len(f) > 5)\n"
+            "    elif f[0] == 'AnonHugePages:' and int(f[1]) >= 2048 and 'x' in region[2] and not region[3]:\n"
+            "        huge.append(region)\n"
+            "same = checked = 0\n"
+            "for lo, hi, perms, named in huge:\n"
+            "    mem = ctypes.string_at(lo, hi - lo)\n"
+            "    for vaddr, off, filesz in loads:\n"
+            "        a, b = max(lo, vaddr), min(hi, vaddr + filesz)\n"
+            "        if a < b and not pie:\n"
+            "            checked += 1\n"
+            "            same += mem[a - lo:b - lo] == data[off + a - vaddr:off + b - vaddr]\n"
+            "print(len(huge), checked, same)\n")
+        # On the host: python's code is the file's pages, none of it huge.
+        out = self.host_py(probe).stdout.split()
+        self.assertEqual(out[0], "0", out)
+        c = self.start_forking()
+        for _ in range(3):
+            out, r = self.run_forked(c, probe)
+            blocks, checked, same = (int(x) for x in out.split())
+            self.assertGreaterEqual(blocks, 1, r)
+            # Debian's python3 is not position-independent: where its code
+            # lies is where the file says, and the copy is byte for byte.
+            if checked:
+                self.assertEqual(same, checked, r)
+        # And it runs: a task through the compiler, json and re.
+        out, r = self.run_forked(c, "import json, re; print(json.dumps(re.findall(r'\\d+', 'a1b22c333')))")
+        self.assertEqual(out, '["1", "22", "333"]\n', r)
+
     def test_a_template_forks_without_threads_openblas_included(self):
         # A fork copies only its calling thread. numpy on OpenBLAS starts a
         # pool of BLAS threads when imported: a template holding one would
