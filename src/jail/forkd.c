@@ -645,8 +645,8 @@ EXPORT void stk_prefault(const uint64_t* pairs, int n) {
  * whole and reads it for nothing more; on bare metal it saves the faults
  * and TLB misses.
  *
- * Which: the 2 MiB blocks that lie wholly inside the contiguous, never
- * written, private mappings of one file that has code (the executable and
+ * Which: the 2 MiB blocks that lie wholly inside the contiguous, readable,
+ * never written, private mappings of one file that has code (the executable and
  * its libraries; not data files, whose later changes a copy would not see).
  * A block gets execute if any of it had it: a header or constants beside
  * the code become executable, which gives a task nothing (it may map
@@ -699,7 +699,7 @@ EXPORT int stk_hugify(void) {
     static struct {
         uintptr_t lo, hi;
         unsigned long dev, inode;
-        int w, x;
+        int keep, x;  // keep: written, shared or unreadable (a gap between a library's segments)
     } m[MAX_MAPS];
     int n = 0;
     FILE* maps = fopen("/proc/self/maps", "re");
@@ -710,7 +710,7 @@ EXPORT int stk_hugify(void) {
         unsigned dmaj, dmin;
         if (sscanf(line, "%lx-%lx %7s %lx %x:%x %lu", &lo, &hi, perms, &off, &dmaj, &dmin, &inode) != 7) continue;
         m[n].lo = lo, m[n].hi = hi, m[n].dev = ((unsigned long)dmaj << 20) | dmin, m[n].inode = inode;
-        m[n].w = perms[1] == 'w' || perms[3] != 'p';
+        m[n].keep = perms[0] != 'r' || perms[1] == 'w' || perms[3] != 'p';
         m[n].x = perms[2] == 'x';
         ++n;
     }
@@ -720,13 +720,13 @@ EXPORT int stk_hugify(void) {
     sigprocmask(SIG_SETMASK, &all, &old);
     int moved = 0;
     for (int i = 0; i < n && moved < MAX_HUGE_BLOCKS;) {
-        if (m[i].inode == 0 || m[i].w) {
+        if (m[i].inode == 0 || m[i].keep) {
             ++i;
             continue;
         }
-        /* One file's run of contiguous, never-written mappings: [i, j). */
+        /* One file's run of contiguous, readable, never-written mappings: [i, j). */
         int j = i + 1, code = m[i].x;
-        while (j < n && m[j].lo == m[j - 1].hi && m[j].inode == m[i].inode && m[j].dev == m[i].dev && !m[j].w)
+        while (j < n && m[j].lo == m[j - 1].hi && m[j].inode == m[i].inode && m[j].dev == m[i].dev && !m[j].keep)
             code |= m[j++].x;
         if (!code) {
             i = j;

@@ -505,6 +505,50 @@ class TemplateTest(ServeBase):
         out, r = self.run_forked(c, "import json, re; print(json.dumps(re.findall(r'\\d+', 'a1b22c333')))")
         self.assertEqual(out, '["1", "22", "333"]\n', r)
 
+    def test_code_on_huge_pages_leaves_a_mappings_gaps_alone(self):
+        """A library's segments may have unreadable gaps of the same file
+        between them. A template that copied a block holding one would fault
+        on its own memory and die. A preload maps python's executable as
+        code, a gap and constants, each 2 MiB and aligned: in every fork the
+        code is on a huge page of its own, and the gap and the constants
+        (no code in their run) are left as they were."""
+        mods = self.mkdir("mods")
+        self.write("mods/gapped.py", (
+            "import ctypes, os\n"
+            "libc = ctypes.CDLL(None, use_errno=True)\n"
+            "libc.mmap.restype = ctypes.c_void_p\n"
+            "libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, "
+            "ctypes.c_long]\n"
+            "M = 2 << 20\n"
+            "fd = os.open(os.path.realpath('/usr/bin/python3'), os.O_RDONLY)\n"
+            "raw = libc.mmap(None, 4 * M, 0, 0x22, -1, 0)\n"  # PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS
+            "BASE = (raw + M - 1) & ~(M - 1)\n"
+            "for i, prot in enumerate((5, 0, 1)):\n"  # r-x, ---, r--
+            "    assert libc.mmap(BASE + i * M, M, prot, 0x12, fd, i * M) == BASE + i * M\n"  # MAP_PRIVATE | MAP_FIXED
+            "os.close(fd)\n"))
+        show = ("import gapped\n"
+                "M = 2 << 20\n"
+                "maps = {}\n"
+                "for line in open('/proc/self/smaps'):\n"
+                "    f = line.split()\n"
+                "    if '-' in f[0] and len(f) >= 5 and not f[0].endswith(':'):\n"
+                "        lo = int(f[0].split('-')[0], 16)\n"
+                "        cur = maps[lo] = [f[1], f[5] if len(f) > 5 else '', 0]\n"
+                "    elif f[0] == 'AnonHugePages:':\n"
+                "        cur[2] = int(f[1])\n"
+                "for i in range(3):\n"
+                "    perms, path, huge = maps[gapped.BASE + i * M]\n"
+                "    print(perms, 'file' if path else 'anon', huge)\n")
+        # On the host: the file's code, its gap and its constants, none huge.
+        r = self.host_py("import sys; sys.path.insert(0, %r)\n" % mods + show)
+        self.assertEqual(r.stdout, "r-xp file 0\n---p file 0\nr--p file 0\n", r)
+        c = self.start_forking("--ro", mods + ":/opt/mods", "--env", "PYTHONPATH=/opt/mods", "--preload", "gapped")
+        for _ in range(3):
+            out, r = self.run_forked(c, show)
+            self.assertEqual(out, "r-xp anon 2048\n---p file 0\nr--p file 0\n", r)
+        st = c.call({"op": "stats"})
+        self.assertEqual((st["template_failures"], st["template_error"]), (0, ""), st)
+
     def test_a_template_forks_without_threads_openblas_included(self):
         # A fork copies only its calling thread. numpy on OpenBLAS starts a
         # pool of BLAS threads when imported: a template holding one would
