@@ -650,9 +650,9 @@ EXPORT void stk_prefault(const uint64_t* pairs, int n) {
  * its libraries; not data files, whose later changes a copy would not see).
  * A block gets execute if any of it had it: a header or constants beside
  * the code become executable, which gives a task nothing (it may map
- * executable memory of its own). At most 16 blocks (32 MiB, shared with the
- * forks); where the kernel gives no huge page, a block stays as it was.
- * Returns the number of blocks moved. */
+ * executable memory of its own). At most max_blocks, and never more than 16
+ * (32 MiB, shared with the forks; -1: 16); where the kernel gives no huge
+ * page, a block stays as it was. Returns the number of blocks moved. */
 enum { HUGE = 2 << 20, MAX_MAPS = 1024, MAX_HUGE_BLOCKS = 16 };
 
 static int is_huge(uintptr_t at) {
@@ -695,7 +695,8 @@ undo:
     return -1;
 }
 
-EXPORT int stk_hugify(void) {
+EXPORT int stk_hugify(int max_blocks) {
+    if (max_blocks < 0 || max_blocks > MAX_HUGE_BLOCKS) max_blocks = MAX_HUGE_BLOCKS;
     static struct {
         uintptr_t lo, hi;
         unsigned long dev, inode;
@@ -719,7 +720,7 @@ EXPORT int stk_hugify(void) {
     sigfillset(&all);
     sigprocmask(SIG_SETMASK, &all, &old);
     int moved = 0;
-    for (int i = 0; i < n && moved < MAX_HUGE_BLOCKS;) {
+    for (int i = 0; i < n && moved < max_blocks;) {
         if (m[i].inode == 0 || m[i].keep) {
             ++i;
             continue;
@@ -733,7 +734,7 @@ EXPORT int stk_hugify(void) {
             continue;
         }
         const uintptr_t first = (m[i].lo + HUGE - 1) & ~(uintptr_t)(HUGE - 1);
-        for (uintptr_t b = first; b + HUGE <= m[j - 1].hi && moved < MAX_HUGE_BLOCKS; b += HUGE) {
+        for (uintptr_t b = first; b + HUGE <= m[j - 1].hi && moved < max_blocks; b += HUGE) {
             int prot = PROT_READ;
             for (int k = i; k < j; ++k)
                 if (m[k].x && m[k].lo < b + HUGE && b < m[k].hi) prot |= PROT_EXEC;

@@ -15,6 +15,7 @@ import os
 _fd = int(sys.argv[1])
 _mode = sys.argv[2]
 _preload = [m for m in sys.argv[3].split(",") if m]
+_memory = int(sys.argv[4]) if len(sys.argv) > 4 else 0  # a template's memory limit in bytes, 0: none
 del sys.argv[1:]
 # Run from a file (so the host's ps shows its name, not this source); the
 # task's imports resolve from its working directory, as with `python -c`.
@@ -535,6 +536,7 @@ def _forkd(sc):
     lib.stk_learn.argtypes = [ct.c_int]
     lib.stk_prefault.argtypes = [ct.POINTER(ct.c_uint64), ct.c_int]
     lib.stk_prefault.restype = None
+    lib.stk_hugify.argtypes = [ct.c_int]
     return lib
 
 
@@ -650,6 +652,22 @@ def _learn(sc, forkd, loaded):
         forkd.stk_prefault((sc.ct.c_uint64 * (2 * n)).from_buffer_copy(data[:16 * n]), n)
 
 
+def _huge_budget():
+    """How many 2 MiB blocks of code the template may copy onto huge pages
+    (forkd.c, stk_hugify): -1, as many as it takes, without a memory limit;
+    with one, only what fits in half of it beside what the template holds
+    already. The copies are charged to the template, and one that passed its
+    limit would be killed before its first fork."""
+    if not _memory:
+        return -1
+    try:
+        with open("/proc/self/statm") as f:
+            held = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+    return max(0, (_memory // 2 - held) // (2 << 20))
+
+
 def _template(mode):
     global _fd, _ctl_in
     # What a jail that is not forked has loaded: the preloads and the
@@ -659,7 +677,7 @@ def _template(mode):
     sc = _Sys()
     forkd = _forkd(sc)
     # Before the trial fork: what it finds to prefault is then what is left.
-    forkd.stk_hugify()
+    forkd.stk_hugify(_huge_budget())
     socket = _std("socket")
     for m in ("struct", "time", "resource", "fcntl", "stat", "glob"):
         _std(m)

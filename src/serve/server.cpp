@@ -259,6 +259,8 @@ std::shared_ptr<const JailSpec> Server::make_spec(const std::vector<std::string>
         auto templ = std::make_shared<JailSpec>(*spec);
         inv.template_program = true;
         inv.args[1] = std::string("template:") + inv.args[1];
+        // What its code on huge pages may take (runner.py, _huge_budget).
+        inv.args.push_back(std::to_string(spec->policy.limits.memory));
         inv.code_extras.emplace_back(inv.code_run + "/forkd.so", std::string(forkd_library()));
         templ->plan = plan::make(spec->policy, inv, host);
         // Its CPU is every fork's: no budget of its own to run out of (each

@@ -549,6 +549,25 @@ class TemplateTest(ServeBase):
         st = c.call({"op": "stats"})
         self.assertEqual((st["template_failures"], st["template_error"]), (0, ""), st)
 
+    def test_code_on_huge_pages_stays_within_the_templates_memory_limit(self):
+        """The copies are charged to the template. Under a small memory limit
+        a template of numpy that copied all of its code (10 blocks, 20 MiB)
+        passed the limit and was killed before its first fork, every time:
+        the pool never forked. It copies only what fits in half its limit
+        beside what it holds, here nothing, and forks as before."""
+        c = self.start_server(pool=1)
+        if c.call({"op": "run", "code": "pass"})["cgroup"] is None:
+            # An address-space rlimit, in which numpy does not even load in 32M.
+            self.skipTest("no cgroup here: the memory limit is RLIMIT_AS, not a charge")
+        self.stop_server()
+        c = self.start_forking("--preload", "numpy", "--set", "limits.memory=32M")
+        huge = ("print(sum(1 for l in open('/proc/self/smaps') "
+                "if l.startswith('AnonHugePages:') and int(l.split()[1]) >= 2048))")
+        out, r = self.run_forked(c, "import numpy\n" + huge)
+        self.assertEqual(out, "0\n", r)
+        st = c.call({"op": "stats"})
+        self.assertEqual((st["template_failures"], st["template_error"]), (0, ""), st)
+
     def test_a_template_forks_without_threads_openblas_included(self):
         # A fork copies only its calling thread. numpy on OpenBLAS starts a
         # pool of BLAS threads when imported: a template holding one would
