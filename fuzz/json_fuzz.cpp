@@ -2,7 +2,9 @@
 // task's runner sends goes through: for any text, it must agree with
 // nlohmann's own parser (the same value and the same dump) wherever the text
 // is within the bounds, and refuse it otherwise. Never a crash, a hang or a
-// sanitizer report.
+// sanitizer report. And dump_json, which writes what every peer reads, must
+// give nlohmann's dump byte for byte: for every value read, and for the raw
+// bytes as one string (a task's output is any bytes, valid UTF-8 or not).
 //   CC=clang CXX=clang++ cmake -S . -B build-fuzz -DSTOCKADE_FUZZ=ON && make -C build-fuzz json_fuzz
 //   build-fuzz/fuzz/json_fuzz fuzz/json_corpus
 #include <cstddef>
@@ -10,6 +12,7 @@
 #include <string_view>
 
 #include "util/json_in.hpp"
+#include "util/json_out.hpp"
 
 namespace {
 
@@ -47,6 +50,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // Small, so that fuzzing often lands on both edges.
     const stockade::JsonBounds bounds{4, 16};
     const stockade::JsonIn in = stockade::parse_json(text, bounds);
+    const auto dump = [](const json& v) { return v.dump(-1, ' ', false, json::error_handler_t::replace); };
+    const json raw = std::string(text);
+    if (stockade::dump_json(raw) != dump(raw)) __builtin_trap();
+    const json keyed = {{std::string(text), raw}, {"a", {raw, 1, nullptr}}};
+    if (stockade::dump_json(keyed) != dump(keyed)) __builtin_trap();
     Count n;
     const bool valid = json::sax_parse(text.begin(), text.end(), &n, json::input_format_t::json, true);
     const bool within = valid && n.max_depth <= bounds.max_depth && n.values <= bounds.max_values;
@@ -54,6 +62,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (in.ok()) {
         const json ref = json::parse(text);
         if (in.value != ref || in.value.dump() != ref.dump()) __builtin_trap();
+        if (stockade::dump_json(in.value) != dump(ref)) __builtin_trap();
     } else if (!in.value.is_null()) {
         __builtin_trap();  // a refused text leaves nothing half-built
     }

@@ -18,6 +18,7 @@
 #include "util/clock.hpp"
 #include "util/error.hpp"
 #include "util/exit_codes.hpp"
+#include "util/huge_malloc.hpp"
 #include "util/proc_title.hpp"
 #include "util/stdio.hpp"
 
@@ -62,8 +63,12 @@ std::vector<int> fds_to_keep(int argc, char** argv) {
 int main(int argc, char** argv, char** envp) {
     CommandContext ctx;
     ctx.t_main = monotonic_ns();
+    // The servers live long and take requests of megabytes.
+    const bool server = argc > 1 && (std::strcmp(argv[1], "serve") == 0 || std::strcmp(argv[1], "mcp") == 0);
+    if (server) exec_with_huge_page_malloc(argv, envp);
     ctx.envp = envp;
-    remember_process_block(argc, argv, envp);
+    remember_process_block(argc, argv, envp);  // before envp's pointers change below
+    if (server) forget_huge_page_malloc(envp);
     ensure_stdio_open();
     close_inherited_fds(fds_to_keep(argc, argv));
 

@@ -21,6 +21,7 @@
 #include "util/error.hpp"
 #include "util/event_loop.hpp"
 #include "util/json_in.hpp"
+#include "util/json_out.hpp"
 #include "util/line_buffer.hpp"
 #include "util/log.hpp"
 
@@ -118,8 +119,7 @@ private:
     }
     // id is the request's own JSON text, echoed token for token.
     void respond(const std::string& id, const char* key, const json& body) {
-        write_out("{\"jsonrpc\":\"2.0\",\"id\":" + id + ",\"" + key +
-                  "\":" + body.dump(-1, ' ', false, json::error_handler_t::replace) + "}\n");
+        write_out("{\"jsonrpc\":\"2.0\",\"id\":" + id + ",\"" + key + "\":" + dump_json(body) + "}\n");
     }
     void respond_result(const std::string& id, const json& result) { respond(id, "result", result); }
     void respond_error(const std::string& id, int code, const std::string& message) {
@@ -261,7 +261,7 @@ private:
         }
         json req = c->sc.request;
         req["id"] = 1;
-        c->out = req.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+        c->out = dump_json(req) + "\n";
         if (params.contains("_meta") && params["_meta"].is_object() && params["_meta"].contains("progressToken")) {
             c->progress_token = params["_meta"]["progressToken"];
             c->next_progress_ns = monotonic_ns();

@@ -4,12 +4,12 @@
 
 #include <cerrno>
 
+#include "util/json_out.hpp"
+
 namespace stockade::serve {
 
 std::string answer_line(const std::string& id, const nlohmann::json& body) {
-    std::string rest = body.is_object() && !body.empty()
-                           ? body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
-                           : std::string("{}");
+    std::string rest = body.is_object() && !body.empty() ? dump_json(body) : std::string("{}");
     std::string line;
     line.reserve(rest.size() + id.size() + 8);
     line += "{\"id\":";

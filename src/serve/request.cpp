@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "profile/limits.hpp"
+#include "util/json_out.hpp"
 
 namespace stockade::serve {
 namespace {
@@ -157,9 +158,7 @@ Task parse_task(json& req, bool cell, const profile::Limits& lim) {
     // Encoded into room made once for it: growing a string of megabytes by
     // doubling copies it, and faults in each new block, over and over.
     t.to_runner.reserve(bytes + bytes / 8);
-    nlohmann::detail::serializer<json>(nlohmann::detail::output_adapter<char>(t.to_runner), ' ',
-                                       json::error_handler_t::replace)
-        .dump(m, false, false, 0);
+    append_json(t.to_runner, m);
     t.to_runner += '\n';
     return t;
 }
