@@ -1,10 +1,11 @@
-// libFuzzer target for parse_json, which every byte a client, an MCP peer or a
-// task's runner sends goes through: for any text, it must agree with
-// nlohmann's own parser (the same value and the same dump) wherever the text
-// is within the bounds, and refuse it otherwise. Never a crash, a hang or a
-// sanitizer report. And dump_json, which writes what every peer reads, must
-// give nlohmann's dump byte for byte: for every value read, and for the raw
-// bytes as one string (a task's output is any bytes, valid UTF-8 or not).
+// libFuzzer target for parse_json (a reader of our own), which every byte a
+// client, an MCP peer or a task's runner sends goes through: for any text, it
+// must agree with nlohmann's own parser (the same value and the same dump)
+// wherever the text is within the bounds, and refuse it otherwise. Never a
+// crash, a hang or a sanitizer report. And dump_json, which writes what every
+// peer reads, must give nlohmann's dump byte for byte: for every value read,
+// and for the raw bytes as one string (a task's output is any bytes, valid
+// UTF-8 or not).
 //   CC=clang CXX=clang++ cmake -S . -B build-fuzz -DSTOCKADE_FUZZ=ON && make -C build-fuzz json_fuzz
 //   build-fuzz/fuzz/json_fuzz fuzz/json_corpus
 #include <cstddef>

@@ -131,6 +131,30 @@ TEST_CASE("bounded JSON: depth and count, before anything deeper exists") {
     CHECK(parse_json("{bad", JsonBounds{}).error.find("not JSON") != std::string::npos);
 }
 
+TEST_CASE("bounded JSON: the reader accepts exactly the texts nlohmann accepts") {
+    using namespace std::string_literals;
+    const std::string texts[] = {
+        "\xEF\xBB\xBF{\"a\":1}"s, "\xEF\xBB{}"s, " \xEF\xBB\xBF{}"s, "{}\0junk"s, "\0{}"s, "[1,\0]"s, "-", "01", "1.",
+        ".5", "1e", "1e+", "1E5", "-0", "-0.0", "18446744073709551615", "18446744073709551616",
+        "-9223372036854775808", "-9223372036854775809", "1e308", "1e309", "-1e400", "\"\\ud83d\\ude00\"",
+        "\"\\ud83d\"", "\"\\ude00\"", "\"\\ud83d\\u0041\"", "\"\\u00e9\\/\\b\\f\\n\\r\\t\\\"\\\\\"", "\"\\u00G0\"",
+        "\"\\x\"", "\"a\tb\"", "\"\x7f\"", "\"\xC2\x80\xDF\xBF\"", "\"\xC1\xBF\"", "\"\xE0\x9F\xBF\"",
+        "\"\xED\xA0\x80\"", "\"\xF4\x8F\xBF\xBF\"", "\"\xF4\x90\x80\x80\"", "\"\xF5\x80\x80\x80\"", "tru", "nul",
+        "truex", "[true,false,null]", " \t\r\n[ 1 , 2 ]\n", "{\"a\":1,}", "[1,]", "{\"a\" : { } }", "/* c */ 1", "",
+        "  ", "{\"a\":1}{", "\"unterminated",
+    };
+    for (const std::string& t : texts) {
+        CAPTURE(t);
+        JsonIn in = parse_json(t, JsonBounds{});
+        bool accepted = json::accept(t.begin(), t.end());
+        CHECK(in.ok() == accepted);
+        if (in.ok()) CHECK(in.value.dump() == json::parse(t.begin(), t.end()).dump());
+    }
+    // Where it stopped, and why.
+    CHECK(parse_json("[1,x]", JsonBounds{}).error == "not JSON at byte 3: unexpected character");
+    CHECK(parse_json("{\"a\" 1}", JsonBounds{}).error == "not JSON at byte 5: expected ':' after the key");
+}
+
 TEST_CASE("bounded JSON: the tree built is nlohmann's own, value for value") {
     const char* texts[] = {
         "null",
