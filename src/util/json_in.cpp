@@ -30,8 +30,7 @@ public:
         return value() && put(v);
     }
     bool string(std::string& v) { return value() && put(std::move(v)); }
-    bool binary(json::binary_t&) { return false; }  // never in JSON text
-    bool start_object(size_t) {
+    bool start_object() {
         if (!value() || !open(false)) return false;
         refs_.push_back(&place(json::object()));
         return true;
@@ -49,7 +48,7 @@ public:
         refs_.pop_back();
         return true;
     }
-    bool start_array(size_t) {
+    bool start_array() {
         if (!value() || !open(true)) return false;
         refs_.push_back(&place(json::array()));
         return true;
@@ -177,7 +176,7 @@ private:
 
     bool object() {
         ++p_;
-        if (!sax_.start_object(static_cast<size_t>(-1))) return false;
+        if (!sax_.start_object()) return false;
         space();
         if (at('}')) return ++p_, sax_.end_object();
         for (;;) {
@@ -201,7 +200,7 @@ private:
 
     bool array() {
         ++p_;
-        if (!sax_.start_array(static_cast<size_t>(-1))) return false;
+        if (!sax_.start_array()) return false;
         space();
         if (at(']')) return ++p_, sax_.end_array();
         for (;;) {
