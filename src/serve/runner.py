@@ -227,13 +227,15 @@ def _rehearse():
     """A task's path through the runner, once, on nothing, while the jail
     waits for one: the pages it writes (a fork's copies of the template's,
     the parser's and the compiler's heap) are then this process's already,
-    and the task's answer does not wait on faulting them in. Leaves nothing a
-    task could see: no module, no file, no output."""
-    msg = _loads('{"code": "x = [1]\\nx.append(len(x))", "argv": [], "files": null}')
-    _write_files(msg.get("files"))
-    main = types.ModuleType("__main__")
-    exec(compile(msg["code"], "<string>", "exec"), main.__dict__)
-    _dumps({"done": True, "files": {}})
+    and so are those it reads (a fork's first read of a page is a fault, or
+    a hypervisor's exit, of its own), and the task's answer does not wait on
+    them. Leaves nothing a task could see: no module, no file, no output;
+    its exit steps (threads joined, atexit) are the task's alone."""
+    argv, main = sys.argv, sys.modules.get("__main__")
+    msg = _loads('{"code":"x = [1]\\nx.append(len(x))","files":{},"op":"run","return_cap":8388608,"return_files":[]}')
+    _task(msg, out=os.curdir, final=False)
+    _dumps({"done": True, "files": _read_files(msg.get("return_files"), 0), "exit": 0})
+    sys.argv, sys.modules["__main__"] = argv, main
 
 
 def _run_task(msg):
@@ -249,23 +251,20 @@ def _answer(msg, code):
     except Exception:
         pass
     # All its output is written: closed now, the server answers from here
-    # rather than after this process's teardown.
-    for fd in (1, 2):
-        try:
-            os.close(fd)
-        except OSError:
-            pass
+    # rather than after this process's teardown. Both in one call: the
+    # server is woken once for the two, not once each.
+    os.closerange(1, 3)
     try:
         _send({"done": True, "files": files, "exit": code})
     except Exception:
         pass
 
 
-def _task(msg, out=True):
-    """A task, up to its answer: its exit code."""
-    # /work/out: where a task leaves what it makes (images for MCP clients).
-    if out:
-        os.makedirs("out", exist_ok=True)
+def _task(msg, out="out", final=True):
+    """A task, up to its answer: its exit code. `out`: /work/out, where a
+    task leaves what it makes (images for MCP clients); a rehearsal's is a
+    directory that is there already."""
+    os.makedirs(out, exist_ok=True)
     _write_files(msg.get("files"))
     _stdin_from(msg.get("stdin"))
     script = msg.get("script")
@@ -300,6 +299,9 @@ def _task(msg, out=True):
     # What python does at exit that matters to a task: its threads joined,
     # its atexit handlers run, its output flushed. Then out, without tearing
     # the interpreter down: the jail goes anyway.
+    if not final:
+        _flush()
+        return code
     try:
         threading = sys.modules.get("threading")
         if threading is not None:  # no thread was started without it
@@ -613,10 +615,10 @@ def _learn(sc, forkd, loaded):
             for fd in (1, 2):
                 os.dup2(null, fd)
             task_r, task_w = os.pipe()
-            os.write(task_w, b'{"code": "print(1)", "argv": [], "files": null}\n')
+            os.write(task_w, b'{"code":"print(1)","files":{},"op":"run","return_cap":8388608,"return_files":[]}\n')
             _fd, _ctl_in = null, os.fdopen(task_r, "rb", buffering=65536)
             msg = _recv()
-            _answer(msg, _task(msg, out=False))
+            _answer(msg, _task(msg, out=os.curdir))
             forkd.stk_learn(w)
         finally:
             os._exit(0)

@@ -852,6 +852,19 @@ class ServeTest(ServeBase):
                 self.assertEqual(r["stdout"], "False 1 True ['-c'] ['out']\n", (args, r))
                 self.assertEqual(r["stderr"], "", (args, r))
             self.stop_server()
+        # Nor does it take the task's exit steps: the atexit handlers of the
+        # preloads (logging's) and the main thread are still the task's.
+        # Where a rehearsal did take them, the check sees "0 False".
+        exits = "import atexit, threading; print(atexit._ncallbacks(), threading.main_thread().is_alive())"
+        taken = subprocess.run([PY, "-c", "import logging, threading; atexit = __import__('atexit'); "
+                                "atexit._run_exitfuncs(); threading._shutdown()\n" + exits],
+                               capture_output=True, text=True)
+        self.assertEqual(taken.stdout, "0 False\n", taken)
+        for args in ((), ("--no-templates",)):
+            c = self.start_server("--preload", "logging,threading", *args)
+            r = c.call({"op": "run", "code": exits})
+            self.assertEqual(r["stdout"], "1 True\n", (args, r))
+            self.stop_server()
 
     def test_a_task_cannot_reach_the_server_socket(self):
         # Outside, the caller's uid reaches it.
