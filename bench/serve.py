@@ -13,13 +13,14 @@ a warm pool); p50 and p90 over the rounds.
 Throughput: 2 clients back to back for a few seconds each, the same task
 (`import numpy; print(1)`, then `print(1)`) through serve, `stockade run`
 cold, and bare python3, as ratios to bare python3, with the p50 and p99
-latency under that load.
+latency under that load. Each contender's seconds are cut into windows
+(--slices) taken in a shuffled order, so the ratios are of the same minutes.
 Throughput also runs each server again with --no-templates (every pool jail
 a python of its own, as before templates).
 Memory: what each warm jail holds (PSS of its processes), its template, and
 the server's RSS.
 
-usage: bench/serve.py [--rounds N] [--seconds S] [--pool N] [--stockade PATH] [--json FILE]
+usage: bench/serve.py [--rounds N] [--seconds S] [--slices N] [--pool N] [--stockade PATH] [--json FILE]
 """
 import argparse
 import json
@@ -123,9 +124,11 @@ def pct(xs, q):
 
 
 def throughput(make_call, seconds, workers=2):
-    """Runs per second with `workers` clients back to back, and each call's latency (ms)."""
+    """Runs with `workers` clients back to back for `seconds`: how many, the
+    wall time until the last ended, and each call's latency (ms)."""
     count = [0] * workers
     lat = [[] for _ in range(workers)]
+    t0 = time.perf_counter()
     stop = time.time() + seconds
 
     def work(i):
@@ -141,7 +144,27 @@ def throughput(make_call, seconds, workers=2):
         t.start()
     for t in ts:
         t.join()
-    return sum(count) / seconds, [x for xs in lat for x in xs]
+    return sum(count), time.perf_counter() - t0, [x for xs in lat for x in xs]
+
+
+def interleaved_throughput(makers, seconds, slices):
+    """Each contender's `seconds` cut into `slices` windows, taken in a new
+    shuffled order each round: a drift of the machine's speed during the run
+    (bare python3's rate moves by a fifth between runs here) reaches every
+    contender alike, and the ratios are of the same minutes. Runs/s over all
+    of a contender's windows, and its latencies."""
+    runs = {k: 0 for k in makers}
+    wall = {k: 0.0 for k in makers}
+    lat = {k: [] for k in makers}
+    for _ in range(slices):
+        order = list(makers)
+        random.shuffle(order)
+        for k in order:
+            n, w, l = throughput(makers[k], seconds / slices)
+            runs[k] += n
+            wall[k] += w
+            lat[k] += l
+    return {k: (runs[k] / wall[k], lat[k]) for k in makers}
 
 
 def main():
@@ -151,6 +174,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=8)
     ap.add_argument("--stockade", default=os.path.join(os.path.dirname(__file__), "..", "build", "stockade"))
     ap.add_argument("--pool", type=int, default=POOL, help="warm jails per server (default 2)")
+    ap.add_argument("--slices", type=int, default=5,
+                    help="windows each throughput contender's seconds are cut into, interleaved (default 5)")
     ap.add_argument("--json")
     a = ap.parse_args()
     POOL = a.pool
@@ -204,13 +229,12 @@ def main():
 
         tput = {}
         for code, srv, nt in ((NUMPY, numpy, numpy_nt), ("print(1)", plain, plain_nt)):
-            tput[code] = {
-                "bare python3": throughput(lambda: (lambda: run_quiet([PY, "-c", code])), a.seconds),
-                "stockade run (cold)": throughput(lambda: (lambda: run_quiet([stockade, "run", "-q", "-c", code])),
-                                                  a.seconds),
-                "serve" + (" (numpy preloaded)" if srv is numpy else ""): throughput(serve_client(srv, code), a.seconds),
-                "serve --no-templates": throughput(serve_client(nt, code), a.seconds),
-            }
+            tput[code] = interleaved_throughput({
+                "bare python3": lambda: (lambda: run_quiet([PY, "-c", code])),
+                "stockade run (cold)": lambda: (lambda: run_quiet([stockade, "run", "-q", "-c", code])),
+                "serve" + (" (numpy preloaded)" if srv is numpy else ""): serve_client(srv, code),
+                "serve --no-templates": serve_client(nt, code),
+            }, a.seconds, a.slices)
         health = {name: {k: srv.c.call({"op": "stats"})[k] for k in
                          ("served", "template_forks", "template_failures", "template_error", "failures", "last_failure")}
                   for name, srv in (("plain", plain), ("numpy", numpy))}
@@ -228,7 +252,7 @@ def main():
     print(f"  serve print(1) vs bare python3: {bare_p / statistics.median(samples['serve: print(1)']):.1f}x faster")
     print(f"  serve numpy vs bare python3:    {bare_n / statistics.median(samples['serve: import numpy (preloaded)']):.1f}x faster")
     for code, rows in tput.items():
-        print(f"throughput, 2 clients back to back, {a.seconds:.0f} s each, `{code}` "
+        print(f"throughput, 2 clients back to back, {a.seconds:.0f} s each in {a.slices} interleaved windows, `{code}` "
               f"(runs/s, ratio to bare python3; latency under that load, ms):")
         print(f"  {'':36} {'runs/s':>8} {'ratio':>8} {'p50':>8} {'p99':>8}")
         base = rows["bare python3"][0]
